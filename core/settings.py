@@ -1,0 +1,194 @@
+"""Settings: read from the environment once per process into one frozen object.
+
+A bad value fails at start-up with a message that names the setting, rather than as a
+confusing error on the first request that happens to need it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from core.errors import ConfigurationError
+
+MIB = 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 10 * MIB
+MAX_BODY_BYTES_CEILING = 100_000_000  # the Functions host's own request limit
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+
+# Azurite's well-known development account (public, documented by Microsoft).
+_DEV_ACCOUNT = "devstoreaccount1"
+_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+DEVELOPMENT_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;"
+    f"AccountName={_DEV_ACCOUNT};AccountKey={_DEV_KEY};"
+    f"BlobEndpoint=http://127.0.0.1:10000/{_DEV_ACCOUNT};"
+    f"QueueEndpoint=http://127.0.0.1:10001/{_DEV_ACCOUNT};"
+    f"TableEndpoint=http://127.0.0.1:10002/{_DEV_ACCOUNT};"
+)
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Either a connection string, or service URIs reached with a managed identity."""
+
+    connection_string: str | None = None
+    table_uri: str | None = None
+    queue_uri: str | None = None
+    blob_uri: str | None = None
+    credential: str | None = None  # "managedidentity" or None (DefaultAzureCredential)
+    client_id: str | None = None  # user-assigned managed identity
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.connection_string is None
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    table_prefix: str = "junction"
+    run_queue: str = "junction-runs"
+    payload_container: str = "junction-payloads"
+    aad_tenant_id: str | None = None
+    aad_audiences: tuple[str, ...] = ()
+    aad_group_id: str | None = None
+    aad_admin_group_id: str | None = None
+    aad_admin_role: str | None = None
+    aad_trigger_role: str = "Junction.Trigger"
+    aad_authority_host: str = DEFAULT_AUTHORITY_HOST
+    graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
+    graph_client_id: str | None = None
+    graph_client_secret: str | None = field(default=None, repr=False)
+    graph_client_certificate_path: str | None = None
+    managed_identity_client_id: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    outbound_allowed_hosts: tuple[str, ...] = ()
+    public_base_url: str | None = None
+
+    @property
+    def aad_enabled(self) -> bool:
+        return self.aad_tenant_id is not None
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _guid(env: Mapping[str, str], name: str) -> str | None:
+    value = _get(env, name)
+    if value is not None and not _GUID.match(value):
+        raise ConfigurationError(f"{name} must be a GUID, got {value!r}")
+    return value.lower() if value else None
+
+
+def _https_url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name) or default
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(f"{name} must be an https:// URL without query, got {value!r}")
+    return value.rstrip("/")
+
+
+def _storage(env: Mapping[str, str]) -> StorageSettings:
+    conn = _get(env, "AzureWebJobsStorage")
+    if conn is not None:
+        if conn.replace(" ", "").lower() == "usedevelopmentstorage=true":
+            conn = DEVELOPMENT_CONNECTION_STRING
+        elif "=" not in conn:
+            raise ConfigurationError("AzureWebJobsStorage must be a storage connection string")
+        return StorageSettings(connection_string=conn)
+    uris = {
+        kind: _get(env, f"AzureWebJobsStorage__{kind}ServiceUri") for kind in ("table", "queue", "blob")
+    }
+    account = _get(env, "AzureWebJobsStorage__accountName")
+    for kind, uri in uris.items():
+        if uri is None and account is not None:
+            uris[kind] = f"https://{account}.{kind}.core.windows.net"
+        elif uri is None:
+            raise ConfigurationError(
+                "set AzureWebJobsStorage (a connection string) or "
+                f"AzureWebJobsStorage__{kind}ServiceUri (identity-based storage)"
+            )
+        elif urlsplit(uris[kind] or "").scheme not in ("https", "http"):
+            raise ConfigurationError(f"AzureWebJobsStorage__{kind}ServiceUri must be a URL")
+    return StorageSettings(
+        table_uri=uris["table"],
+        queue_uri=uris["queue"],
+        blob_uri=uris["blob"],
+        credential=_get(env, "AzureWebJobsStorage__credential"),
+        client_id=_get(env, "AzureWebJobsStorage__clientId"),
+    )
+
+
+def _max_body(env: Mapping[str, str]) -> int:
+    raw = _get(env, "JUNCTION_MAX_BODY_BYTES")
+    if raw is None:
+        return DEFAULT_MAX_BODY_BYTES
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_BODY_BYTES_CEILING:
+        raise ConfigurationError(
+            f"JUNCTION_MAX_BODY_BYTES must be a whole number of bytes from 1 to {MAX_BODY_BYTES_CEILING}, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _get(env, name) or ""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``env`` (default: the process environment), validating every value."""
+    env = os.environ if env is None else env
+    prefix = _get(env, "JUNCTION_TABLE_PREFIX") or "junction"
+    if not _PREFIX.match(prefix):
+        raise ConfigurationError(
+            "JUNCTION_TABLE_PREFIX must be a letter followed by up to 19 letters or digits"
+        )
+    tenant = _guid(env, "JUNCTION_AAD_TENANT_ID")
+    audiences = _csv(env, "JUNCTION_AAD_AUDIENCE")
+    if tenant and not audiences:
+        raise ConfigurationError("JUNCTION_AAD_AUDIENCE is required when JUNCTION_AAD_TENANT_ID is set")
+    hosts = tuple(h.lower() for h in _csv(env, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"))
+    public = _get(env, "JUNCTION_PUBLIC_BASE_URL")
+    if public is not None and urlsplit(public).scheme not in ("http", "https"):
+        raise ConfigurationError("JUNCTION_PUBLIC_BASE_URL must be an http(s) URL")
+    return Settings(
+        storage=_storage(env),
+        table_prefix=prefix.lower(),
+        run_queue=f"{prefix.lower()}-runs",
+        payload_container=f"{prefix.lower()}-payloads",
+        aad_tenant_id=tenant,
+        aad_audiences=audiences,
+        aad_group_id=_guid(env, "JUNCTION_AAD_GROUP_ID"),
+        aad_admin_group_id=_guid(env, "JUNCTION_AAD_ADMIN_GROUP_ID"),
+        aad_admin_role=_get(env, "JUNCTION_AAD_ADMIN_ROLE"),
+        aad_trigger_role=_get(env, "JUNCTION_AAD_TRIGGER_ROLE") or "Junction.Trigger",
+        aad_authority_host=_https_url(env, "JUNCTION_AAD_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST),
+        graph_endpoint=_https_url(env, "JUNCTION_GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT),
+        graph_client_id=_get(env, "JUNCTION_GRAPH_CLIENT_ID"),
+        graph_client_secret=_get(env, "JUNCTION_GRAPH_CLIENT_SECRET"),
+        graph_client_certificate_path=_get(env, "JUNCTION_GRAPH_CLIENT_CERTIFICATE_PATH"),
+        managed_identity_client_id=_get(env, "AZURE_CLIENT_ID"),
+        max_body_bytes=_max_body(env),
+        outbound_allowed_hosts=hosts,
+        public_base_url=public.rstrip("/") if public else None,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()
