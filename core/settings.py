@@ -18,6 +18,7 @@ from core.errors import ConfigurationError
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 10 * MIB
 MAX_BODY_BYTES_CEILING = 100_000_000  # the Functions host's own request limit
+RUN_QUEUE = "junction-runs"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 
@@ -56,7 +57,8 @@ class StorageSettings:
 class Settings:
     storage: StorageSettings
     table_prefix: str = "junction"
-    run_queue: str = "junction-runs"
+    # Fixed names: the queue trigger's binding names its queue at import time, before settings.
+    run_queue: str = RUN_QUEUE
     payload_container: str = "junction-payloads"
     aad_tenant_id: str | None = None
     aad_audiences: tuple[str, ...] = ()
@@ -168,8 +170,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         storage=_storage(env),
         table_prefix=prefix.lower(),
-        run_queue=f"{prefix.lower()}-runs",
-        payload_container=f"{prefix.lower()}-payloads",
         aad_tenant_id=tenant,
         aad_audiences=audiences,
         aad_group_id=_guid(env, "JUNCTION_AAD_GROUP_ID"),

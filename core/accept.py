@@ -1,0 +1,141 @@
+"""The IntegrationHub external triggers: Accept (start a run) and GetCacheData (read the cache).
+
+Accept does only what must happen before answering: check the request, find the scenario,
+authorise the caller, record the run as ``queued`` and enqueue it. The process runs later in the
+queue-triggered worker, so a slow process never holds a caller's connection.
+
+Warm storage cost: scenario read, run insert, queue send (3), plus the token read for a personal
+access token (4) and the claim for an ``Idempotency-Key`` (5).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core import idempotency, runs
+from core.auth import authenticate, authorize_trigger
+from core.bodies import check_size, parse_body
+from core.cache import ScenarioCache, parse_key
+from core.errors import Forbidden, Unauthorized
+from core.ids import new_run_id, parse_guid
+from core.jsonvalue import dumps
+from core.principal import Principal
+from core.scenarios import Scenario, get_scenario
+from core.settings import Settings
+from core.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_VERSION = 1
+# A queue message holds 64 KiB of base64, so 48 KiB of text; inputs larger than this go to a blob.
+MAX_INLINE_MESSAGE = 45_000
+
+
+@dataclass(frozen=True)
+class AcceptRequest:
+    scenario_id: str
+    method: str
+    body: bytes
+    content_type: str | None
+    authorization: str | None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    run_id: str
+    replayed: bool
+
+
+def _authorised_scenario(storage: Storage, raw_id: str, authorization: str | None) -> tuple[Scenario, Principal | None]:
+    """The scenario, after the per-scenario access rules of DESIGN 3."""
+    scenario_id = parse_guid(raw_id, "the scenario id", "InvalidScenarioId")
+    scenario = get_scenario(storage, scenario_id)
+    if not scenario.triggers_enabled:
+        raise Forbidden("external triggers are disabled for this scenario", "TriggersDisabled")
+    principal = authenticate(storage, authorization)
+    if principal is None:
+        if scenario.allow_anonymous:
+            return scenario, None
+        raise Unauthorized("this scenario needs 'Authorization: Bearer <token>'", "AuthenticationRequired")
+    authorize_trigger(principal, scenario_id)
+    return scenario, principal
+
+
+def principal_summary(principal: Principal | None) -> dict[str, Any]:
+    if principal is None:
+        return {"kind": "anonymous"}
+    return {"kind": principal.kind, "name": principal.name, "tokenId": principal.token_id, "oid": principal.oid}
+
+
+def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> AcceptResult:
+    """Start a run of the scenario; see the module docstring for what is checked when."""
+    idempotency_key = idempotency.check_key(request.idempotency_key)
+    check_size(request.body, settings.max_body_bytes)
+    scenario, principal = _authorised_scenario(storage, request.scenario_id, request.authorization)
+    has_body = request.method.upper() == "POST" and len(request.body) > 0
+    body = parse_body(request.body, request.content_type, settings.max_body_bytes) if has_body else None
+
+    run_id = new_run_id()
+    if idempotency_key is not None:
+        existing = idempotency.claim(storage, scenario.id, idempotency_key, run_id)
+        if existing is not None:
+            logger.info("Idempotency-Key replay for scenario %s: run %s", scenario.id, existing)
+            return AcceptResult(existing, replayed=True)
+    trigger = {
+        "type": "accept",
+        "method": request.method.upper(),
+        "contentType": request.content_type if has_body else None,
+        "bodyBytes": len(request.body) if has_body else 0,
+        "caller": principal_summary(principal),
+    }
+    try:
+        runs.insert_run(storage, scenario.id, run_id, trigger)
+        enqueue_run(storage, scenario.id, run_id, body, has_body, trigger, principal)
+    except Exception:
+        if idempotency_key is not None:
+            idempotency.release(storage, scenario.id, idempotency_key)
+        raise
+    logger.info("accepted run %s of scenario %s", run_id, scenario.id)
+    return AcceptResult(run_id, replayed=False)
+
+
+def enqueue_run(
+    storage: Storage,
+    scenario_id: str,
+    run_id: str,
+    body: Any,
+    has_body: bool,
+    trigger: Mapping[str, Any],
+    principal: Principal | None,
+) -> None:
+    """Send the run's queue message; an input too large for the message goes to a blob."""
+    message: dict[str, Any] = {
+        "v": MESSAGE_VERSION,
+        "scenarioId": scenario_id,
+        "runId": run_id,
+        "hasBody": has_body,
+        "trigger": {**trigger, "claims": dict(principal.claims) if principal else {}},
+        "input": body,
+    }
+    text = dumps(message)
+    if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
+        blob_name = f"inputs/{scenario_id}/{run_id}.json"
+        storage.container().upload_blob(blob_name, dumps(body).encode("utf-8"), overwrite=True)
+        message["input"] = None
+        message["inputBlob"] = blob_name
+        text = dumps(message)
+        if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:  # huge claims: keep the summary only
+            message["trigger"] = dict(trigger)
+            text = dumps(message)
+    storage.queue().send_message(text)
+
+
+def get_cache_data(storage: Storage, raw_id: str, key_json: str | None, authorization: str | None) -> Any:
+    """The value a scenario cached under ``key_json``; NotFound when there is none."""
+    key = parse_key(key_json)
+    scenario, _ = _authorised_scenario(storage, raw_id, authorization)
+    return ScenarioCache(storage, scenario.id).get(key)

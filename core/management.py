@@ -1,0 +1,167 @@
+"""The management API: one function per operation, each checking the caller is an admin.
+
+Functions take what an HTTP trigger can hand over without interpreting it (headers, raw body,
+query values) and return a ``Reply``; the trigger only turns that into an HTTP response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from core import runs, scenarios, tokens
+from core.auth import require_admin
+from core.bodies import check_size, is_json_type, media_type
+from core.cache import ScenarioCache, parse_key
+from core.errors import NotFound, UnsupportedMediaType
+from core.ids import parse_guid
+from core.jsonvalue import parse_json
+from core.paging import parse_top
+from core.schemas import TOKEN_CREATE, validate
+from core.settings import Settings
+from core.storage import Storage
+
+MAX_MANAGEMENT_BODY = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManagementRequest:
+    """The parts of an HTTP request the management API reads."""
+
+    method: str
+    base_url: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes = b""
+    route: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def _json_body(request: ManagementRequest, *, merge_patch: bool = False) -> Any:
+    check_size(request.body, MAX_MANAGEMENT_BODY)
+    mtype, _ = media_type(request.header("content-type"))
+    if not (is_json_type(mtype) or (merge_patch and mtype == "application/merge-patch+json")):
+        raise UnsupportedMediaType("send the body as application/json", "UnsupportedContentType")
+    return parse_json(request.body)
+
+
+def _scenario_id(request: ManagementRequest) -> str:
+    return parse_guid(request.route.get("scenarioId"), "the scenario id", "InvalidScenarioId")
+
+
+def _link(request: ManagementRequest, extra: Mapping[str, str]) -> str:
+    params = {k: v for k, v in request.query.items() if k in ("top",)}
+    params.update(extra)
+    return f"{request.base_url}{request.path}?{urlencode(params)}"
+
+
+def _scenario_reply(status: int, scenario: scenarios.Scenario, base_url: str) -> Reply:
+    return Reply(status, scenario.to_json(base_url), {"ETag": scenario.etag})
+
+
+def scenarios_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``GET`` lists scenarios, ``POST`` creates one."""
+    require_admin(storage, request.header("authorization"))
+    base = settings.public_base_url or request.base_url
+    if request.method == "POST":
+        scenario = scenarios.create_scenario(storage, _json_body(request))
+        headers = {"ETag": scenario.etag, "Location": f"{base}/management/scenarios/{scenario.id}"}
+        return Reply(201, scenario.to_json(base), headers)
+    listing = scenarios.list_scenarios(
+        storage,
+        top=parse_top(request.query.get("top")),
+        skiptoken=request.query.get("skiptoken"),
+        base_url=base,
+        link=lambda extra: _link(request, extra),
+    )
+    return Reply(200, listing)
+
+
+def scenario_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``GET``, ``PUT`` (replace), ``PATCH`` (merge patch) and ``DELETE`` one scenario."""
+    require_admin(storage, request.header("authorization"))
+    scenario_id = _scenario_id(request)
+    base = settings.public_base_url or request.base_url
+    if_match = request.header("if-match")
+    if request.method == "GET":
+        return _scenario_reply(200, scenarios.get_scenario(storage, scenario_id), base)
+    if request.method == "PUT":
+        return _scenario_reply(200, scenarios.replace_scenario(storage, scenario_id, _json_body(request), if_match), base)
+    if request.method == "PATCH":
+        patch = _json_body(request, merge_patch=True)
+        return _scenario_reply(200, scenarios.patch_scenario(storage, scenario_id, patch, if_match), base)
+    scenarios.delete_scenario(storage, scenario_id, if_match)
+    return Reply(204)
+
+
+def scenario_cache(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``PUT`` writes the JSON body under ``keyJson``; ``DELETE`` removes the entry."""
+    require_admin(storage, request.header("authorization"))
+    key = parse_key(request.query.get("keyJson"))
+    scenario = scenarios.get_scenario(storage, _scenario_id(request))
+    cache = ScenarioCache(storage, scenario.id)
+    if request.method == "PUT":
+        cache.set(key, _json_body(request))
+        return Reply(204)
+    if not cache.delete(key):
+        raise NotFound("nothing is cached under that key", "CacheEntryNotFound")
+    return Reply(204)
+
+
+def scenario_runs(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """Runs of a scenario, newest first, or one run with its output."""
+    require_admin(storage, request.header("authorization"))
+    scenario_id = _scenario_id(request)
+    run_id = request.route.get("runId")
+    if run_id is not None:
+        return Reply(200, runs.get_run(storage, scenario_id, run_id))
+    listing = runs.list_runs(
+        storage,
+        scenario_id,
+        top=parse_top(request.query.get("top")),
+        skiptoken=request.query.get("skiptoken"),
+        link=lambda extra: _link(request, extra),
+    )
+    return Reply(200, listing)
+
+
+def tokens_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``POST`` creates a token (its secret is in this reply only), ``GET`` lists them."""
+    require_admin(storage, request.header("authorization"))
+    if request.method == "POST":
+        body = _json_body(request)
+        validate(body, TOKEN_CREATE, "token")
+        created = tokens.create_token(
+            storage,
+            name=body["name"],
+            scopes=body["scopes"],
+            scenario_ids=body.get("scenarioIds"),
+            expires_in_days=body.get("expiresInDays"),
+        )
+        return Reply(201, created.to_json(), {"Cache-Control": "no-store"})
+    return Reply(200, {"value": tokens.list_tokens(storage), "nextLink": None})
+
+
+def token_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    require_admin(storage, request.header("authorization"))
+    tokens.revoke_token(storage, request.route.get("tokenId") or "")
+    return Reply(204)
+
+
+def openapi_document(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """Junction's own OpenAPI document. Public, like most API descriptions: it holds no data."""
+    from core.openapi_doc import build_document
+
+    return Reply(200, build_document(settings.public_base_url or request.base_url))

@@ -1,0 +1,266 @@
+"""Junction's own OpenAPI 3.1 document, served at ``/management/openapi.json``.
+
+Built from the same schemas that validate request bodies, so the document cannot drift from what
+the API accepts; a test checks that every route the function app registers is described here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from core import schemas
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request",
+        401: "Missing or invalid credentials",
+        403: "Not allowed",
+        404: "Not found",
+        412: "ETag mismatch",
+        413: "Body too large",
+        415: "Unsupported content type",
+        503: "Storage unavailable; retry after Retry-After seconds",
+    }
+    return {
+        str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for s in statuses
+    }
+
+
+def _param(name: str, where: str, schema: dict[str, Any], *, required: bool = False, description: str = "") -> dict[str, Any]:
+    out = {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+    if description:
+        out["description"] = description
+    return out
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCENARIO_ID = _param("scenarioId", "path", schemas.GUID)
+IF_MATCH = _param("If-Match", "header", {"type": "string"}, description="ETag from a read; '*' or absent is unconditional")
+PAGING = [
+    _param("top", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
+    _param("skiptoken", "query", {"type": "string", "maxLength": 2048}),
+]
+KEY_JSON = _param("keyJson", "query", {"type": "string", "maxLength": 2048}, required=True, description="the cache key as JSON")
+ADMIN = [{"bearer": []}]
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": {"type": "array", "items": item}, "nextLink": {"type": ["string", "null"]}},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    trigger_security = [{}, {"bearer": []}]
+    accept_common = {
+        "tags": ["External triggers"],
+        "security": trigger_security,
+        "parameters": [
+            SCENARIO_ID,
+            _param("Idempotency-Key", "header", {"type": "string", "maxLength": 255}),
+        ],
+    }
+    ok_run = {
+        "description": "Run queued (empty body)",
+        "headers": {"X-Run-Id": {"schema": schemas.GUID, "description": "the run's id"}},
+    }
+    return {
+        "/ExternalData/Accept/{scenarioId}": {
+            "get": {
+                **copy.deepcopy(accept_common),
+                "operationId": "acceptGet",
+                "summary": "Start a run; the scenario's source is polled",
+                "responses": {"200": ok_run, **_errors(400, 401, 403, 404, 503)},
+            },
+            "post": {
+                **copy.deepcopy(accept_common),
+                "operationId": "acceptPost",
+                "summary": "Start a run with the body as data[0].Body",
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {}},
+                        "application/xml": {"schema": {"type": "string"}},
+                        "text/xml": {"schema": {"type": "string"}},
+                        "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
+                    }
+                },
+                "responses": {"200": ok_run, **_errors(400, 401, 403, 404, 413, 415, 503)},
+            },
+        },
+        "/ExternalData/GetCacheData/{scenarioId}": {
+            "get": {
+                "tags": ["External triggers"],
+                "operationId": "getCacheData",
+                "summary": "Read a value the scenario cached",
+                "security": trigger_security,
+                "parameters": [SCENARIO_ID, KEY_JSON],
+                "responses": {"200": {"description": "The cached JSON value", **_json({})}, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/management/scenarios": {
+            "get": {
+                "tags": ["Scenarios"], "operationId": "listScenarios", "security": ADMIN, "parameters": PAGING,
+                "responses": {"200": {"description": "Scenarios", **_json(_list_of(_ref("Scenario")))}, **_errors(400, 401, 403, 503)},
+            },
+            "post": {
+                "tags": ["Scenarios"], "operationId": "createScenario", "security": ADMIN,
+                "requestBody": {"required": True, **_json(_ref("ScenarioInput"))},
+                "responses": {"201": {"description": "Created", **_json(_ref("Scenario"))}, **_errors(400, 401, 403, 413, 415, 503)},
+            },
+        },
+        "/management/scenarios/{scenarioId}": {
+            "parameters": [SCENARIO_ID],
+            "get": {
+                "tags": ["Scenarios"], "operationId": "getScenario", "security": ADMIN,
+                "responses": {"200": {"description": "The scenario", **_json(_ref("Scenario"))}, **_errors(400, 401, 403, 404, 503)},
+            },
+            "put": {
+                "tags": ["Scenarios"], "operationId": "replaceScenario", "security": ADMIN, "parameters": [IF_MATCH],
+                "requestBody": {"required": True, **_json(_ref("ScenarioInput"))},
+                "responses": {"200": {"description": "Replaced", **_json(_ref("Scenario"))}, **_errors(400, 401, 403, 404, 412, 413, 415, 503)},
+            },
+            "patch": {
+                "tags": ["Scenarios"], "operationId": "patchScenario", "security": ADMIN, "parameters": [IF_MATCH],
+                "requestBody": {"required": True, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}, "application/json": {"schema": {"type": "object"}}}},
+                "responses": {"200": {"description": "Patched", **_json(_ref("Scenario"))}, **_errors(400, 401, 403, 404, 412, 413, 415, 503)},
+            },
+            "delete": {
+                "tags": ["Scenarios"], "operationId": "deleteScenario", "security": ADMIN, "parameters": [IF_MATCH],
+                "responses": {"204": {"description": "Deleted"}, **_errors(400, 401, 403, 404, 412, 503)},
+            },
+        },
+        "/management/scenarios/{scenarioId}/cache": {
+            "parameters": [SCENARIO_ID, KEY_JSON],
+            "put": {
+                "tags": ["Cache"], "operationId": "putCacheEntry", "security": ADMIN,
+                "requestBody": {"required": True, **_json({})},
+                "responses": {"204": {"description": "Written"}, **_errors(400, 401, 403, 404, 413, 415, 503)},
+            },
+            "delete": {
+                "tags": ["Cache"], "operationId": "deleteCacheEntry", "security": ADMIN,
+                "responses": {"204": {"description": "Removed"}, **_errors(400, 401, 403, 404, 503)},
+            },
+        },
+        "/management/scenarios/{scenarioId}/runs": {
+            "get": {
+                "tags": ["Runs"], "operationId": "listRuns", "security": ADMIN, "parameters": [SCENARIO_ID, *PAGING],
+                "responses": {"200": {"description": "Runs, newest first", **_json(_list_of(_ref("Run")))}, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/management/scenarios/{scenarioId}/runs/{runId}": {
+            "get": {
+                "tags": ["Runs"], "operationId": "getRun", "security": ADMIN,
+                "parameters": [SCENARIO_ID, _param("runId", "path", schemas.GUID)],
+                "responses": {"200": {"description": "The run with its output", **_json(_ref("Run"))}, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/management/tokens": {
+            "get": {
+                "tags": ["Tokens"], "operationId": "listTokens", "security": ADMIN,
+                "responses": {"200": {"description": "Tokens (no secrets)", **_json(_list_of(_ref("Token")))}, **_errors(401, 403, 503)},
+            },
+            "post": {
+                "tags": ["Tokens"], "operationId": "createToken", "security": ADMIN,
+                "requestBody": {"required": True, **_json(_ref("TokenInput"))},
+                "responses": {"201": {"description": "Created; the secret is shown only here", **_json(_ref("CreatedToken"))}, **_errors(400, 401, 403, 413, 415, 503)},
+            },
+        },
+        "/management/tokens/{tokenId}": {
+            "delete": {
+                "tags": ["Tokens"], "operationId": "revokeToken", "security": ADMIN,
+                "parameters": [_param("tokenId", "path", {"type": "string", "pattern": "^[0-9a-f]{32}$"})],
+                "responses": {"204": {"description": "Revoked"}, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/management/openapi.json": {
+            "get": {
+                "tags": ["Meta"], "operationId": "getOpenApiDocument", "security": [{}],
+                "responses": {"200": {"description": "This document", **_json({"type": "object"})}},
+            }
+        },
+    }  # fmt: skip
+
+
+def _components() -> dict[str, Any]:
+    token_public = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "scenarioIds": {"type": ["array", "null"], "items": schemas.GUID},
+            "createdAt": {"type": "string"},
+            "expiresAt": {"type": ["string", "null"]},
+        },
+    }
+    return {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A personal access token (jct_...) or an Azure AD access token",
+            }
+        },
+        "schemas": {
+            "Error": ERROR,
+            "ScenarioInput": schemas.SCENARIO,
+            "Scenario": schemas.SCENARIO_OUT,
+            "TokenInput": schemas.TOKEN_CREATE,
+            "Token": token_public,
+            "CreatedToken": {"allOf": [{"$ref": "#/components/schemas/Token"}, {"type": "object", "properties": {"token": {"type": "string"}}}]},
+            "Run": {
+                "type": "object",
+                "properties": {
+                    "id": schemas.GUID,
+                    "scenarioId": schemas.GUID,
+                    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+                    "createdAt": {"type": "string"},
+                    "startedAt": {"type": ["string", "null"]},
+                    "endedAt": {"type": ["string", "null"]},
+                    "attempts": {"type": "integer"},
+                    "trigger": {"type": "object"},
+                    "error": {"type": ["string", "null"]},
+                    "failedStep": {"type": ["string", "null"]},
+                    "output": {},
+                },
+            },
+        },
+    }
+
+
+def build_document(base_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Junction",
+            "version": "1.0.0",
+            "description": "External triggers (IntegrationHub-compatible) and the management API.",
+        },
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
+        "paths": _paths(),
+        "components": _components(),
+    }

@@ -1,0 +1,91 @@
+"""Run records: one entity per run, in the scenario's partition, newest first.
+
+Run ids count down with time (``ids.new_run_id``), so a plain partition query lists the newest
+runs first. Status moves ``queued -> running -> succeeded | failed``; a run that will be retried
+goes back to ``queued`` with its last error kept.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from core import clock
+from core.errors import NotFound
+from core.ids import parse_guid
+from core.jsonvalue import dumps
+from core.paging import page
+from core.storage import Storage
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+FINAL = frozenset({SUCCEEDED, FAILED})
+MAX_ERROR_CHARS = 30_000
+
+
+def new_run_entity(scenario_id: str, run_id: str, trigger: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "PartitionKey": scenario_id,
+        "RowKey": run_id,
+        "Status": QUEUED,
+        "CreatedAt": clock.now_iso(),
+        "Trigger": dumps(trigger),
+        "Attempts": 0,
+    }
+
+
+def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[str, Any]) -> None:
+    storage.table("runs").create_entity(new_run_entity(scenario_id, run_id, trigger))
+
+
+def read_run_entity(storage: Storage, scenario_id: str, run_id: str) -> Any:
+    try:
+        return storage.table("runs").get_entity(scenario_id, run_id)
+    except ResourceNotFoundError:
+        raise NotFound(f"no run {run_id} in scenario {scenario_id}", "RunNotFound") from None
+
+
+def update_run(storage: Storage, entity: Any, **changes: Any) -> None:
+    """Merge ``changes`` into the run (``output`` is packed; ``error`` truncated)."""
+    props: dict[str, Any] = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
+    for name, value in changes.items():
+        if name == "output":
+            data = dumps(value).encode("utf-8")
+            props.update(storage.pack("Output", data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/output"))
+        elif name == "error":
+            props["Error"] = value if value is None else str(value)[:MAX_ERROR_CHARS]
+        else:
+            props[name] = value
+    storage.table("runs").update_entity(props, mode="merge")
+
+
+def run_to_json(storage: Storage, entity: Any, *, with_output: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": entity["RowKey"],
+        "scenarioId": entity["PartitionKey"],
+        "status": entity.get("Status"),
+        "createdAt": entity.get("CreatedAt"),
+        "startedAt": entity.get("StartedAt"),
+        "endedAt": entity.get("EndedAt"),
+        "attempts": entity.get("Attempts", 0),
+        "trigger": json.loads(entity.get("Trigger") or "{}"),
+        "error": entity.get("Error"),
+        "failedStep": entity.get("FailedStep"),
+    }
+    if with_output:
+        data = storage.unpack("Output", entity)
+        body["output"] = json.loads(data) if data else None
+    return body
+
+
+def get_run(storage: Storage, scenario_id: str, run_id: str) -> dict[str, Any]:
+    run_id = parse_guid(run_id, "the run id", "InvalidRunId")
+    return run_to_json(storage, read_run_entity(storage, scenario_id, run_id), with_output=True)
+
+
+def list_runs(storage: Storage, scenario_id: str, *, top: int, skiptoken: str | None, link: Any) -> dict[str, Any]:
+    pager = storage.table("runs").query_entities(
+        "PartitionKey eq @pk", parameters={"pk": scenario_id}, results_per_page=top
+    )
+    return page(pager, skiptoken=skiptoken, convert=lambda e: run_to_json(storage, e, with_output=False), link=link)

@@ -1,0 +1,205 @@
+"""Scenarios: what a trigger starts. Stored one entity each, updated with ETags.
+
+The document a tenant sends is validated against ``schemas.SCENARIO`` (which also appears in the
+published OpenAPI document) and its process by the engine, before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+from core import clock, schemas
+from core.engine import validate_process
+from core.errors import NotFound, PreconditionFailed
+from core.ids import new_id
+from core.jsonvalue import dumps
+from core.paging import page
+from core.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+PARTITION = "scenario"
+DEFAULT_TRIGGERS = {"enabled": False, "allowAnonymous": False}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    document: dict[str, Any]
+    etag: str
+    created_at: str | None
+    updated_at: str | None
+    in_blob: bool = False
+
+    @property
+    def triggers_enabled(self) -> bool:
+        return bool(self.document.get("externalTriggers", {}).get("enabled"))
+
+    @property
+    def allow_anonymous(self) -> bool:
+        return bool(self.document.get("externalTriggers", {}).get("allowAnonymous"))
+
+    @property
+    def process(self) -> dict[str, Any]:
+        return self.document.get("process") or {"steps": []}
+
+    def to_json(self, base_url: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, **self.document}
+        body["createdAt"] = self.created_at
+        body["updatedAt"] = self.updated_at
+        body["etag"] = self.etag
+        if base_url is not None:
+            body["triggerUrls"] = trigger_urls(base_url, self.id)
+        return body
+
+
+def trigger_urls(base_url: str, scenario_id: str) -> dict[str, str]:
+    base = base_url.rstrip("/")
+    return {
+        "get": f"{base}/ExternalData/Accept/{scenario_id}",
+        "post": f"{base}/ExternalData/Accept/{scenario_id}",
+        "cache": f"{base}/ExternalData/GetCacheData/{scenario_id}?keyJson=",
+    }
+
+
+def _normalise(document: Any) -> dict[str, Any]:
+    schemas.validate(document, schemas.SCENARIO, "scenario")
+    validate_process(document["process"])
+    normalised = copy.deepcopy(document)
+    normalised["externalTriggers"] = {**DEFAULT_TRIGGERS, **document.get("externalTriggers", {})}
+    return normalised
+
+
+def _entity(storage: Storage, scenario_id: str, document: dict[str, Any], created_at: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": PARTITION,
+        "RowKey": scenario_id,
+        "Name": document["name"],
+        "CreatedAt": created_at,
+        "UpdatedAt": clock.now_iso(),
+        **storage.pack("Doc", dumps(document).encode("utf-8"), f"scenarios/{scenario_id}"),
+    }
+
+
+def _from_entity(storage: Storage, entity: Any) -> Scenario:
+    data = storage.unpack("Doc", entity) or b"{}"
+    return Scenario(
+        id=entity["RowKey"],
+        document=json.loads(data),
+        etag=entity.metadata["etag"],
+        created_at=entity.get("CreatedAt"),
+        updated_at=entity.get("UpdatedAt"),
+        in_blob=bool(entity.get("DocBlob")),
+    )
+
+
+def get_scenario(storage: Storage, scenario_id: str) -> Scenario:
+    try:
+        entity = storage.table("scenarios").get_entity(PARTITION, scenario_id)
+    except ResourceNotFoundError:
+        raise NotFound(f"no scenario with id {scenario_id}", "ScenarioNotFound") from None
+    return _from_entity(storage, entity)
+
+
+def create_scenario(storage: Storage, document: Any) -> Scenario:
+    normalised = _normalise(document)
+    scenario_id = new_id()
+    now = clock.now_iso()
+    metadata = storage.table("scenarios").create_entity(_entity(storage, scenario_id, normalised, now))
+    logger.info("created scenario %s", scenario_id)
+    return Scenario(scenario_id, normalised, metadata["etag"], now, now)
+
+
+def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_match: str | None) -> Scenario:
+    entity = _entity(storage, current.id, document, current.created_at or clock.now_iso())
+    try:
+        metadata = storage.table("scenarios").update_entity(
+            entity,
+            mode="replace",
+            etag=if_match or current.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        raise _stale(current.id) from None
+    except HttpResponseError as exc:
+        if exc.status_code == 412:
+            raise _stale(current.id) from None
+        raise
+    return Scenario(current.id, document, metadata["etag"], current.created_at, entity["UpdatedAt"])
+
+
+def _stale(scenario_id: str) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"scenario {scenario_id} was changed by someone else; read it again and retry with its ETag",
+        "ETagMismatch",
+    )
+
+
+def _check_if_match(current: Scenario, if_match: str | None) -> str | None:
+    """``If-Match`` absent or ``*``: unconditional against what was just read."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    if if_match.strip() != current.etag:
+        raise _stale(current.id)
+    return if_match.strip()
+
+
+def replace_scenario(storage: Storage, scenario_id: str, document: Any, if_match: str | None) -> Scenario:
+    normalised = _normalise(document)
+    current = get_scenario(storage, scenario_id)
+    return _write(storage, current, normalised, _check_if_match(current, if_match))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def patch_scenario(storage: Storage, scenario_id: str, patch: Any, if_match: str | None) -> Scenario:
+    current = get_scenario(storage, scenario_id)
+    etag = _check_if_match(current, if_match)
+    normalised = _normalise(merge_patch(current.document, patch))
+    return _write(storage, current, normalised, etag)
+
+
+def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) -> None:
+    current = get_scenario(storage, scenario_id)
+    etag = _check_if_match(current, if_match) or current.etag
+    try:
+        storage.table("scenarios").delete_entity(
+            PARTITION, scenario_id, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        raise _stale(scenario_id) from None
+    if current.in_blob:
+        storage.delete_blob(f"scenarios/{scenario_id}")
+    logger.info("deleted scenario %s", scenario_id)
+
+
+def list_scenarios(
+    storage: Storage, *, top: int, skiptoken: str | None, base_url: str, link: Any
+) -> dict[str, Any]:
+    pager = storage.table("scenarios").query_entities(
+        "PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=top
+    )
+    return page(
+        pager,
+        skiptoken=skiptoken,
+        convert=lambda entity: _from_entity(storage, entity).to_json(base_url),
+        link=link,
+    )

@@ -1,0 +1,249 @@
+"""Azure Storage access: one set of clients per process, tables created on first use.
+
+Every repository module (scenarios, tokens, cache, runs, idempotency) goes through ``Storage``
+so that there is one place that knows how clients are built (connection string locally, managed
+identity in Azure), how large values are laid out, and how storage failures become domain errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from core.errors import JunctionError, StorageBusy
+from core.settings import Settings, StorageSettings, get_settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+logger = logging.getLogger(__name__)
+
+# Table Storage limits: a property holds at most 64 KiB, an entity at most 1 MiB (with keys and
+# system properties). Values are stored as UTF-8 bytes in binary properties of CHUNK bytes each;
+# anything larger than INLINE_LIMIT goes to a blob and the entity keeps its name.
+CHUNK = 60_000
+INLINE_LIMIT = 12 * CHUNK
+
+# Bounded waits: a caller gets 503 quickly when storage is down rather than hanging.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 5,
+    "read_timeout": 15,
+    "retry_total": 2,
+    "retry_backoff_factor": 0.4,
+    "retry_backoff_max": 2,
+}
+
+TABLES = ("scenarios", "cache", "tokens", "runs", "idempotency")
+
+
+class RequestCounter:
+    """Counts storage requests, so tests and benchmarks can see what one operation costs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+        self.log: list[str] = []
+        self.keep_log = False
+
+    def __call__(self, request: Any) -> None:
+        with self._lock:
+            self.total += 1
+            if self.keep_log:
+                self.log.append(f"{request.http_request.method} {request.http_request.url.split('?')[0]}")
+
+    def reset(self, *, keep_log: bool = False) -> None:
+        with self._lock:
+            self.total = 0
+            self.log = []
+            self.keep_log = keep_log
+
+
+class Storage:
+    """Clients for the tables, the run queue and the payload container of one deployment."""
+
+    def __init__(
+        self,
+        storage: StorageSettings,
+        *,
+        table_prefix: str = "junction",
+        run_queue: str = "junction-runs",
+        payload_container: str = "junction-payloads",
+    ) -> None:
+        self.counter = RequestCounter()
+        self._prefix = table_prefix
+        self._run_queue = run_queue
+        self._container_name = payload_container
+        self._lock = threading.Lock()
+        self._tables: dict[str, TableClient] = {}
+        self._queues: dict[str, QueueClient] = {}
+        self._container: ContainerClient | None = None
+        options = {**_CLIENT_OPTIONS, "raw_request_hook": self.counter}
+        if storage.connection_string:
+            conn = storage.connection_string
+            self._table_service = TableServiceClient.from_connection_string(conn, **options)
+            self._queue_service = QueueServiceClient.from_connection_string(conn, **options)
+            self._blob_service = BlobServiceClient.from_connection_string(conn, **options)
+        else:
+            credential = _identity_credential(storage)
+            self._table_service = TableServiceClient(storage.table_uri or "", credential=credential, **options)
+            self._queue_service = QueueServiceClient(storage.queue_uri or "", credential=credential, **options)
+            self._blob_service = BlobServiceClient(storage.blob_uri or "", credential=credential, **options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        return cls(
+            settings.storage,
+            table_prefix=settings.table_prefix,
+            run_queue=settings.run_queue,
+            payload_container=settings.payload_container,
+        )
+
+    def table(self, name: str) -> TableClient:
+        """The table ``<prefix><name>``, created the first time this process uses it."""
+        client = self._tables.get(name)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._tables.get(name)
+            if client is None:
+                client = self._table_service.get_table_client(f"{self._prefix}{name}")
+                try:
+                    client.create_table()
+                except ResourceExistsError:
+                    pass
+                self._tables[name] = client
+        return client
+
+    def queue(self, name: str | None = None) -> QueueClient:
+        """A queue (default: the run queue), created on first use.
+
+        Messages are base64 text, the encoding the Functions queue trigger expects by default.
+        """
+        name = name or self._run_queue
+        client = self._queues.get(name)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._queues.get(name)
+            if client is None:
+                client = self._queue_service.get_queue_client(
+                    name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+                )
+                try:
+                    client.create_queue()
+                except ResourceExistsError:
+                    pass
+                self._queues[name] = client
+        return client
+
+    @property
+    def run_queue_name(self) -> str:
+        return self._run_queue
+
+    def container(self) -> ContainerClient:
+        if self._container is None:
+            with self._lock:
+                if self._container is None:
+                    container = self._blob_service.get_container_client(self._container_name)
+                    try:
+                        container.create_container()
+                    except ResourceExistsError:
+                        pass
+                    self._container = container
+        return self._container
+
+    # -- large values -------------------------------------------------------------------------
+
+    def pack(self, name: str, data: bytes, blob_name: str) -> dict[str, Any]:
+        """Entity properties holding ``data``: split into binary chunks, or a blob reference."""
+        if len(data) > INLINE_LIMIT:
+            self.container().upload_blob(blob_name, data, overwrite=True)
+            return {f"{name}Blob": blob_name, f"{name}Parts": 0}
+        parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+        props: dict[str, Any] = {f"{name}Parts": len(parts)}
+        for index, part in enumerate(parts):
+            props[f"{name}{index}"] = part
+        return props
+
+    def unpack(self, name: str, entity: Mapping[str, Any]) -> bytes | None:
+        """The bytes stored by ``pack``, or None when the entity has no such value."""
+        blob_name = entity.get(f"{name}Blob")
+        if blob_name:
+            return bytes(self.container().download_blob(blob_name).readall())
+        count = entity.get(f"{name}Parts")
+        if count is None:
+            return None
+        return b"".join(_as_bytes(entity.get(f"{name}{i}")) for i in range(int(count)))
+
+    def delete_blob(self, blob_name: str) -> None:
+        try:
+            self.container().delete_blob(blob_name)
+        except AzureError:
+            logger.warning("could not delete payload blob %s", blob_name)
+
+
+def _as_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    inner = getattr(value, "value", value)  # EntityProperty in some SDK versions
+    return bytes(inner) if isinstance(inner, bytes | bytearray) else str(inner).encode()
+
+
+def _identity_credential(storage: StorageSettings) -> TokenCredential:
+    # Imported here: azure.identity is large and only needed in Azure, not locally or in tests.
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if (storage.credential or "").lower() == "managedidentity":
+        return ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id else ManagedIdentityCredential()
+    return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
+
+
+def as_domain_error(exc: BaseException) -> JunctionError | None:
+    """The domain error a storage failure means for the caller, or None if it is not one."""
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return StorageBusy("storage is unreachable; try again shortly", throttled=False)
+    if isinstance(exc, HttpResponseError) and exc.status_code in (429, 500, 503):
+        throttled = exc.status_code == 429
+        return StorageBusy(
+            "storage is throttling requests; try again shortly" if throttled else "storage is busy; try again shortly",
+            throttled=throttled,
+        )
+    return None
+
+
+def paged(items: Iterator[Any], limit: int) -> list[Any]:
+    """At most ``limit`` items from an SDK pager without fetching further pages."""
+    out: list[Any] = []
+    for item in items:
+        out.append(item)
+        if len(out) >= limit:
+            break
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def get_storage() -> Storage:
+    """The process's storage clients, created once and reused by every request."""
+    return Storage.from_settings(get_settings())
+
+
+def reset_for_tests() -> None:
+    """Forget the process-wide settings and clients (tests switch environments)."""
+    get_storage.cache_clear()
+    get_settings.cache_clear()

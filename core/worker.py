@@ -1,0 +1,107 @@
+"""Executes queued runs (called by the queue-triggered function, once per message).
+
+Retries belong to the queue: a transient failure (storage, say) is raised so the host makes the
+message visible again, and after ``MAX_ATTEMPTS`` the host moves it to the poison queue; the run
+is marked ``failed`` on that last attempt so its record never stays ``queued``. A failure that
+retrying cannot fix (a step that fails on this input) ends the run at once. A message whose run
+has already ended is acknowledged without running anything, so no run executes twice to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from core import clock, runs
+from core.cache import ScenarioCache
+from core.engine import ProcessFailed, RunContext, run_process
+from core.errors import JunctionError
+from core.scenarios import get_scenario
+from core.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # host.json extensions.queues.maxDequeueCount
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    scenario_id: str
+    run_id: str
+    input: Any
+    input_blob: str | None
+    trigger: dict[str, Any]
+
+
+def parse_message(text: str) -> RunMessage | None:
+    """The run a queue message names, or None for a message that is not Junction's."""
+    try:
+        data = json.loads(text)
+        return RunMessage(
+            scenario_id=str(data["scenarioId"]),
+            run_id=str(data["runId"]),
+            input=data.get("input"),
+            input_blob=data.get("inputBlob"),
+            trigger=dict(data.get("trigger") or {}),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def execute_run(storage: Storage, message_text: str, dequeue_count: int) -> str:
+    """Run the process a message names; returns the run's final status (or raises to retry)."""
+    message = parse_message(message_text)
+    if message is None:
+        logger.error("dropping a run message that is not valid JSON of the expected shape")
+        return "invalid"
+    try:
+        entity = runs.read_run_entity(storage, message.scenario_id, message.run_id)
+    except JunctionError:
+        logger.warning("run %s has no record (scenario deleted?); dropping its message", message.run_id)
+        return "missing"
+    if entity.get("Status") in runs.FINAL:
+        logger.info("run %s already %s; acknowledging a repeated message", message.run_id, entity["Status"])
+        return str(entity["Status"])
+
+    runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=clock.now_iso(), Attempts=dequeue_count)
+    try:
+        scenario = get_scenario(storage, message.scenario_id)
+        body = message.input
+        if message.input_blob:
+            body = json.loads(storage.container().download_blob(message.input_blob).readall())
+        trigger = {**message.trigger, "data": {"body": body}}
+        context = RunContext(input=body, trigger=trigger)
+        result = run_process(scenario.process, context, ScenarioCache(storage, scenario.id))
+    except ProcessFailed as exc:
+        logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message)
+        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step)
+        _cleanup(storage, message)
+        return runs.FAILED
+    except JunctionError as exc:  # the scenario was deleted, say: retrying will not help
+        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message)
+        _cleanup(storage, message)
+        return runs.FAILED
+    except Exception as exc:
+        final = dequeue_count >= MAX_ATTEMPTS
+        logger.warning("run %s attempt %d failed%s: %s", message.run_id, dequeue_count, " (giving up)" if final else "", exc)
+        try:
+            runs.update_run(
+                storage,
+                entity,
+                Status=runs.FAILED if final else runs.QUEUED,
+                EndedAt=clock.now_iso() if final else None,
+                error=f"attempt {dequeue_count}: {type(exc).__name__}: {exc}",
+            )
+        except Exception:  # noqa: BLE001 - storage may be the thing that is down
+            logger.warning("could not record the failure of run %s", message.run_id)
+        raise
+    runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=result.result, error=None)
+    _cleanup(storage, message)
+    return runs.SUCCEEDED
+
+
+def _cleanup(storage: Storage, message: RunMessage) -> None:
+    if message.input_blob:
+        storage.delete_blob(message.input_blob)

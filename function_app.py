@@ -1,0 +1,10 @@
+"""The Junction function app: created here, its functions registered from ``triggers``."""
+
+import azure.functions as func
+
+from triggers import external, management, run_queue
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(external.bp)
+app.register_functions(management.bp)
+app.register_functions(run_queue.bp)

@@ -1,0 +1,1 @@
+"""Blueprints: thin adapters between the Functions bindings and ``core``."""

@@ -1,0 +1,49 @@
+"""IntegrationHub-compatible external triggers: Accept and GetCacheData."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from core.accept import AcceptRequest, accept, get_cache_data
+from core.settings import get_settings
+from core.storage import get_storage
+from triggers.http import handles_errors, json_response, lower_headers
+
+bp = func.Blueprint()
+
+
+@bp.function_name("accept")
+@bp.route(route="ExternalData/Accept/{scenarioId}", methods=["GET", "POST"])
+@handles_errors
+def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
+    headers = lower_headers(req)
+    result = accept(
+        get_storage(),
+        get_settings(),
+        AcceptRequest(
+            scenario_id=req.route_params.get("scenarioId", ""),
+            method=req.method,
+            body=req.get_body() or b"",
+            content_type=headers.get("content-type"),
+            authorization=headers.get("authorization"),
+            idempotency_key=headers.get("idempotency-key"),
+        ),
+    )
+    response_headers = {"X-Run-Id": result.run_id, "Cache-Control": "no-store"}
+    if result.replayed:
+        response_headers["Idempotent-Replayed"] = "true"
+    return func.HttpResponse(status_code=200, headers=response_headers)
+
+
+@bp.function_name("getCacheData")
+@bp.route(route="ExternalData/GetCacheData/{scenarioId}", methods=["GET"])
+@handles_errors
+def get_cache_data_trigger(req: func.HttpRequest) -> func.HttpResponse:
+    headers = lower_headers(req)
+    value = get_cache_data(
+        get_storage(),
+        req.route_params.get("scenarioId", ""),
+        req.params.get("keyJson"),
+        headers.get("authorization"),
+    )
+    return json_response(value)

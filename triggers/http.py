@@ -1,0 +1,116 @@
+"""HTTP plumbing shared by the HTTP triggers, and the one place errors become statuses."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from core import errors
+from core.jsonvalue import dumps
+from core.management import ManagementRequest, Reply
+from core.settings import get_settings
+from core.storage import as_domain_error
+
+logger = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.JunctionError], int] = {
+    errors.BadRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.MethodNotAllowed: 405,
+    errors.Conflict: 409,
+    errors.PreconditionFailed: 412,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+}
+JSON = "application/json"
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def _challenge(error: errors.Unauthorized | errors.Forbidden) -> str:
+    parts = ['Bearer realm="junction"']
+    if error.error:
+        description = error.message.replace('"', "'")
+        parts.append(f'error="{error.error}", error_description="{description}"')
+    return ", ".join(parts)
+
+
+def error_response(error: errors.JunctionError) -> func.HttpResponse:
+    """The JSON error of DESIGN 3, with the headers its status calls for."""
+    headers = dict(SECURITY_HEADERS)
+    if isinstance(error, errors.StorageBusy):
+        status = 429 if error.throttled else 503
+        headers["Retry-After"] = str(error.retry_after)
+    else:
+        status = next(code for kind, code in STATUS.items() if isinstance(error, kind))
+    if isinstance(error, errors.Unauthorized):
+        headers["WWW-Authenticate"] = _challenge(error)
+    elif isinstance(error, errors.Forbidden) and error.error:
+        headers["WWW-Authenticate"] = _challenge(error)
+    elif isinstance(error, errors.MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.allow)
+    body = {"error": {"code": error.code, "message": error.message}}
+    return func.HttpResponse(dumps(body), status_code=status, headers=headers, mimetype=JSON, charset="utf-8")
+
+
+def handles_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Domain and storage errors become JSON errors; anything else is logged and a generic 500."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except errors.JunctionError as exc:
+            return error_response(exc)
+        except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+            mapped = as_domain_error(exc)
+            if mapped is not None:
+                logger.warning("storage trouble on %s %s: %s", req.method, urlsplit(req.url).path, type(exc).__name__)
+                return error_response(mapped)
+            logger.exception("unexpected error on %s %s", req.method, urlsplit(req.url).path)
+            body = {"error": {"code": "InternalError", "message": "an unexpected error occurred"}}
+            return func.HttpResponse(dumps(body), status_code=500, mimetype=JSON, headers=SECURITY_HEADERS)
+
+    return wrapper
+
+
+def base_url(req: func.HttpRequest) -> str:
+    """Scheme and host the caller used; the configured public URL wins where set."""
+    configured = get_settings().public_base_url
+    if configured:
+        return configured
+    parts = urlsplit(req.url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def lower_headers(req: func.HttpRequest) -> dict[str, str]:
+    return {k.lower(): v for k, v in req.headers.items()}
+
+
+def management_request(req: func.HttpRequest) -> ManagementRequest:
+    return ManagementRequest(
+        method=req.method.upper(),
+        base_url=base_url(req),
+        path=urlsplit(req.url).path,
+        headers=lower_headers(req),
+        query=dict(req.params),
+        body=req.get_body() or b"",
+        route=dict(req.route_params),
+    )
+
+
+def reply_response(reply: Reply) -> func.HttpResponse:
+    headers = {**SECURITY_HEADERS, **reply.headers}
+    if reply.body is None:
+        return func.HttpResponse(status_code=reply.status, headers=headers)
+    return func.HttpResponse(dumps(reply.body), status_code=reply.status, headers=headers, mimetype=JSON, charset="utf-8")
+
+
+def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    return reply_response(Reply(status, value, headers or {}))

@@ -1,0 +1,77 @@
+"""The management API: each route hands the request to one function in ``core.management``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import azure.functions as func
+
+from core import management
+from core.management import ManagementRequest, Reply
+from core.settings import Settings, get_settings
+from core.storage import Storage, get_storage
+from triggers.http import handles_errors, management_request, reply_response
+
+bp = func.Blueprint()
+
+Operation = Callable[[Storage, Settings, ManagementRequest], Reply]
+
+
+def _serve(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
+    return reply_response(operation(get_storage(), get_settings(), management_request(req)))
+
+
+@bp.function_name("managementScenarios")
+@bp.route(route="management/scenarios", methods=["GET", "POST"])
+@handles_errors
+def scenarios(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.scenarios_collection, req)
+
+
+@bp.function_name("managementScenario")
+@bp.route(route="management/scenarios/{scenarioId}", methods=["GET", "PUT", "PATCH", "DELETE"])
+@handles_errors
+def scenario(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.scenario_item, req)
+
+
+@bp.function_name("managementScenarioCache")
+@bp.route(route="management/scenarios/{scenarioId}/cache", methods=["PUT", "DELETE"])
+@handles_errors
+def scenario_cache(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.scenario_cache, req)
+
+
+@bp.function_name("managementRuns")
+@bp.route(route="management/scenarios/{scenarioId}/runs", methods=["GET"])
+@handles_errors
+def scenario_runs(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.scenario_runs, req)
+
+
+@bp.function_name("managementRun")
+@bp.route(route="management/scenarios/{scenarioId}/runs/{runId}", methods=["GET"])
+@handles_errors
+def scenario_run(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.scenario_runs, req)
+
+
+@bp.function_name("managementTokens")
+@bp.route(route="management/tokens", methods=["GET", "POST"])
+@handles_errors
+def tokens(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.tokens_collection, req)
+
+
+@bp.function_name("managementToken")
+@bp.route(route="management/tokens/{tokenId}", methods=["DELETE"])
+@handles_errors
+def token(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.token_item, req)
+
+
+@bp.function_name("managementOpenApi")
+@bp.route(route="management/openapi.json", methods=["GET"])
+@handles_errors
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.openapi_document, req)

@@ -1,0 +1,17 @@
+"""The queue-triggered worker that executes runs started by Accept."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from core.settings import RUN_QUEUE
+from core.storage import get_storage
+from core.worker import execute_run
+
+bp = func.Blueprint()
+
+
+@bp.function_name("executeRun")
+@bp.queue_trigger(arg_name="msg", queue_name=RUN_QUEUE, connection="AzureWebJobsStorage")
+def execute_run_trigger(msg: func.QueueMessage) -> None:
+    execute_run(get_storage(), msg.get_body().decode("utf-8"), int(msg.dequeue_count or 1))
