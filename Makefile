@@ -1,0 +1,47 @@
+# Junction: `make run` serves the app locally with a demo scenario; `make test` runs every test.
+# Both install what they need: a virtual environment (.venv), Python packages and Azurite (npm).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+INFRA_STAMP := .venv-infra/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast bench lint deps clean
+
+deps: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(INFRA_STAMP): requirements-infra.txt
+	$(PYTHON) -m venv .venv-infra
+	.venv-infra/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	touch $@
+
+local.settings.json:
+	cp local.settings.example.json $@
+
+run: deps local.settings.json
+	$(PY) -m cli.demo
+
+test: deps $(INFRA_STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: deps
+	$(PY) -m bench
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .venv-infra node_modules .azurite .pytest_cache

@@ -1,0 +1,1 @@
+"""The `junction` command-line client."""

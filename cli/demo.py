@@ -1,0 +1,112 @@
+"""``make run``: serve Junction on devhost with a demo scenario and show how to call it.
+
+Starts devhost (which starts Azurite when ``AzureWebJobsStorage=UseDevelopmentStorage=true``),
+creates an admin token straight in storage, creates (or reuses) a demo scenario whose process
+caches what it receives, and prints copy-paste curl lines. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from cli.http import HttpClient
+from cli.main import load_local_settings
+
+DEMO_NAME = "Junction demo: cache what you send"
+DEMO_SCENARIO: dict[str, Any] = {
+    "name": DEMO_NAME,
+    "description": "Created by make run. Caches each request body under the key \"last\".",
+    "externalTriggers": {"enabled": True, "allowAnonymous": False},
+    "process": {
+        "steps": [
+            {"type": "transform", "id": "received", "expression": "data[0].Body"},
+            {"type": "cache", "key": "last", "value": "#steps.received"},
+            {"type": "return", "value": {"jmespath": "{stored: steps.received}"}},
+        ]
+    },
+}
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"devhost exited with code {process.returncode}; see its output above")
+        try:
+            with urllib.request.urlopen(f"{url}/management/openapi.json", timeout=2):  # noqa: S310 - local URL
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    raise SystemExit(f"devhost did not answer on {url} within {timeout:.0f} s")
+
+
+def _demo_scenario(client: HttpClient) -> dict[str, Any]:
+    listing = client.request("GET", "/management/scenarios?top=1000")
+    for scenario in listing["value"]:
+        if scenario.get("name") == DEMO_NAME:
+            return dict(scenario)
+    return dict(client.request("POST", "/management/scenarios", json_body=DEMO_SCENARIO))
+
+
+def main() -> int:
+    root = Path.cwd()
+    load_local_settings(root)
+    port = int(os.environ.get("JUNCTION_PORT", "7071"))
+    url = f"http://127.0.0.1:{port}"
+    devhost = subprocess.Popen([sys.executable, "-m", "devhost", "--root", str(root), "--port", str(port)])
+    try:
+        _wait_until_up(url, devhost)
+        from core.settings import get_settings
+        from core.storage import Storage
+        from core.tokens import create_token
+
+        token = create_token(Storage.from_settings(get_settings()), name="make run", scopes=["admin"]).token
+        scenario = _demo_scenario(HttpClient(url, token))
+        sid = scenario["id"]
+        auth = f'-H "Authorization: Bearer {token}"'
+        print(
+            f"""
+Junction is running on {url} (storage: Azurite). Ctrl-C stops it.
+
+Admin token (shown once): {token}
+Demo scenario: {sid}  ({DEMO_NAME})
+
+Start a run with a JSON body (the process caches it under the key "last"):
+  curl -i -X POST {auth} -H "Content-Type: application/json" -d '{{"orderId": 42}}' {url}/ExternalData/Accept/{sid}
+
+Read what it cached:
+  curl {auth} '{url}/ExternalData/GetCacheData/{sid}?keyJson=%22last%22'
+
+See the run:
+  curl {auth} {url}/management/scenarios/{sid}/runs
+
+Or with the CLI:  export JUNCTION_TOKEN={token}
+  .venv/bin/junction trigger {sid} --data some.json
+  .venv/bin/junction cache get {sid} --key '"last"'
+""",
+            flush=True,
+        )
+        print(json.dumps({"url": url, "scenarioId": sid}), file=sys.stderr, flush=True)
+        return devhost.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if devhost.poll() is None:
+            devhost.send_signal(signal.SIGINT)
+            try:
+                devhost.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                devhost.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

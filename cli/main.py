@@ -1,0 +1,205 @@
+"""``junction``: a command-line client for Junction's URLs, plus the bootstrap of the first token.
+
+Everything but ``token create`` and ``serve`` talks HTTP to a running Junction (``--url`` or
+``JUNCTION_URL``), authenticated by ``--token``/``JUNCTION_TOKEN`` or an Azure AD token from msal
+(``--aad``). ``token create`` writes straight into storage: it is how the first administrator gets
+a token, before any token exists to call the management API with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from cli.http import ApiError, HttpClient
+
+DEFAULT_URL = "http://127.0.0.1:7071"
+
+
+def load_local_settings(root: Path = Path.cwd()) -> None:
+    """Values from local.settings.json, as ``func start`` and devhost see them (env wins)."""
+    path = root / "local.settings.json"
+    if not path.exists():
+        return
+    values = json.loads(path.read_text()).get("Values", {})
+    for name, value in values.items():
+        os.environ.setdefault(name, str(value))
+
+
+def _read_json_file(path: str) -> Any:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _bearer(args: argparse.Namespace) -> str | None:
+    if args.aad:
+        from cli.aad_login import acquire_token
+
+        tenant = args.tenant_id or os.environ.get("JUNCTION_AAD_TENANT_ID")
+        if not tenant or not args.client_id:
+            raise SystemExit("--aad needs --tenant-id (or JUNCTION_AAD_TENANT_ID) and --client-id")
+        scopes = args.aad_scope or [f"api://{args.client_id}/.default"]
+        return acquire_token(
+            tenant_id=tenant,
+            client_id=args.client_id,
+            scopes=scopes,
+            authority_host=args.authority_host,
+            client_secret=args.client_secret or os.environ.get("JUNCTION_CLIENT_SECRET"),
+            certificate_path=Path(args.certificate) if args.certificate else None,
+            device_code=not (args.client_secret or args.certificate or os.environ.get("JUNCTION_CLIENT_SECRET")),
+        )
+    return args.token
+
+
+def _client(args: argparse.Namespace) -> HttpClient:
+    return HttpClient(args.url.rstrip("/"), _bearer(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from devhost import main as devhost_main
+
+    return devhost_main(["--root", args.root, "--host", args.host, "--port", str(args.port)])
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    load_local_settings()
+    from core.settings import get_settings
+    from core.storage import Storage
+    from core.tokens import create_token
+
+    storage = Storage.from_settings(get_settings())
+    created = create_token(
+        storage,
+        name=args.name,
+        scopes=args.scope,
+        scenario_ids=args.scenario or None,
+        expires_in_days=args.expires_in_days,
+    )
+    if args.quiet:
+        print(created.token)
+    else:
+        _print(created.to_json())
+        print("Keep the token now: it is not stored and cannot be shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.action == "create":
+        _print(client.request("POST", "/management/scenarios", json_body=_read_json_file(args.file)))
+    elif args.action == "list":
+        _print(client.request("GET", "/management/scenarios"))
+    else:
+        _print(client.request("GET", f"/management/scenarios/{quote(args.id, safe='')}"))
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    client = _client(args)
+    path = f"/ExternalData/Accept/{quote(args.scenario, safe='')}"
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    if args.data:
+        data = sys.stdin.buffer.read() if args.data == "-" else Path(args.data).read_bytes()
+        content_type = args.content_type or ("application/xml" if args.data.endswith(".xml") else "application/json")
+        response = client.raw("POST", path, body=data, headers={**headers, "Content-Type": content_type})
+    else:
+        response = client.raw("GET", path, headers=headers)
+    print(response.headers.get("X-Run-Id", ""))
+    return 0
+
+
+def cmd_cache_get(args: argparse.Namespace) -> int:
+    client = _client(args)
+    _print(client.request("GET", f"/ExternalData/GetCacheData/{quote(args.scenario, safe='')}?keyJson={quote(args.key, safe='')}"))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    client = _client(args)
+    base = f"/management/scenarios/{quote(args.scenario, safe='')}/runs"
+    _print(client.request("GET", f"{base}/{quote(args.run, safe='')}" if args.run else base))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="junction", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("JUNCTION_URL", DEFAULT_URL), help="Junction's base URL (JUNCTION_URL)")
+    parser.add_argument("--token", default=os.environ.get("JUNCTION_TOKEN"), help="a personal access token (JUNCTION_TOKEN)")
+    aad = parser.add_argument_group("Azure AD (msal)")
+    aad.add_argument("--aad", action="store_true", help="authenticate with an Azure AD token instead of --token")
+    aad.add_argument("--tenant-id", default=os.environ.get("JUNCTION_AAD_TENANT_ID"))
+    aad.add_argument("--client-id", default=os.environ.get("JUNCTION_CLIENT_ID"), help="the calling app's client ID")
+    aad.add_argument("--client-secret", help="client credentials: the app's secret (or JUNCTION_CLIENT_SECRET)")
+    aad.add_argument("--certificate", help="client credentials: a PEM file with the app's certificate and key")
+    aad.add_argument("--aad-scope", action="append", help="scope to request (default api://<client-id>/.default)")
+    aad.add_argument("--authority-host", default=os.environ.get("JUNCTION_AAD_AUTHORITY_HOST", "https://login.microsoftonline.com"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the function app locally with devhost")
+    serve.add_argument("--root", default=".")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7071)
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="personal access tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="create a token straight in storage (bootstrap)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", choices=["admin", "trigger"], required=True)
+    create.add_argument("--scenario", action="append", help="limit the token to this scenario id (repeatable)")
+    create.add_argument("--expires-in-days", type=int)
+    create.add_argument("--quiet", action="store_true", help="print only the token")
+    create.set_defaults(func=cmd_token_create)
+
+    scenario = sub.add_parser("scenario", help="scenarios").add_subparsers(dest="action", required=True)
+    scenario_create = scenario.add_parser("create")
+    scenario_create.add_argument("file", help="the scenario as a JSON file, or - for standard input")
+    scenario.add_parser("list")
+    scenario_show = scenario.add_parser("show")
+    scenario_show.add_argument("id")
+    for p in scenario.choices.values():
+        p.set_defaults(func=cmd_scenario)
+
+    trigger = sub.add_parser("trigger", help="start a run (Accept)")
+    trigger.add_argument("scenario")
+    trigger.add_argument("--data", help="a file to POST (JSON, or XML by its .xml name), - for standard input")
+    trigger.add_argument("--content-type")
+    trigger.add_argument("--idempotency-key")
+    trigger.set_defaults(func=cmd_trigger)
+
+    cache = sub.add_parser("cache", help="cached data").add_subparsers(dest="action", required=True)
+    cache_get = cache.add_parser("get")
+    cache_get.add_argument("scenario")
+    cache_get.add_argument("--key", required=True, help="the key as JSON, e.g. '\"last\"'")
+    cache_get.set_defaults(func=cmd_cache_get)
+
+    runs = sub.add_parser("runs", help="runs of a scenario, newest first")
+    runs.add_argument("scenario")
+    runs.add_argument("run", nargs="?")
+    runs.set_defaults(func=cmd_runs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Core against a real Azurite: each test gets its own table prefix, so tests never share data."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from core.settings import Settings, load_settings
+from core.storage import Storage
+from devhost.azurite import Azurite
+
+
+@pytest.fixture
+def settings(azurite: Azurite) -> Settings:
+    prefix = "t" + secrets.token_hex(6)
+    loaded = load_settings({"AzureWebJobsStorage": azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix})
+    return dataclasses.replace(loaded, run_queue=f"{prefix}-runs", payload_container=f"{prefix}-payloads")
+
+
+@pytest.fixture
+def storage(settings: Settings) -> Iterator[Storage]:
+    yield Storage.from_settings(settings)

@@ -1,0 +1,136 @@
+"""Table Storage layout on Azurite: large values, ETags, tokens, cache, parameterised queries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core import scenarios, tokens
+from core.cache import ScenarioCache
+from core.errors import BadRequest, NotFound, PreconditionFailed, Unauthorized
+from core.storage import CHUNK, INLINE_LIMIT, Storage
+
+PROCESS = {"steps": [{"type": "return", "value": "#trigger.data.body"}]}
+
+
+def _scenario(**extra: object) -> dict[str, object]:
+    return {"name": "s", "externalTriggers": {"enabled": True}, "process": PROCESS, **extra}
+
+
+def test_values_larger_than_a_property_are_split_across_properties(storage: Storage) -> None:
+    cache = ScenarioCache(storage, "11111111-1111-1111-1111-111111111111")
+    value = {"text": "é" * (CHUNK * 2)}  # 240 KB of UTF-8: four chunks
+    cache.set("big", value)
+    entity = storage.table("cache").query_entities("PartitionKey eq @pk", parameters={"pk": "11111111-1111-1111-1111-111111111111"}).next()
+    assert entity["ValueParts"] > 1
+    assert "ValueBlob" not in entity
+    assert cache.get("big") == value
+
+
+def test_values_larger_than_an_entity_go_to_blob_storage(storage: Storage) -> None:
+    cache = ScenarioCache(storage, "11111111-1111-1111-1111-111111111111")
+    value = ["x" * 1000] * (INLINE_LIMIT // 1000 + 10)
+    cache.set({"k": 1}, value)
+    entity = next(iter(storage.table("cache").list_entities()))
+    assert entity["ValueBlob"]
+    assert cache.get({"k": 1}) == value
+    assert cache.delete({"k": 1})
+    assert not list(storage.container().list_blobs(name_starts_with=entity["ValueBlob"]))
+
+
+def test_a_shrinking_value_keeps_no_stale_chunks(storage: Storage) -> None:
+    cache = ScenarioCache(storage, "11111111-1111-1111-1111-111111111111")
+    cache.set("k", "y" * (CHUNK * 3))
+    cache.set("k", "small")
+    assert cache.get("k") == "small"
+
+
+def test_cache_key_injection_reads_nothing_else(storage: Storage) -> None:
+    cache = ScenarioCache(storage, "11111111-1111-1111-1111-111111111111")
+    cache.set("secret", 1)
+    with pytest.raises(NotFound):
+        cache.get("x' or PartitionKey ne '")
+
+
+def test_scenarios_use_etags(storage: Storage) -> None:
+    created = scenarios.create_scenario(storage, _scenario())
+    updated = scenarios.patch_scenario(storage, created.id, {"name": "renamed"}, created.etag)
+    assert updated.document["name"] == "renamed"
+    assert updated.etag != created.etag
+    with pytest.raises(PreconditionFailed):
+        scenarios.replace_scenario(storage, created.id, _scenario(name="stale"), created.etag)
+    with pytest.raises(PreconditionFailed):
+        scenarios.delete_scenario(storage, created.id, created.etag)
+    assert scenarios.get_scenario(storage, created.id).document["name"] == "renamed"
+    scenarios.delete_scenario(storage, created.id, updated.etag)
+    with pytest.raises(NotFound):
+        scenarios.get_scenario(storage, created.id)
+
+
+def test_merge_patch_removes_with_null_and_revalidates(storage: Storage) -> None:
+    created = scenarios.create_scenario(storage, _scenario(description="d"))
+    patched = scenarios.patch_scenario(storage, created.id, {"description": None}, None)
+    assert "description" not in patched.document
+    with pytest.raises(BadRequest):
+        scenarios.patch_scenario(storage, created.id, {"process": {"steps": [{"type": "nope"}]}}, None)
+
+
+@pytest.mark.parametrize("field", ["PartitionKey", "RowKey", "odata.etag", "Timestamp"])
+def test_storage_fields_in_a_body_are_refused(storage: Storage, field: str) -> None:
+    with pytest.raises(BadRequest, match="Additional properties"):
+        scenarios.create_scenario(storage, _scenario(**{field: "x"}))
+    assert list(storage.table("scenarios").list_entities()) == []
+
+
+def test_three_hundred_extra_fields_are_refused(storage: Storage) -> None:
+    with pytest.raises(BadRequest) as info:
+        scenarios.create_scenario(storage, _scenario(**{f"f{i}": i for i in range(300)}))
+    assert len(info.value.message) < 400
+    assert list(storage.table("scenarios").list_entities()) == []
+
+
+def test_large_scenarios_round_trip(storage: Storage) -> None:
+    steps = [{"type": "transform", "id": f"s{i}", "expression": "data[0].Body." + "a" * 3000} for i in range(150)]
+    created = scenarios.create_scenario(storage, {"name": "big", "process": {"steps": steps}})
+    assert scenarios.get_scenario(storage, created.id).process["steps"] == steps
+
+
+def test_tokens_are_stored_as_hashes_only(storage: Storage) -> None:
+    created = tokens.create_token(storage, name="ci", scopes=["trigger"])
+    assert created.token.startswith("jct_")
+    raw = json.dumps([dict(e) for e in storage.table("tokens").list_entities()], default=str)
+    assert created.token not in raw
+    assert created.token[4 + 32 :] not in raw
+    assert tokens.verify_token(storage, created.token).scopes == {"trigger"}
+    listed = tokens.list_tokens(storage)
+    assert listed[0]["id"] == created.id and "token" not in listed[0] and "hash" not in json.dumps(listed).lower()
+
+
+def test_revoked_tokens_fail_on_the_next_request(storage: Storage) -> None:
+    created = tokens.create_token(storage, name="ci", scopes=["admin"])
+    tokens.verify_token(storage, created.token)
+    tokens.revoke_token(storage, created.id)
+    with pytest.raises(Unauthorized):
+        tokens.verify_token(storage, created.token)
+
+
+def test_a_token_with_a_wrong_secret_fails(storage: Storage) -> None:
+    created = tokens.create_token(storage, name="ci", scopes=["admin"])
+    forged = created.token[:-1] + ("A" if created.token[-1] != "A" else "B")
+    with pytest.raises(Unauthorized):
+        tokens.verify_token(storage, forged)
+
+
+def test_expired_tokens_fail(storage: Storage) -> None:
+    created = tokens.create_token(storage, name="ci", scopes=["admin"], expires_in_days=1)
+    storage.table("tokens").update_entity({"PartitionKey": "token", "RowKey": created.id, "ExpiresAt": "2020-01-01T00:00:00.000Z"}, mode="merge")
+    with pytest.raises(Unauthorized, match="expired"):
+        tokens.verify_token(storage, created.token)
+
+
+def test_storage_requests_are_counted(storage: Storage) -> None:
+    storage.table("scenarios")
+    before = storage.counter.total
+    list(storage.table("scenarios").list_entities())
+    assert storage.counter.total == before + 1

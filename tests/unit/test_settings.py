@@ -1,0 +1,65 @@
+"""Settings are validated once, with messages that name the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ConfigurationError
+from core.settings import DEVELOPMENT_CONNECTION_STRING, load_settings
+
+BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+
+
+def test_defaults() -> None:
+    settings = load_settings(BASE)
+    assert settings.storage.connection_string == DEVELOPMENT_CONNECTION_STRING
+    assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert not settings.aad_enabled
+    assert settings.aad_authority_host == "https://login.microsoftonline.com"
+
+
+def test_identity_based_storage() -> None:
+    settings = load_settings(
+        {
+            "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+            "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+            "AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net",
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001",
+        }
+    )
+    assert settings.storage.uses_identity
+    assert settings.storage.table_uri == "https://acct.table.core.windows.net"
+    assert settings.storage.client_id == "00000000-0000-0000-0000-000000000001"
+
+
+def test_frozen() -> None:
+    settings = load_settings(BASE)
+    with pytest.raises(AttributeError):
+        settings.max_body_bytes = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({}, "AzureWebJobsStorage"),
+        ({**BASE, "JUNCTION_MAX_BODY_BYTES": "lots"}, "JUNCTION_MAX_BODY_BYTES"),
+        ({**BASE, "JUNCTION_MAX_BODY_BYTES": "100000001"}, "JUNCTION_MAX_BODY_BYTES"),
+        ({**BASE, "JUNCTION_AAD_TENANT_ID": "contoso"}, "JUNCTION_AAD_TENANT_ID"),
+        ({**BASE, "JUNCTION_AAD_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47"}, "JUNCTION_AAD_AUDIENCE"),
+        ({**BASE, "JUNCTION_AAD_AUTHORITY_HOST": "http://login.example"}, "JUNCTION_AAD_AUTHORITY_HOST"),
+        ({**BASE, "JUNCTION_AAD_GROUP_ID": "admins"}, "JUNCTION_AAD_GROUP_ID"),
+        ({**BASE, "JUNCTION_TABLE_PREFIX": "bad-prefix"}, "JUNCTION_TABLE_PREFIX"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        load_settings(env)
+
+
+def test_audiences_are_a_list() -> None:
+    settings = load_settings(
+        {**BASE, "JUNCTION_AAD_TENANT_ID": "72F988BF-86F1-41AF-91AB-2D7CD011DB47", "JUNCTION_AAD_AUDIENCE": "api://junction, 11111111-1111-1111-1111-111111111111"}
+    )
+    assert settings.aad_tenant_id == "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    assert settings.aad_audiences == ("api://junction", "11111111-1111-1111-1111-111111111111")
