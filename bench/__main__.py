@@ -1,0 +1,37 @@
+"""``make bench``: every benchmark, each next to a floor measured in the same run.
+
+Prints a report and writes it to bench/results/latest.md; the README quotes a run of it.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import accept, bench_aad, coldstart, storage_calls
+from devhost.azurite import Azurite
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    sections: list[str] = [f"machine: {platform.machine()}, Python {platform.python_version()}"]
+    with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder)) as emulator:
+        sections.append(storage_calls.report(storage_calls.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(accept.report(accept.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+    sections.append(coldstart.report(coldstart.run()))
+    print(sections[-1], flush=True)
+    aad = bench_aad.run()
+    sections.append(bench_aad.report(aad) if hasattr(bench_aad, "report") else str(aad))
+    print(sections[-1], flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text("\n\n".join(sections) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
