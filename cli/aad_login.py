@@ -62,6 +62,22 @@ def _save_cache(cache: Any, path: Path) -> None:
         raise
 
 
+def _session(ca_bundle: str, timeout: float) -> Any:
+    """A requests session that trusts ``ca_bundle`` whatever the environment says.
+
+    ``Session.verify`` alone loses to ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` in requests, so
+    the bundle is passed on every request, with the time-box msal would otherwise apply.
+    """
+    import functools
+
+    import requests
+
+    session = requests.Session()
+    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
+    session.request = functools.partial(session.request, timeout=timeout, verify=ca_bundle)  # type: ignore[method-assign]
+    return session
+
+
 def _result_token(result: Any) -> str:
     if isinstance(result, dict) and isinstance(result.get("access_token"), str):
         return result["access_token"]
@@ -106,7 +122,7 @@ def acquire_token(
         "timeout": timeout,
     }
     if ca_bundle is not None:
-        common["verify"] = str(ca_bundle)
+        common["http_client"] = _session(str(ca_bundle), timeout)
     try:
         if device_code:
             app = msal.PublicClientApplication(client_id, **common)

@@ -113,12 +113,13 @@ def enqueue_run(
     principal: Principal | None,
 ) -> None:
     """Send the run's queue message; an input too large for the message goes to a blob."""
+    summary = {**trigger, "data": {"username": principal.name if principal else None}}
     message: dict[str, Any] = {
         "v": MESSAGE_VERSION,
         "scenarioId": scenario_id,
         "runId": run_id,
         "hasBody": has_body,
-        "trigger": {**trigger, "claims": dict(principal.claims) if principal else {}},
+        "trigger": {**summary, "claims": dict(principal.claims) if principal else {}},
         "input": body,
     }
     text = dumps(message)
@@ -129,7 +130,7 @@ def enqueue_run(
         message["inputBlob"] = blob_name
         text = dumps(message)
         if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:  # huge claims: keep the summary only
-            message["trigger"] = dict(trigger)
+            message["trigger"] = summary
             text = dumps(message)
     storage.queue().send_message(text)
 

@@ -71,7 +71,7 @@ def execute_run(storage: Storage, message_text: str, dequeue_count: int) -> str:
         body = message.input
         if message.input_blob:
             body = json.loads(storage.container().download_blob(message.input_blob).readall())
-        trigger = {**message.trigger, "data": {"body": body}}
+        trigger = {**message.trigger, "data": {**message.trigger.get("data", {}), "body": body}}
         context = RunContext(input=body, trigger=trigger)
         result = run_process(scenario.process, context, ScenarioCache(storage, scenario.id))
     except ProcessFailed as exc:
