@@ -1,0 +1,286 @@
+// The Flex Consumption (FC1) Linux plan and the Junction function app (Python 3.11).
+// HTTPS only, TLS 1.2, no FTP, no basic publishing credentials, runs as the user-assigned identity;
+// storage and Application Insights are reached with that identity (no connection strings, no keys).
+
+@description('Function app name (globally unique: it is the host name).')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the resources.')
+param tags object = {}
+
+@description('azd service name (azure.yaml) this app deploys.')
+param serviceName string = 'api'
+
+@description('Resource ID of the user-assigned managed identity the app runs as.')
+param identityId string
+
+@description('Client ID of that identity (AzureWebJobsStorage__clientId, AZURE_CLIENT_ID).')
+param identityClientId string
+
+@description('Blob, queue and table endpoints of the AzureWebJobsStorage account.')
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
+
+@description('URL of the blob container that holds the deployment package.')
+param deploymentContainerUrl string
+
+@description('Application Insights connection string (identifies the resource; ingestion needs Entra ID).')
+param applicationInsightsConnectionString string
+
+@description('Maximum instances the app scales out to (1-1000).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Ask callers for a TLS client certificate (forwarded to Junction in X-ARR-ClientCert) for API operations that use certificate authentication.')
+param clientCertEnabled bool = false
+
+@description('Optional: a caller may connect without a certificate. Required: every connection must present one (breaks anonymous and token callers).')
+@allowed([
+  'Optional'
+  'OptionalInteractiveUser'
+  'Required'
+])
+param clientCertMode string = 'Optional'
+
+@description('Semicolon-separated path prefixes for which no client certificate is requested, e.g. /ExternalData;/management.')
+param clientCertExclusionPaths string = ''
+
+@description('JUNCTION_AAD_TENANT_ID: tenant whose Azure AD tokens are accepted; empty disables Azure AD.')
+param aadTenantId string = ''
+
+@description('JUNCTION_AAD_AUDIENCE: accepted aud values, comma-separated.')
+param aadAudience string = ''
+
+@description('JUNCTION_AAD_GROUP_ID: optional group callers must belong to.')
+param aadGroupId string = ''
+
+@description('JUNCTION_AAD_ADMIN_GROUP_ID: group whose members may use the management API.')
+param aadAdminGroupId string = ''
+
+@description('JUNCTION_AAD_ADMIN_ROLE: app role that may use the management API.')
+param aadAdminRole string = ''
+
+@description('JUNCTION_AAD_TRIGGER_ROLE: app role that may call the trigger URLs.')
+param aadTriggerRole string = 'Junction.Trigger'
+
+@description('JUNCTION_AAD_AUTHORITY_HOST: the Entra ID authority host of this cloud.')
+param aadAuthorityHost string
+
+@description('JUNCTION_GRAPH_ENDPOINT: Microsoft Graph endpoint for group-overage checks.')
+param graphEndpoint string = 'https://graph.microsoft.com'
+
+@description('JUNCTION_GRAPH_CLIENT_ID: optional app registration for Graph calls; empty uses the managed identity.')
+param graphClientId string = ''
+
+@description('JUNCTION_MAX_BODY_BYTES: request body limit in bytes.')
+@minValue(1)
+@maxValue(100000000)
+param maxBodyBytes int = 10485760
+
+@description('JUNCTION_OUTBOUND_ALLOWED_HOSTS: hosts that http steps may call, comma-separated.')
+param outboundAllowedHosts string = ''
+
+@description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names.')
+param tablePrefix string = 'junction'
+
+@description('JUNCTION_PUBLIC_BASE_URL: base URL Junction prints in trigger URLs; empty means the host name each request came to.')
+param publicBaseUrl string = ''
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone-redundant Flex Consumption plans exist only in regions with availability zones; the default must deploy in every Flex region
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: Junction's trigger URLs are called by outside systems (webhooks, schedulers), so the app must be public; every route authenticates in the app
+  // checkov:skip=CKV_AZURE_17: client certificates are opt-in (clientCertEnabled) for API operations that use certificate authentication; requiring them would lock out anonymous and token callers
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero; always-ready instances would bill around the clock (see docs/deploy.md, cost at rest)
+  // checkov:skip=CKV_AZURE_213: Junction has no health endpoint in its contract (its catch-all route would answer 404), and a scale-to-zero plan has no idle instances to probe
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': serviceName
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    clientCertEnabled: clientCertEnabled
+    clientCertMode: clientCertMode
+    clientCertExclusionPaths: clientCertExclusionPaths
+    // Platform CORS stays off (no siteConfig.cors): Junction answers CORS per API operation, and
+    // Flex Consumption does not support the platform CORS settings anyway.
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      // Identity-based connections only: there is deliberately no AzureWebJobsStorage connection
+      // string and no key anywhere. FUNCTIONS_WORKER_RUNTIME and the Python version come from
+      // functionAppConfig.runtime (Flex Consumption does not use those app settings).
+      appSettings: [
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: blobEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: queueEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: tableEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'AZURE_CLIENT_ID'
+          value: identityClientId
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: applicationInsightsConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        {
+          name: 'JUNCTION_AAD_TENANT_ID'
+          value: aadTenantId
+        }
+        {
+          name: 'JUNCTION_AAD_AUDIENCE'
+          value: aadAudience
+        }
+        {
+          name: 'JUNCTION_AAD_GROUP_ID'
+          value: aadGroupId
+        }
+        {
+          name: 'JUNCTION_AAD_ADMIN_GROUP_ID'
+          value: aadAdminGroupId
+        }
+        {
+          name: 'JUNCTION_AAD_ADMIN_ROLE'
+          value: aadAdminRole
+        }
+        {
+          name: 'JUNCTION_AAD_TRIGGER_ROLE'
+          value: aadTriggerRole
+        }
+        {
+          name: 'JUNCTION_AAD_AUTHORITY_HOST'
+          value: aadAuthorityHost
+        }
+        {
+          name: 'JUNCTION_GRAPH_ENDPOINT'
+          value: graphEndpoint
+        }
+        {
+          name: 'JUNCTION_GRAPH_CLIENT_ID'
+          value: graphClientId
+        }
+        {
+          name: 'JUNCTION_MAX_BODY_BYTES'
+          value: string(maxBodyBytes)
+        }
+        {
+          name: 'JUNCTION_OUTBOUND_ALLOWED_HOSTS'
+          value: outboundAllowedHosts
+        }
+        {
+          name: 'JUNCTION_TABLE_PREFIX'
+          value: tablePrefix
+        }
+        {
+          name: 'JUNCTION_PUBLIC_BASE_URL'
+          value: publicBaseUrl
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// No FTP or SCM basic-auth publishing credentials: deployments authenticate with Entra ID.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output id string = functionApp.id
+output defaultHostName string = functionApp.properties.defaultHostName
+output url string = 'https://${functionApp.properties.defaultHostName}'
+output planId string = plan.id

@@ -1,0 +1,256 @@
+// Junction on Azure Functions Flex Consumption, keyless: `azd up`, or
+//   az deployment sub create --location <region> --template-file infra/main.bicep \
+//     --parameters infra/main.parameters.json environmentName=<name> location=<region>
+// See docs/deploy.md.
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------------------------------------
+// Environment
+// ---------------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd env name). Names the resource group and seeds the unique resource token.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create or reuse; empty means rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Object ID of the deploying user or pipeline, granted storage data roles for `junction token create`; empty grants nothing.')
+param principalId string = ''
+
+@description('Type of principalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
+
+// ---------------------------------------------------------------------------------------------
+// Junction settings (DESIGN section 2): each becomes the JUNCTION_* app setting of the same meaning
+// ---------------------------------------------------------------------------------------------
+
+@description('JUNCTION_AAD_TENANT_ID: Azure AD (Entra ID) tenant whose tokens are accepted; empty disables Azure AD.')
+param aadTenantId string = ''
+
+@description('JUNCTION_AAD_AUDIENCE: accepted aud values, comma-separated (the app registration\'s client ID and/or App ID URI). Required when aadTenantId is set.')
+param aadAudience string = ''
+
+@description('JUNCTION_AAD_GROUP_ID: optional object ID of a group callers must be members of.')
+param aadGroupId string = ''
+
+@description('JUNCTION_AAD_ADMIN_GROUP_ID: object ID of the group whose members may use the management API.')
+param aadAdminGroupId string = ''
+
+@description('JUNCTION_AAD_ADMIN_ROLE: app role (value) that may use the management API, e.g. Junction.Admin.')
+param aadAdminRole string = ''
+
+@description('JUNCTION_AAD_TRIGGER_ROLE: app role (value) that may call the trigger URLs.')
+param aadTriggerRole string = 'Junction.Trigger'
+
+@description('JUNCTION_AAD_AUTHORITY_HOST: Entra ID authority host; empty means this cloud\'s login endpoint.')
+param aadAuthorityHost string = ''
+
+@description('JUNCTION_GRAPH_ENDPOINT: Microsoft Graph endpoint for group-overage checks (sovereign clouds differ).')
+param graphEndpoint string = 'https://graph.microsoft.com'
+
+@description('JUNCTION_GRAPH_CLIENT_ID: optional app registration for Graph calls; empty means the managed identity (needs GroupMember.Read.All).')
+param graphClientId string = ''
+
+@description('JUNCTION_MAX_BODY_BYTES: request body limit in bytes (at most 100000000).')
+@minValue(1)
+@maxValue(100000000)
+param maxBodyBytes int = 10485760
+
+@description('JUNCTION_OUTBOUND_ALLOWED_HOSTS: hosts that process http steps may call, comma-separated; empty means none.')
+param outboundAllowedHosts string = ''
+
+@description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names (a letter, then up to 19 letters or digits).')
+@minLength(1)
+@maxLength(20)
+param tablePrefix string = 'junction'
+
+@description('JUNCTION_PUBLIC_BASE_URL: public base URL printed in trigger URLs (e.g. behind a custom domain); empty means the host name each request came to (https://<function app>.azurewebsites.net).')
+param publicBaseUrl string = ''
+
+// ---------------------------------------------------------------------------------------------
+// Hosting
+// ---------------------------------------------------------------------------------------------
+
+@description('Request TLS client certificates, forwarded to Junction in X-ARR-ClientCert, for API operations bound with certificate authentication. Off by default.')
+param clientCertEnabled bool = false
+
+@description('Client certificate mode when clientCertEnabled: Optional (callers without a certificate still connect) or Required (every caller must present one).')
+@allowed([
+  'Optional'
+  'OptionalInteractiveUser'
+  'Required'
+])
+param clientCertMode string = 'Optional'
+
+@description('Semicolon-separated path prefixes for which no client certificate is requested (e.g. /ExternalData;/management).')
+param clientCertExclusionPaths string = ''
+
+@description('Maximum Flex Consumption instances.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Storage replication.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Days Log Analytics keeps logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'junction'
+}
+var functionAppName = 'func-junction-${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+var loginEndpoint = environment().authentication.loginEndpoint
+var defaultAuthorityHost = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity './app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-junction-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage './app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module monitoring './app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-junction-${resourceToken}'
+    applicationInsightsName: 'appi-junction-${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module rbac './app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
+  }
+}
+
+module functionApp './app/function.bicep' = {
+  name: 'functionApp'
+  scope: rg
+  // The host needs its storage roles before it first starts.
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    name: functionAppName
+    planName: 'plan-junction-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    clientCertEnabled: clientCertEnabled
+    clientCertMode: clientCertMode
+    clientCertExclusionPaths: clientCertExclusionPaths
+    aadTenantId: aadTenantId
+    aadAudience: aadAudience
+    aadGroupId: aadGroupId
+    aadAdminGroupId: aadAdminGroupId
+    aadAdminRole: aadAdminRole
+    aadTriggerRole: aadTriggerRole
+    aadAuthorityHost: empty(aadAuthorityHost) ? defaultAuthorityHost : aadAuthorityHost
+    graphEndpoint: graphEndpoint
+    graphClientId: graphClientId
+    maxBodyBytes: maxBodyBytes
+    outboundAllowedHosts: outboundAllowedHosts
+    tablePrefix: tablePrefix
+    publicBaseUrl: publicBaseUrl
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (azd stores them in .azure/<env>/.env)
+// ---------------------------------------------------------------------------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = functionApp.outputs.url
+output JUNCTION_URL string = empty(publicBaseUrl) ? functionApp.outputs.url : publicBaseUrl
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AzureWebJobsStorage__tableServiceUri string = storage.outputs.tableEndpoint
+output AzureWebJobsStorage__queueServiceUri string = storage.outputs.queueEndpoint
+output AzureWebJobsStorage__blobServiceUri string = storage.outputs.blobEndpoint
+output JUNCTION_TABLE_PREFIX string = tablePrefix
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -1,0 +1,332 @@
+"""The security properties of the deployment, each a function over the parsed templates.
+
+Each check raises AssertionError when its property is missing. test_security.py runs them on
+infra/ as it is; test_mutations.py runs them on copies with the property removed, to prove that
+every check can fail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from tests.infra.bicep import ROOT, Resource, Templates, app_settings, dump, get, one, resources, unquote
+
+# Built-in Azure role definition IDs: the same GUIDs in every tenant and cloud.
+ROLE_IDS = {
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+}
+
+# JUNCTION_* settings the app reads that are deliberately not deployed: secrets, which a keyless
+# deployment does not hold (Graph calls use the managed identity instead).
+UNDEPLOYED_SETTINGS = {
+    "JUNCTION_GRAPH_CLIENT_SECRET": "a client secret; the deployment uses the managed identity for Graph",
+    "JUNCTION_GRAPH_CLIENT_CERTIFICATE_PATH": "a certificate file path; Flex Consumption cannot load certificates",
+}
+
+STORAGE = "Microsoft.Storage/storageAccounts"
+SITE = "Microsoft.Web/sites"
+
+Check = Callable[[Templates], None]
+CHECKS: dict[str, Check] = {}
+
+
+def check(func: Check) -> Check:
+    CHECKS[func.__name__] = func
+    return func
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+@check
+def storage_disallows_shared_keys(t: Templates) -> None:
+    assert one(t, STORAGE).prop("properties", "allowSharedKeyAccess") is False
+
+
+@check
+def storage_disallows_public_blobs(t: Templates) -> None:
+    assert one(t, STORAGE).prop("properties", "allowBlobPublicAccess") is False
+
+
+@check
+def storage_requires_tls12(t: Templates) -> None:
+    assert one(t, STORAGE).prop("properties", "minimumTlsVersion") == "TLS1_2"
+
+
+@check
+def storage_requires_https(t: Templates) -> None:
+    assert one(t, STORAGE).prop("properties", "supportsHttpsTrafficOnly") is True
+
+
+@check
+def storage_defaults_to_entra_auth(t: Templates) -> None:
+    assert one(t, STORAGE).prop("properties", "defaultToOAuthAuthentication") is True
+
+
+@check
+def storage_has_private_deployment_container(t: Templates) -> None:
+    container = one(t, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert container.prop("properties", "publicAccess") == "None"
+    site = one(t, SITE)
+    assert site.prop("properties", "functionAppConfig", "deployment", "storage", "type") == "blobContainer"
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+
+@check
+def application_insights_disables_local_auth(t: Templates) -> None:
+    assert one(t, "Microsoft.Insights/components").prop("properties", "disableLocalAuth") is True
+
+
+@check
+def log_analytics_disables_local_auth(t: Templates) -> None:
+    workspace = one(t, "Microsoft.OperationalInsights/workspaces")
+    assert workspace.prop("properties", "features", "disableLocalAuth") is True
+
+
+# --- plan and function app -----------------------------------------------------------------------
+
+
+@check
+def plan_is_flex_consumption_linux(t: Templates) -> None:
+    plan = one(t, "Microsoft.Web/serverfarms")
+    assert plan.prop("sku", "name") == "FC1"
+    assert plan.prop("sku", "tier") == "FlexConsumption"
+    assert plan.prop("properties", "reserved") is True  # Linux
+
+
+@check
+def function_app_runs_python_311(t: Templates) -> None:
+    site = one(t, SITE)
+    assert "linux" in site.prop("kind").split(",")
+    runtime = site.prop("properties", "functionAppConfig", "runtime")
+    assert get(runtime, "name") == "python"
+    assert get(runtime, "version") == "3.11"
+
+
+@check
+def function_app_is_https_only(t: Templates) -> None:
+    assert one(t, SITE).prop("properties", "httpsOnly") is True
+
+
+@check
+def function_app_requires_tls12(t: Templates) -> None:
+    config = one(t, SITE).prop("properties", "siteConfig")
+    assert get(config, "minTlsVersion") == "1.2"
+    assert get(config, "scmMinTlsVersion") == "1.2"
+
+
+@check
+def function_app_disables_ftp(t: Templates) -> None:
+    assert one(t, SITE).prop("properties", "siteConfig", "ftpsState") == "Disabled"
+
+
+@check
+def function_app_disables_basic_publishing_credentials(t: Templates) -> None:
+    policies = {
+        p.prop("name"): p.prop("properties", "allow")
+        for p in resources(t, f"{SITE}/basicPublishingCredentialsPolicies")
+    }
+    assert policies == {"ftp": False, "scm": False}
+
+
+@check
+def function_app_runs_as_user_assigned_identity(t: Templates) -> None:
+    site = one(t, SITE)
+    assert site.prop("identity", "type") == "UserAssigned"
+    auth = site.prop("properties", "functionAppConfig", "deployment", "storage", "authentication")
+    assert get(auth, "type") == "UserAssignedIdentity"
+    assert get(auth, "userAssignedIdentityResourceId") == "identityId"
+
+
+@check
+def function_app_leaves_platform_cors_off(t: Templates) -> None:
+    # Junction answers CORS per API operation; platform CORS would answer preflights first.
+    assert one(t, SITE).prop("properties", "siteConfig", "cors") is None
+
+
+@check
+def function_app_client_certificates_are_opt_in(t: Templates) -> None:
+    site = one(t, SITE)
+    assert site.prop("properties", "clientCertEnabled") == "clientCertEnabled"
+    assert site.prop("properties", "clientCertMode") == "clientCertMode"
+    for file in ("main.bicep", "app/function.bicep"):
+        params = t[file]["parameters"]
+        assert params["clientCertEnabled"]["type"] == "bool"
+        assert params["clientCertEnabled"]["default"] is False, f"{file}: client certificates must be off by default"
+        assert params["clientCertMode"]["default"] == "Optional"
+
+
+# --- app settings --------------------------------------------------------------------------------
+
+
+@check
+def storage_connection_is_identity_based(t: Templates) -> None:
+    settings = app_settings(t)
+    assert "AzureWebJobsStorage" not in settings, "no storage connection string: identity-based connections only"
+    assert settings.get("AzureWebJobsStorage__credential") == "managedidentity"
+    assert settings.get("AzureWebJobsStorage__clientId") == "identityClientId"
+    for kind in ("blob", "queue", "table"):
+        assert settings.get(f"AzureWebJobsStorage__{kind}ServiceUri") == f"{kind}Endpoint"
+
+
+@check
+def app_uses_identity_client_id(t: Templates) -> None:
+    assert app_settings(t).get("AZURE_CLIENT_ID") == "identityClientId"
+
+
+@check
+def application_insights_uses_entra_auth(t: Templates) -> None:
+    settings = app_settings(t)
+    assert settings.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    assert "Authorization=AAD" in str(settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+    assert "ClientId=${identityClientId}" in str(settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+
+
+def app_junction_settings() -> set[str]:
+    """Every JUNCTION_* name the app's settings module reads."""
+    text = (ROOT / "core" / "settings.py").read_text(encoding="utf-8")
+    return set(re.findall(r"\b(JUNCTION_[A-Z0-9_]+)\b", text))
+
+
+@check
+def every_junction_setting_is_a_parameter(t: Templates) -> None:
+    settings = app_settings(t)
+    function_params = t["app/function.bicep"]["parameters"]
+    main_params = t["main.bicep"]["parameters"]
+    module = t["main.bicep"]["modules"]["functionApp"]["config"]["params"]
+    wanted = app_junction_settings() - set(UNDEPLOYED_SETTINGS)
+    missing = sorted(wanted - set(settings))
+    assert not missing, f"app settings the deployment does not set: {missing}"
+    for name, value in settings.items():
+        if not name.startswith("JUNCTION_"):
+            continue
+        # The value is a parameter of function.bicep (string(param) for numbers) ...
+        param = value if isinstance(value, str) else get(value, "function", "parameters", "value_to_convert")
+        assert param in function_params, f"{name} must come from a parameter, got {dump(value)}"
+        # ... which main.bicep passes from a parameter of its own.
+        passed = dump(module.get(param))
+        assert any(re.search(rf'"{p}"', passed) for p in main_params), f"main.bicep must pass {param} from a parameter"
+
+
+# --- role assignments -----------------------------------------------------------------------------
+
+
+def _rbac_variables(t: Templates) -> dict[str, object]:
+    return {name: var["value"] for name, var in t["app/rbac.bicep"]["variables"].items()}
+
+
+def _role_variables(t: Templates) -> dict[str, str]:
+    return {name: value for name, value in _rbac_variables(t).items() if isinstance(value, str)}
+
+
+def _assignment_roles(t: Templates, assignment: Resource) -> list[str]:
+    """GUIDs of the roles one role-assignment resource grants (one, or one per loop item)."""
+    variables = _rbac_variables(t)
+    role_ref = get(assignment.prop("properties", "roleDefinitionId"), "function", "parameters", "resource_name_1")
+    if assignment.loop is None:
+        return [str(variables.get(role_ref, role_ref))]
+    array = assignment.loop["detail"]["array_name"]
+    listed = array if isinstance(array, str) else get(array, "operator", "operands", "false_value")
+    return [str(variables.get(item, item)) for item in variables[listed]]  # type: ignore[union-attr]
+
+
+def _assignments(t: Templates) -> list[Resource]:
+    return list(resources(t, "Microsoft.Authorization/roleAssignments"))
+
+
+def granted(t: Templates, principal: str) -> dict[str, str]:
+    """{role GUID: scope symbol} granted to ``principal`` (a parameter name in rbac.bicep)."""
+    roles: dict[str, str] = {}
+    for assignment in _assignments(t):
+        if assignment.prop("properties", "principalId") == principal:
+            for role in _assignment_roles(t, assignment):
+                roles[role] = assignment.prop("scope")
+    return roles
+
+
+@check
+def role_definition_ids_are_the_built_in_guids(t: Templates) -> None:
+    variables = _role_variables(t)
+    expected = {
+        "storageBlobDataOwner": ROLE_IDS["Storage Blob Data Owner"],
+        "storageBlobDataContributor": ROLE_IDS["Storage Blob Data Contributor"],
+        "storageQueueDataContributor": ROLE_IDS["Storage Queue Data Contributor"],
+        "storageTableDataContributor": ROLE_IDS["Storage Table Data Contributor"],
+        "monitoringMetricsPublisher": ROLE_IDS["Monitoring Metrics Publisher"],
+    }
+    assert {name: variables.get(name) for name in expected} == expected
+
+
+@check
+def identity_has_least_privilege_roles(t: Templates) -> None:
+    roles = granted(t, "identityPrincipalId")
+    assert roles == {
+        ROLE_IDS["Storage Blob Data Owner"]: "storage",
+        ROLE_IDS["Storage Queue Data Contributor"]: "storage",
+        ROLE_IDS["Storage Table Data Contributor"]: "storage",
+        ROLE_IDS["Monitoring Metrics Publisher"]: "applicationInsights",
+    }
+
+
+@check
+def deployer_roles_are_optional_data_roles(t: Templates) -> None:
+    roles = granted(t, "deployerPrincipalId")
+    assert set(roles) == {
+        ROLE_IDS["Storage Blob Data Contributor"],
+        ROLE_IDS["Storage Queue Data Contributor"],
+        ROLE_IDS["Storage Table Data Contributor"],
+    }
+    for assignment in _assignments(t):
+        if assignment.prop("properties", "principalId") == "deployerPrincipalId":
+            # Granted only when a principal ID is given: the loop runs over [] otherwise.
+            array = assignment.loop["detail"]["array_name"]
+            assert get(array, "operator", "operands", "true_value") == [], (
+                "deployer roles must be skipped without a principal"
+            )
+
+
+@check
+def role_assignment_names_are_deterministic(t: Templates) -> None:
+    for assignment in _assignments(t):
+        name = assignment.prop("name")
+        assert get(name, "function", "type") == "guid", f"{assignment.symbol}: name must be guid(...)"
+        args = get(name, "function", "parameters")
+        text = dump(args)
+        assert assignment.prop("properties", "principalId") in text, (
+            f"{assignment.symbol}: guid() must include the principal"
+        )
+        assert "roleId" in text or "monitoringMetricsPublisher" in text, (
+            f"{assignment.symbol}: guid() must include the role"
+        )
+
+
+@check
+def identity_assignments_are_service_principals(t: Templates) -> None:
+    for assignment in _assignments(t):
+        if assignment.prop("properties", "principalId") == "identityPrincipalId":
+            assert assignment.prop("properties", "principalType") == "ServicePrincipal"
+
+
+# --- no secrets anywhere ------------------------------------------------------------------------------
+
+
+def template_texts(t: Templates) -> str:
+    return dump(t)
+
+
+@check
+def no_keys_or_connection_strings(t: Templates) -> None:
+    text = template_texts(t)
+    for marker in ("list_keys", "listKeys", "AccountKey=", "SharedAccessSignature", "InstrumentationKey="):
+        assert marker not in text, f"the templates must not read or hold keys ({marker})"
+
+
+def tag_names(resource_tags) -> set[str]:
+    return {unquote(k) for k in resource_tags} if isinstance(resource_tags, dict) else set()

@@ -1,0 +1,140 @@
+"""Each security check fails when its property is removed or weakened.
+
+A mutation edits a copy of one template's text (never the file), parses it, and runs the check
+on the templates with that copy in place: the check must raise AssertionError.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.bicep import INFRA, load_templates, parse_text
+from tests.infra.checks import CHECKS
+
+STORAGE = "app/storage.bicep"
+FUNCTION = "app/function.bicep"
+MONITORING = "app/monitoring.bicep"
+RBAC = "app/rbac.bicep"
+MAIN = "main.bicep"
+
+# (check, file, text in the file, replacement)
+MUTATIONS = [
+    ("storage_disallows_shared_keys", STORAGE, "    allowSharedKeyAccess: false\n", ""),
+    ("storage_disallows_shared_keys", STORAGE, "allowSharedKeyAccess: false", "allowSharedKeyAccess: true"),
+    ("storage_disallows_public_blobs", STORAGE, "    allowBlobPublicAccess: false\n", ""),
+    ("storage_requires_tls12", STORAGE, "minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'"),
+    ("storage_requires_https", STORAGE, "    supportsHttpsTrafficOnly: true\n", ""),
+    ("storage_defaults_to_entra_auth", STORAGE, "    defaultToOAuthAuthentication: true\n", ""),
+    ("storage_has_private_deployment_container", STORAGE, "publicAccess: 'None'", "publicAccess: 'Blob'"),
+    ("application_insights_disables_local_auth", MONITORING, "    DisableLocalAuth: true\n", ""),
+    ("log_analytics_disables_local_auth", MONITORING, "      disableLocalAuth: true\n", ""),
+    ("plan_is_flex_consumption_linux", FUNCTION, "name: 'FC1'", "name: 'Y1'"),
+    ("plan_is_flex_consumption_linux", FUNCTION, "    reserved: true\n", ""),
+    ("function_app_runs_python_311", FUNCTION, "version: '3.11'", "version: '3.10'"),
+    ("function_app_is_https_only", FUNCTION, "    httpsOnly: true\n", ""),
+    ("function_app_requires_tls12", FUNCTION, "      minTlsVersion: '1.2'\n", ""),
+    ("function_app_disables_ftp", FUNCTION, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'"),
+    (
+        "function_app_disables_basic_publishing_credentials",
+        FUNCTION,
+        "  name: 'scm'\n  properties: {\n    allow: false",
+        "  name: 'scm'\n  properties: {\n    allow: true",
+    ),
+    (
+        "function_app_runs_as_user_assigned_identity",
+        FUNCTION,
+        "            type: 'UserAssignedIdentity'\n",
+        "            type: 'SystemAssignedIdentity'\n",
+    ),
+    (
+        "function_app_leaves_platform_cors_off",
+        FUNCTION,
+        "      remoteDebuggingEnabled: false\n",
+        "      remoteDebuggingEnabled: false\n      cors: {\n        allowedOrigins: [\n          '*'\n        ]\n      }\n",
+    ),
+    (
+        "function_app_client_certificates_are_opt_in",
+        MAIN,
+        "param clientCertEnabled bool = false",
+        "param clientCertEnabled bool = true",
+    ),
+    ("storage_connection_is_identity_based", FUNCTION, "value: 'managedidentity'", "value: 'connectionstring'"),
+    (
+        "storage_connection_is_identity_based",
+        FUNCTION,
+        "        {\n          name: 'AzureWebJobsStorage__credential'\n",
+        "        {\n          name: 'AzureWebJobsStorage'\n        }\n        {\n          name: 'AzureWebJobsStorage__credential'\n",
+    ),
+    (
+        "app_uses_identity_client_id",
+        FUNCTION,
+        "          name: 'AZURE_CLIENT_ID'\n",
+        "          name: 'AZURE_CLIENT_ID_UNUSED'\n",
+    ),
+    ("application_insights_uses_entra_auth", FUNCTION, ";Authorization=AAD'", "'"),
+    (
+        "every_junction_setting_is_a_parameter",
+        FUNCTION,
+        "          name: 'JUNCTION_OUTBOUND_ALLOWED_HOSTS'\n",
+        "          name: 'JUNCTION_OUTBOUND_HOSTS'\n",
+    ),
+    ("every_junction_setting_is_a_parameter", FUNCTION, "value: aadTriggerRole", "value: 'Junction.Trigger'"),
+    (
+        "role_definition_ids_are_the_built_in_guids",
+        RBAC,
+        "3913510d-42f4-4e42-8a64-420c390055eb",
+        "3913510d-42f4-4e42-8a64-420c390055ec",
+    ),
+    (
+        "identity_has_least_privilege_roles",
+        RBAC,
+        "  storageBlobDataOwner\n  storageQueueDataContributor\n",
+        "  storageBlobDataOwner\n",
+    ),
+    (
+        "identity_has_least_privilege_roles",
+        RBAC,
+        "var identityStorageRoles = [\n",
+        "var identityStorageRoles = [\n  '8e3af657-a8ff-443c-a75c-2fe8c4bcb635'\n",
+    ),
+    (
+        "deployer_roles_are_optional_data_roles",
+        RBAC,
+        "(empty(deployerPrincipalId) ? [] : deployerStorageRoles)",
+        "deployerStorageRoles",
+    ),
+    (
+        "role_assignment_names_are_deterministic",
+        RBAC,
+        "name: guid(storage.id, identityPrincipalId, roleId)",
+        "name: 'fixed-name'",
+    ),
+    (
+        "identity_assignments_are_service_principals",
+        RBAC,
+        "    principalId: identityPrincipalId\n    principalType: 'ServicePrincipal'\n",
+        "    principalId: identityPrincipalId\n    principalType: 'User'\n",
+    ),
+    (
+        "no_keys_or_connection_strings",
+        FUNCTION,
+        "value: 'ClientId=${identityClientId};Authorization=AAD'",
+        "value: 'AccountKey=${identityClientId}'",
+    ),
+]
+
+
+def test_every_check_has_a_mutation():
+    assert {m[0] for m in MUTATIONS} == set(CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("name", "file", "old", "new"), MUTATIONS, ids=[f"{m[0]}-{i}" for i, m in enumerate(MUTATIONS)]
+)
+def test_check_fails_without_its_property(name, file, old, new):
+    text = (INFRA / file).read_text(encoding="utf-8")
+    assert old in text, f"the mutation no longer matches {file}: update it with the template"
+    templates = dict(load_templates())
+    templates[file] = parse_text(text.replace(old, new))
+    with pytest.raises(AssertionError):
+        CHECKS[name](templates)
