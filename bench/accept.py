@@ -87,7 +87,7 @@ def run(connection_string: str, requests: int = 2000) -> dict[str, Any]:
     document = {"name": "bench", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": PROCESS}
     scenario = scenarios.create_scenario(storage, document)
     port = free_port()
-    with DevhostProcess(ROOT, port, env=env, extra_args=["--no-queues"]) as server:
+    with DevhostProcess(ROOT, port, env=env, args=["--no-queues"]) as server:
         url = f"{server.base_url}/ExternalData/Accept/{scenario.id}"
 
         def junction_worker() -> Callable[[], bool]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,7 @@ def count(storage: Storage, settings: Settings, request: AcceptRequest) -> list[
 
 
 def run(connection_string: str) -> dict[str, Any]:
-    settings = dataclasses.replace(
-        load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchcalls"}),
-        run_queue="benchcalls-runs",
-    )
+    settings = load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchcalls"})
     storage = Storage.from_settings(settings)
     document = {"name": "bench", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": PROCESS}
     sid = scenarios.create_scenario(storage, document).id

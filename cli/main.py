@@ -23,9 +23,15 @@ DEFAULT_URL = "http://127.0.0.1:7071"
 
 
 def load_local_settings(root: Path = Path.cwd()) -> None:
-    """Values from local.settings.json, as ``func start`` and devhost see them (env wins)."""
+    """Values from local.settings.json, as ``func start`` and devhost see them (env wins).
+
+    When the environment already says where storage is (``AzureWebJobsStorage`` or any
+    ``AzureWebJobsStorage__*`` setting, as when bootstrapping a token in Azure), the file is not
+    read at all: mixing its local connection string with identity settings would pick the wrong
+    account.
+    """
     path = root / "local.settings.json"
-    if not path.exists():
+    if not path.exists() or any(name.startswith("AzureWebJobsStorage") for name in os.environ):
         return
     values = json.loads(path.read_text()).get("Values", {})
     for name, value in values.items():
@@ -49,14 +55,17 @@ def _bearer(args: argparse.Namespace) -> str | None:
         if not tenant or not args.client_id:
             raise SystemExit("--aad needs --tenant-id (or JUNCTION_AAD_TENANT_ID) and --client-id")
         scopes = args.aad_scope or [f"api://{args.client_id}/.default"]
+        # A certificate given on the command line wins over a secret from the environment.
+        secret = None if args.certificate else args.client_secret or os.environ.get("JUNCTION_CLIENT_SECRET")
         return acquire_token(
             tenant_id=tenant,
             client_id=args.client_id,
             scopes=scopes,
             authority_host=args.authority_host,
-            client_secret=args.client_secret or os.environ.get("JUNCTION_CLIENT_SECRET"),
+            client_secret=secret,
             certificate_path=Path(args.certificate) if args.certificate else None,
-            device_code=not (args.client_secret or args.certificate or os.environ.get("JUNCTION_CLIENT_SECRET")),
+            device_code=not (secret or args.certificate),
+            ca_bundle=args.ca_bundle,
         )
     return args.token
 
@@ -142,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     aad.add_argument("--client-secret", help="client credentials: the app's secret (or JUNCTION_CLIENT_SECRET)")
     aad.add_argument("--certificate", help="client credentials: a PEM file with the app's certificate and key")
     aad.add_argument("--aad-scope", action="append", help="scope to request (default api://<client-id>/.default)")
+    aad.add_argument("--ca-bundle", help="PEM file of CAs to trust for the authority (private or test issuers)")
     aad.add_argument("--authority-host", default=os.environ.get("JUNCTION_AAD_AUTHORITY_HOST", "https://login.microsoftonline.com"))
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -196,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # AadLoginError is a RuntimeError
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -18,7 +18,6 @@ from core.errors import ConfigurationError
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 10 * MIB
 MAX_BODY_BYTES_CEILING = 100_000_000  # the Functions host's own request limit
-RUN_QUEUE = "junction-runs"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 
@@ -57,8 +56,7 @@ class StorageSettings:
 class Settings:
     storage: StorageSettings
     table_prefix: str = "junction"
-    # Fixed names: the queue trigger's binding names its queue at import time, before settings.
-    run_queue: str = RUN_QUEUE
+    run_queue: str = "junction-runs"
     payload_container: str = "junction-payloads"
     aad_tenant_id: str | None = None
     aad_audiences: tuple[str, ...] = ()
@@ -151,14 +149,26 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _prefix(env: Mapping[str, str]) -> str:
+    prefix = _get(env, "JUNCTION_TABLE_PREFIX") or "junction"
+    if not _PREFIX.match(prefix):
+        raise ConfigurationError("JUNCTION_TABLE_PREFIX must be a letter followed by up to 19 letters or digits")
+    return prefix.lower()
+
+
+def run_queue_name(env: Mapping[str, str] | None = None) -> str:
+    """The run queue, ``<prefix>-runs``: deployments sharing an account must not share runs.
+
+    The queue trigger names its queue when the app is imported, before anything else needs the
+    settings, so this reads only the prefix.
+    """
+    return f"{_prefix(os.environ if env is None else env)}-runs"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ``env`` (default: the process environment), validating every value."""
     env = os.environ if env is None else env
-    prefix = _get(env, "JUNCTION_TABLE_PREFIX") or "junction"
-    if not _PREFIX.match(prefix):
-        raise ConfigurationError(
-            "JUNCTION_TABLE_PREFIX must be a letter followed by up to 19 letters or digits"
-        )
+    prefix = _prefix(env)
     tenant = _guid(env, "JUNCTION_AAD_TENANT_ID")
     audiences = _csv(env, "JUNCTION_AAD_AUDIENCE")
     if tenant and not audiences:
@@ -169,7 +179,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError("JUNCTION_PUBLIC_BASE_URL must be an http(s) URL")
     return Settings(
         storage=_storage(env),
-        table_prefix=prefix.lower(),
+        table_prefix=prefix,
+        run_queue=run_queue_name(env),
+        payload_container=f"{prefix}-payloads",
         aad_tenant_id=tenant,
         aad_audiences=audiences,
         aad_group_id=_guid(env, "JUNCTION_AAD_GROUP_ID"),

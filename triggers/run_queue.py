@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from core.settings import RUN_QUEUE
+from core.settings import run_queue_name
 from core.storage import get_storage
 from core.worker import execute_run
 
@@ -12,6 +12,6 @@ bp = func.Blueprint()
 
 
 @bp.function_name("executeRun")
-@bp.queue_trigger(arg_name="msg", queue_name=RUN_QUEUE, connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name=run_queue_name(), connection="AzureWebJobsStorage")
 def execute_run_trigger(msg: func.QueueMessage) -> None:
     execute_run(get_storage(), msg.get_body().decode("utf-8"), int(msg.dequeue_count or 1))

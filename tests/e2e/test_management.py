@@ -15,7 +15,6 @@ from openapi_spec_validator import validate
 
 from core import runs
 from core.ids import new_run_id
-from core.settings import RUN_QUEUE
 from core.tokens import create_token
 from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually
 
@@ -154,7 +153,7 @@ def test_a_run_that_always_fails_ends_failed_in_the_poison_queue(junction: Junct
     conn = junction.env["AzureWebJobsStorage"]
     junction.storage.queue().send_message(message)
     poison = QueueClient.from_connection_string(
-        conn, f"{RUN_QUEUE}-poison", message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+        conn, f"{junction.settings.run_queue}-poison", message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
     )
 
     def poisoned() -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Iterator
 
@@ -16,8 +15,7 @@ from devhost.azurite import Azurite
 @pytest.fixture
 def settings(azurite: Azurite) -> Settings:
     prefix = "t" + secrets.token_hex(6)
-    loaded = load_settings({"AzureWebJobsStorage": azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix})
-    return dataclasses.replace(loaded, run_queue=f"{prefix}-runs", payload_container=f"{prefix}-payloads")
+    return load_settings({"AzureWebJobsStorage": azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix})
 
 
 @pytest.fixture
