@@ -26,7 +26,7 @@ def main() -> int:
     sections.append(coldstart.report(coldstart.run()))
     print(sections[-1], flush=True)
     aad = bench_aad.run()
-    sections.append(bench_aad.report(aad) if hasattr(bench_aad, "report") else str(aad))
+    sections.append(bench_aad.report(aad))
     print(sections[-1], flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text("\n\n".join(sections) + "\n")

@@ -31,12 +31,14 @@ class RawResponse:
 
 class HttpClient:
     def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the Junction URL must start with http:// or https://, not {base_url!r}")
         self.base_url = base_url
         self.token = token
         self.timeout = timeout
 
     def raw(self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> RawResponse:
-        request = urllib.request.Request(self.base_url + path, data=body, method=method)
+        request = urllib.request.Request(self.base_url + path, data=body, method=method)  # noqa: S310 - http(s) checked
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         if self.token:

@@ -22,7 +22,7 @@ from cli.http import ApiError, HttpClient
 DEFAULT_URL = "http://127.0.0.1:7071"
 
 
-def load_local_settings(root: Path = Path.cwd()) -> None:
+def load_local_settings(root: Path | None = None) -> None:
     """Values from local.settings.json, as ``func start`` and devhost see them (env wins).
 
     When the environment already says where storage is (``AzureWebJobsStorage`` or any
@@ -30,7 +30,7 @@ def load_local_settings(root: Path = Path.cwd()) -> None:
     read at all: mixing its local connection string with identity settings would pick the wrong
     account.
     """
-    path = root / "local.settings.json"
+    path = (root or Path.cwd()) / "local.settings.json"
     if not path.exists() or any(name.startswith("AzureWebJobsStorage") for name in os.environ):
         return
     values = json.loads(path.read_text()).get("Values", {})

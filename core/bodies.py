@@ -115,14 +115,15 @@ class _NoDtdExpat:
 
 def parse_xml(body: bytes) -> Any:
     """XML as an object in xmltodict's convention (attributes as ``@name``, text as ``#text``)."""
+    from xml.parsers.expat import ExpatError
+
     import xmltodict  # imported on first XML body: most callers send JSON
 
-    depth = 0
     try:
         value = xmltodict.parse(body, expat=_NoDtdExpat(), disable_entities=True)
     except ValueError as exc:
         raise BadRequest(str(exc), "InvalidXml") from None
-    except Exception as exc:  # expat.ExpatError and friends
+    except ExpatError as exc:
         raise BadRequest(f"the body is not well-formed XML: {exc}", "InvalidXml") from None
     stack = [(value, 1)]
     while stack:

@@ -6,6 +6,7 @@ concurrent requests with one key exactly one insert succeeds, and the others rea
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 
@@ -16,6 +17,8 @@ from core import clock
 from core.errors import BadRequest, Conflict
 from core.ids import key_hash
 from core.storage import Storage
+
+logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=24)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -63,5 +66,5 @@ def release(storage: Storage, scenario_id: str, key: str) -> None:
     """Give a key back when the run it was claimed for could not be started."""
     try:
         storage.table("idempotency").delete_entity(scenario_id, key_hash(key))
-    except Exception:  # noqa: BLE001 - best effort; the claim then expires after 24 h
-        pass
+    except Exception as exc:  # noqa: BLE001 - best effort; the claim then expires after 24 h
+        logger.warning("could not release an Idempotency-Key of scenario %s: %s", scenario_id, type(exc).__name__)
