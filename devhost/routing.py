@@ -1,0 +1,488 @@
+"""Route templates as the Azure Functions host (ASP.NET Core attribute routing) understands them.
+
+The Functions host hands a function's ``route`` to ASP.NET Core routing, so a template such as
+``ExternalData/Accept/{scenarioId}`` or ``{*path}`` behaves by ASP.NET's rules, not by a regular
+expression. devhost has to reproduce those rules closely enough that an app which works here works
+in Azure, and in particular:
+
+* literal segments match case-insensitively;
+* parameters may carry constraints (``{id:int}``, ``{id:guid}``, ``{n:range(1,5)}`` ...), may be
+  optional (``{name?}``), have a default (``{name=x}``), or catch everything that is left
+  (``{*rest}`` / ``{**rest}``);
+* when several templates match, the most specific wins, segment by segment from the left:
+  literal, then complex segment (``{a}.{b}``), then constrained parameter, then plain parameter,
+  then optional parameter, then catch-all. A catch-all registered by one function therefore never
+  steals a path that a more specific template of another function matches;
+* the path is split on ``/`` *before* percent-decoding, and each segment is decoded exactly once,
+  so ``%2F`` inside a value is a character of that value and never a new segment (``..%2F`` cannot
+  climb into another route).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+from urllib.parse import unquote
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Precedence ranks of one segment: lower is more specific (ASP.NET RoutePrecedence, inbound).
+RANK_LITERAL = 1
+RANK_COMPLEX = 2
+RANK_CONSTRAINED = 3
+RANK_PARAMETER = 4
+RANK_OPTIONAL = 5
+RANK_CATCH_ALL = 6
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DOUBLE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+_ALPHA = re.compile(r"^[A-Za-z]+$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RouteTemplateError(ValueError):
+    """A template the Functions host would refuse at start-up (the app must be fixed)."""
+
+
+def _integer_in(value: str, bounds: tuple[int, int]) -> bool:
+    return bool(_INTEGER.match(value)) and bounds[0] <= int(value) <= bounds[1]
+
+
+def _is_double(value: str) -> bool:
+    return bool(_DOUBLE.match(value)) and math.isfinite(float(value))
+
+
+def _is_guid(value: str) -> bool:
+    # .NET Guid.TryParse accepts the 32-digit forms with or without hyphens and with braces.
+    text = value.strip()
+    if text.startswith("{") and text.endswith("}") or text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}", text):
+        return False
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_datetime(value: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _int_args(name: str, args: str, count: int) -> list[int]:
+    parts = [p.strip() for p in args.split(",")] if args else []
+    if len(parts) != count or not all(_INTEGER.match(p) for p in parts):
+        raise RouteTemplateError(f"constraint {name}({args}) needs {count} integer argument(s)")
+    return [int(p) for p in parts]
+
+
+def make_constraint(text: str) -> Callable[[str], bool]:
+    """Turn one inline constraint (``int``, ``range(1,5)``, ``regex(^a+$)`` ...) into a predicate."""
+    match = re.fullmatch(r"([A-Za-z]+)(?:\((.*)\))?", text, flags=re.DOTALL)
+    if not match:
+        raise RouteTemplateError(f"unknown route constraint {text!r}")
+    name, args = match.group(1).lower(), match.group(2)
+    simple: dict[str, Callable[[str], bool]] = {
+        "int": lambda v: _integer_in(v, INT32),
+        "long": lambda v: _integer_in(v, INT64),
+        "bool": lambda v: v.lower() in ("true", "false"),
+        "alpha": lambda v: bool(_ALPHA.match(v)),
+        "double": _is_double,
+        "float": _is_double,
+        "decimal": lambda v: bool(re.fullmatch(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", v)),
+        "guid": _is_guid,
+        "datetime": _is_datetime,
+        "required": lambda v: v != "",
+        "nonfile": lambda v: "." not in v.rsplit("/", 1)[-1],
+        "file": lambda v: "." in v.rsplit("/", 1)[-1],
+    }
+    if name in simple:
+        if args is not None:
+            raise RouteTemplateError(f"constraint {name} takes no arguments")
+        return simple[name]
+    if name == "minlength":
+        (low,) = _int_args(name, args or "", 1)
+        return lambda v: len(v) >= low
+    if name == "maxlength":
+        (high,) = _int_args(name, args or "", 1)
+        return lambda v: len(v) <= high
+    if name == "length":
+        bounds = _int_args(name, args or "", 2 if args and "," in args else 1)
+        low, high = (bounds[0], bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+        return lambda v: low <= len(v) <= high
+    if name == "min":
+        (low,) = _int_args(name, args or "", 1)
+        return lambda v: _integer_in(v, INT64) and int(v) >= low
+    if name == "max":
+        (high,) = _int_args(name, args or "", 1)
+        return lambda v: _integer_in(v, INT64) and int(v) <= high
+    if name == "range":
+        low, high = _int_args(name, args or "", 2)
+        return lambda v: _integer_in(v, INT64) and low <= int(v) <= high
+    if name == "regex":
+        if not args:
+            raise RouteTemplateError("constraint regex() needs a pattern")
+        # ASP.NET regex constraints are case-insensitive and not anchored unless the pattern is.
+        pattern = re.compile(args, flags=re.IGNORECASE)
+        return lambda v: pattern.search(v) is not None
+    raise RouteTemplateError(f"unknown route constraint {text!r}")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One ``{...}`` of a template."""
+
+    name: str
+    constraints: tuple[str, ...] = ()
+    optional: bool = False
+    default: str | None = None
+    catch_all: bool = False
+    checks: tuple[Callable[[str], bool], ...] = field(default=(), compare=False, repr=False)
+
+    def accepts(self, value: str) -> bool:
+        return all(check(value) for check in self.checks)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One ``/``-separated part of a template: a literal, a parameter, or literal/parameter parts."""
+
+    parts: tuple[str | Parameter, ...]
+
+    @property
+    def literal(self) -> str | None:
+        if len(self.parts) == 1 and isinstance(self.parts[0], str):
+            return self.parts[0]
+        return None
+
+    @property
+    def parameter(self) -> Parameter | None:
+        if len(self.parts) == 1 and isinstance(self.parts[0], Parameter):
+            return self.parts[0]
+        return None
+
+    @property
+    def rank(self) -> int:
+        if self.literal is not None:
+            return RANK_LITERAL
+        parameter = self.parameter
+        if parameter is None:
+            return RANK_COMPLEX
+        if parameter.catch_all:
+            return RANK_CATCH_ALL
+        if parameter.optional or parameter.default is not None:
+            return RANK_OPTIONAL
+        if parameter.constraints:
+            return RANK_CONSTRAINED
+        return RANK_PARAMETER
+
+
+def _parse_parameter(body: str, template: str) -> Parameter:
+    text = body
+    catch_all = False
+    if text.startswith("**"):
+        catch_all, text = True, text[2:]
+    elif text.startswith("*"):
+        catch_all, text = True, text[1:]
+    default: str | None = None
+    # Constraints may contain '=' and '?' (regex), so split name and constraints first.
+    name_end = len(text)
+    for index, char in enumerate(text):
+        if char in ":=?":
+            name_end = index
+            break
+    name, rest = text[:name_end], text[name_end:]
+    optional = False
+    constraints: list[str] = []
+    while rest:
+        if rest.startswith(":"):
+            rest = rest[1:]
+            depth, end = 0, len(rest)
+            for index, char in enumerate(rest):
+                if char == "(":
+                    depth += 1
+                elif char == ")":
+                    depth -= 1
+                elif depth == 0 and char in ":=" or depth == 0 and char == "?" and index == len(rest) - 1:
+                    end = index
+                    break
+            # Braces inside a constraint are doubled in a template (``{{2}}``), as in ASP.NET.
+            constraints.append(rest[:end].replace("{{", "{").replace("}}", "}"))
+            rest = rest[end:]
+        elif rest.startswith("="):
+            default, rest = rest[1:], ""
+        elif rest == "?":
+            optional, rest = True, ""
+        else:
+            raise RouteTemplateError(f"cannot parse parameter {{{body}}} in route {template!r}")
+    if not _NAME.match(name):
+        raise RouteTemplateError(f"bad parameter name {name!r} in route {template!r}")
+    if catch_all and optional:
+        raise RouteTemplateError(f"a catch-all parameter cannot be optional in route {template!r}")
+    checks = tuple(make_constraint(c) for c in constraints)
+    return Parameter(name, tuple(constraints), optional, default, catch_all, checks)
+
+
+def _parse_segment(text: str, template: str) -> Segment:
+    parts: list[str | Parameter] = []
+    literal = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "{":
+            if text.startswith("{{", index):
+                literal.append("{")
+                index += 2
+                continue
+            depth, end = 0, -1
+            for cursor in range(index, len(text)):
+                if text[cursor] == "{":
+                    depth += 1
+                elif text[cursor] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        end = cursor
+                        break
+            if end < 0:
+                raise RouteTemplateError(f"unclosed '{{' in route {template!r}")
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(_parse_parameter(text[index + 1 : end], template))
+            index = end + 1
+        elif char == "}":
+            if text.startswith("}}", index):
+                literal.append("}")
+                index += 2
+                continue
+            raise RouteTemplateError(f"unmatched '}}' in route {template!r}")
+        else:
+            literal.append(char)
+            index += 1
+    if literal:
+        parts.append("".join(literal))
+    if not parts:
+        raise RouteTemplateError(f"empty segment in route {template!r}")
+    for left, right in zip(parts, parts[1:], strict=False):
+        if isinstance(left, Parameter) and isinstance(right, Parameter):
+            raise RouteTemplateError(f"two parameters need a literal between them in route {template!r}")
+    if len(parts) > 1 and any(isinstance(p, Parameter) and (p.catch_all or p.optional) for p in parts):
+        raise RouteTemplateError(f"optional and catch-all parameters must fill their segment in route {template!r}")
+    return Segment(tuple(parts))
+
+
+@dataclass(frozen=True)
+class RouteTemplate:
+    """A parsed route template; ``match`` turns raw path segments into route values or ``None``."""
+
+    text: str
+    segments: tuple[Segment, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> RouteTemplate:
+        stripped = text.strip().strip("/")
+        if stripped.startswith("~"):
+            stripped = stripped.lstrip("~").strip("/")
+        segments = tuple(_parse_segment(s, text) for s in stripped.split("/")) if stripped else ()
+        names: set[str] = set()
+        for position, segment in enumerate(segments):
+            for part in segment.parts:
+                if isinstance(part, Parameter):
+                    if part.name.lower() in names:
+                        raise RouteTemplateError(f"parameter {part.name!r} appears twice in route {text!r}")
+                    names.add(part.name.lower())
+                    last = position == len(segments) - 1
+                    if part.catch_all and not last:
+                        raise RouteTemplateError(f"a catch-all parameter must be the last segment of route {text!r}")
+                    if part.optional and not last:
+                        raise RouteTemplateError(f"an optional parameter must be the last segment of route {text!r}")
+        return cls(text, segments)
+
+    @property
+    def precedence(self) -> tuple[int, ...]:
+        """Lower sorts first: compare segment ranks from the left, like ASP.NET's inbound precedence."""
+        return tuple(segment.rank for segment in self.segments)
+
+    @property
+    def parameters(self) -> list[Parameter]:
+        return [p for s in self.segments for p in s.parts if isinstance(p, Parameter)]
+
+    def match(self, raw_segments: Sequence[str]) -> dict[str, str] | None:
+        """Route values for a path already split on ``/`` (raw, still percent-encoded), or None.
+
+        Each raw segment is decoded exactly once here; what a decoded value contains never
+        changes how the path was split.
+        """
+        values: dict[str, str] = {}
+        count = len(raw_segments)
+        for position, segment in enumerate(self.segments):
+            parameter = segment.parameter
+            if parameter is not None and parameter.catch_all:
+                rest = [decode_segment(s) for s in raw_segments[position:]]
+                value = "/".join(rest)
+                if value == "" and parameter.default is not None:
+                    value = parameter.default
+                if value and not parameter.accepts(value):
+                    return None
+                if value:
+                    values[parameter.name] = value
+                return values
+            if position >= count:
+                # Only an optional (or defaulted) parameter may be missing, and only at the end.
+                if parameter is not None and (parameter.optional or parameter.default is not None):
+                    if parameter.default is not None:
+                        values[parameter.name] = parameter.default
+                    continue
+                return None
+            decoded = decode_segment(raw_segments[position])
+            if not _match_segment(segment, decoded, values):
+                return None
+        if count > len(self.segments):
+            return None
+        return values
+
+
+def _match_segment(segment: Segment, decoded: str, values: dict[str, str]) -> bool:
+    literal = segment.literal
+    if literal is not None:
+        return decoded.lower() == literal.lower()
+    parameter = segment.parameter
+    if parameter is not None:
+        if decoded == "" or not parameter.accepts(decoded):
+            return False
+        values[parameter.name] = decoded
+        return True
+    # Complex segment: literals and parameters alternate; parameters take at least one character.
+    pattern = []
+    params: list[Parameter] = []
+    for part in segment.parts:
+        if isinstance(part, str):
+            pattern.append(re.escape(part))
+        else:
+            pattern.append("(.+)")
+            params.append(part)
+    # ASP.NET matches complex segments from the right, so the last parameter takes the shortest
+    # tail: make every group but the first lazy to mimic that ("{a}.{b}" on "x.y.z" -> a=x.y, b=z).
+    found = re.fullmatch(
+        "".join(pattern).replace("(.+)", "(.+?)").replace("(.+?)", "(.+)", 1), decoded, re.IGNORECASE | re.DOTALL
+    )
+    if not found:
+        return False
+    for parameter, value in zip(params, found.groups(), strict=True):
+        if not parameter.accepts(value):
+            return False
+        values[parameter.name] = value
+    return True
+
+
+def decode_segment(raw: str) -> str:
+    """Percent-decode one raw path segment, once (invalid UTF-8 is replaced, never an error)."""
+    return unquote(raw, encoding="utf-8", errors="replace")
+
+
+def split_path(raw_path: str) -> list[str] | None:
+    """Split a raw (still percent-encoded) request path into segments.
+
+    Dot segments (``.``/``..``, also when written ``%2E``) are resolved the way Kestrel normalises
+    a path before routing; ``None`` means the path tries to climb above the root. A trailing slash
+    is ignored, as in ASP.NET routing. An encoded ``%2F`` stays inside its segment.
+    """
+    path = raw_path.split("?", 1)[0]
+    if not path.startswith("/"):
+        path = "/" + path
+    segments: list[str] = []
+    parts = path[1:].split("/")
+    for index, raw in enumerate(parts):
+        dotted = decode_segment(raw) if "%" in raw else raw
+        if dotted == ".":
+            continue
+        if dotted == "..":
+            if not segments:
+                return None
+            segments.pop()
+            continue
+        if raw == "" and index == len(parts) - 1:
+            continue  # trailing slash
+        segments.append(raw)
+    return segments
+
+
+def normalise_methods(methods: Iterable[object] | None) -> frozenset[str] | None:
+    """Upper-case method names from a binding (``None`` = every method, like the host)."""
+    if not methods:
+        return None
+    names = set()
+    for method in methods:
+        value = getattr(method, "value", method)
+        names.add(str(value).upper())
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class Route(Generic[T]):
+    """A template bound to the methods it answers and whatever the caller routes to (``target``)."""
+
+    template: RouteTemplate
+    methods: frozenset[str] | None
+    target: T
+    order: int = 0
+
+    def allows(self, method: str) -> bool:
+        return self.methods is None or method.upper() in self.methods
+
+
+@dataclass(frozen=True)
+class RouteMatch(Generic[T]):
+    route: Route[T]
+    values: dict[str, str]
+
+
+class RouteTable(Generic[T]):
+    """All HTTP routes of an app; ``find`` picks the most specific match for a method and path."""
+
+    def __init__(self, prefix: str = "api") -> None:
+        self.prefix = prefix.strip("/")
+        self.routes: list[Route[T]] = []
+
+    def full_template(self, route: str) -> str:
+        route = route.strip().strip("/")
+        if self.prefix and route:
+            return f"{self.prefix}/{route}"
+        return self.prefix or route
+
+    def add(self, route: str, methods: Iterable[object] | None, target: T) -> Route[T]:
+        template = RouteTemplate.parse(self.full_template(route))
+        entry = Route(template, normalise_methods(methods), target, order=len(self.routes))
+        self.routes.append(entry)
+        self.routes.sort(key=lambda r: (r.template.precedence, r.order))
+        return entry
+
+    def find(self, method: str, raw_path: str) -> RouteMatch[T] | None:
+        """The best route for this request, or None (the host answers 404 then, also for a method
+        that a matching path does not allow)."""
+        segments = split_path(raw_path)
+        if segments is None:
+            return None
+        for route in self.routes:  # already sorted by precedence, then registration order
+            if not route.allows(method):
+                continue
+            values = route.template.match(segments)
+            if values is not None:
+                return RouteMatch(route, values)
+        return None

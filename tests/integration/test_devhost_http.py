@@ -1,0 +1,197 @@
+"""devhost over real HTTP: a ``python -m devhost`` subprocess serving tests/support/sample_app.
+
+Routing, methods, the route prefix, 404/413/500, header and query handling and the front-end
+headers are checked the way a client sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devhost.azurite import Azurite
+from devhost.testing import DevhostProcess, DevhostStartError
+
+SAMPLE_APP = Path(__file__).resolve().parents[1] / "support" / "sample_app"
+LIMIT = 100_000_000
+
+
+def sample_copy(folder: Path, values: dict[str, str]) -> Path:
+    """The sample app in a folder of its own, with a local.settings.json (git ignores those)."""
+    root = folder / "app"
+    shutil.copytree(SAMPLE_APP, root, ignore=shutil.ignore_patterns("__pycache__", ".azurite"))
+    (root / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def devhost(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
+    folder = tmp_path_factory.mktemp("devhost-http")
+    root = sample_copy(folder, {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SAMPLE_SETTING": "from-file"})
+    env = {"AzureWebJobsStorage": azurite.connection_string, "SAMPLE_QUEUE": f"http-{uuid.uuid4().hex[:12]}"}
+    with DevhostProcess(root, env=env, log_path=folder / "devhost.log") as process:
+        yield process
+
+
+def get(devhost: DevhostProcess, path: str, **kwargs: object) -> httpx.Response:
+    return httpx.request(str(kwargs.pop("method", "GET")), devhost.base_url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def test_startup_lists_the_functions_like_func_start(devhost: DevhostProcess) -> None:
+    log = devhost.log_text()
+    assert "Functions:" in log
+    assert f"item: [GET] {devhost.base_url}/api/items/{{id:int}}" in log
+    assert f"itemByName: [DELETE,GET] {devhost.base_url}/api/items/{{name}}" in log
+    assert "work: queueTrigger" in log
+
+
+def test_route_values_and_constraints(devhost: DevhostProcess) -> None:
+    response = get(devhost, "/api/items/42")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-sample"] == "yes"
+    assert response.json()["function"] == "item"
+    assert response.json()["route"] == {"id": "42"}
+    assert get(devhost, "/API/ITEMS/abc").json()["route"] == {"name": "abc"}
+    assert get(devhost, "/api/items/abc").json()["function"] == "itemByName"
+    assert get(devhost, "/api/opt").json()["route"] == {}
+    assert get(devhost, "/api/opt/x").json()["route"] == {"name": "x"}
+
+
+def test_methods_choose_the_function_or_404(devhost: DevhostProcess) -> None:
+    # DELETE is not allowed on items/{id:int}: the unconstrained route that allows it answers.
+    assert get(devhost, "/api/items/42", method="DELETE").json()["function"] == "itemByName"
+    created = get(devhost, "/api/items", method="POST", content=b"new thing")
+    assert created.status_code == 201
+    assert created.text == "new thing"
+    assert created.headers["content-type"] == "text/plain; charset=utf-8"
+    missing = get(devhost, "/api/items/abc", method="PUT")  # nobody allows PUT there (catch-all: GET/POST)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NotFound"
+
+
+def test_catch_all_gets_only_what_nothing_else_matches(devhost: DevhostProcess) -> None:
+    body = get(devhost, "/api/some/deep/path?x=1").json()
+    assert body["function"] == "catchAll"
+    assert body["route"] == {"path": "some/deep/path"}
+    assert get(devhost, "/api/echo").json()["function"] == "echo"
+
+
+def test_route_prefix_is_required(devhost: DevhostProcess) -> None:
+    response = get(devhost, "/items/42")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+
+
+def test_encoded_slashes_stay_in_the_value(devhost: DevhostProcess) -> None:
+    body = get(devhost, "/api/items/a%2Fb").json()
+    assert (body["function"], body["route"]) == ("itemByName", {"name": "a/b"})
+    body = get(devhost, "/api/items/..%2F..%2Fboom").json()
+    assert (body["function"], body["route"]) == ("itemByName", {"name": "../../boom"})
+
+
+def test_query_url_and_duplicate_parameters(devhost: DevhostProcess) -> None:
+    body = get(devhost, "/api/echo?a=1&a=2&b=%20x%2Cy&empty=").json()
+    assert body["params"] == {"a": "1,2", "b": " x,y", "empty": ""}
+    assert body["url"] == f"{devhost.base_url}/api/echo?a=1&a=2&b=%20x%2Cy&empty="
+    assert body["setting"] == "from-file"  # local.settings.json, loaded before the app
+
+
+def test_duplicate_headers_are_joined_and_peer_is_forwarded(devhost: DevhostProcess) -> None:
+    headers = [("X-Multi", "a"), ("x-multi", "b"), ("X-Forwarded-For", "203.0.113.9")]
+    body = get(devhost, "/api/echo", headers=headers).json()
+    assert body["headers"]["x-multi"] == "a, b"
+    assert body["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert get(devhost, "/api/echo").json()["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_front_end_headers_from_a_client_are_removed(devhost: DevhostProcess) -> None:
+    forged = {
+        "X-ARR-ClientCert": "MIIBforged",
+        "X-ARR-SSL": "forged",
+        "X-Forwarded-Proto": "https",
+        "X-Original-URL": "/management/openapi.json",
+        "X-MS-CLIENT-PRINCIPAL-NAME": "admin",
+    }
+    body = get(devhost, "/api/echo", headers=forged).json()
+    for name in ("x-arr-clientcert", "x-arr-ssl", "x-original-url", "x-ms-client-principal-name"):
+        assert name not in body["headers"]
+    assert body["headers"]["x-forwarded-proto"] == "http"
+    assert body["url"].startswith("http://")
+
+
+def test_function_exception_is_a_bare_500_and_logged(devhost: DevhostProcess) -> None:
+    response = get(devhost, "/api/boom")
+    assert response.status_code == 500
+    assert response.content == b""
+    assert "SECRET" not in str(response.headers)
+    log = devhost.log_text()
+    assert "RuntimeError: SECRET-DETAIL-do-not-leak" in log
+    assert "Traceback" in log
+
+
+def raw_exchange(devhost: DevhostProcess, head: bytes, chunks: int = 0, chunk: bytes = b"") -> bytes:
+    """Send a request over a plain socket (so the body can be lied about) and read the answer."""
+    with socket.create_connection(("127.0.0.1", devhost.port), timeout=20) as sock:
+        sock.sendall(head)
+        try:
+            for _ in range(chunks):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed early: that is the point
+        data = b""
+        while True:
+            try:
+                part = sock.recv(65536)
+            except OSError:
+                break
+            if not part:
+                break
+            data += part
+            if b"\r\n\r\n" in data and chunks == 0:
+                break
+        return data
+
+
+def test_declared_oversized_body_is_413_without_reading_it(devhost: DevhostProcess) -> None:
+    head = b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (LIMIT + 1)
+    answer = raw_exchange(devhost, head)
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_streamed_oversized_body_is_413(devhost: DevhostProcess) -> None:
+    head = b"POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"x" * 1_000_000
+    answer = raw_exchange(devhost, head, chunks=LIMIT // len(chunk) + 2, chunk=chunk)
+    assert answer.startswith(b"HTTP/1.1 413")
+    # The limit itself is allowed.
+    response = get(devhost, "/api/echo", method="POST", content=b"y" * 1_000_000)
+    assert response.json()["bodyLength"] == 1_000_000
+
+
+def test_trusted_front_end_keeps_forwarded_headers(azurite: Azurite, tmp_path: Path) -> None:
+    root = sample_copy(tmp_path, {})
+    env = {"AzureWebJobsStorage": azurite.connection_string}
+    with DevhostProcess(root, env=env, args=["--no-queues", "--trust-forwarded-client-cert"]) as process:
+        body = get(process, "/api/echo", headers={"X-ARR-ClientCert": "MIIBcert", "X-Forwarded-Proto": "https"}).json()
+        assert body["headers"]["x-arr-clientcert"] == "MIIBcert"
+        assert body["url"].startswith("https://")
+        assert "queueTrigger" in process.log_text() and "not polled" in process.log_text()
+    assert process.returncode == 0  # SIGTERM is a graceful, successful stop
+    assert "devhost stopping" in process.log_text()
+
+
+def test_a_broken_app_is_reported_with_its_log(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text("raise RuntimeError('this app is broken')\n")
+    with pytest.raises(DevhostStartError, match="this app is broken"):
+        DevhostProcess(
+            tmp_path, env={"AzureWebJobsStorage": "UseDevelopmentStorage=false"}, args=["--no-azurite"]
+        ).start()
