@@ -11,27 +11,22 @@ access token (4) and the claim for an ``Idempotency-Key`` (5).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core import idempotency, runs
+from core import idempotency
 from core.auth import authenticate, authorize_trigger
 from core.bodies import check_size, parse_body
 from core.cache import ScenarioCache, parse_key
 from core.errors import Forbidden, Unauthorized
 from core.ids import new_run_id, parse_guid
-from core.jsonvalue import dumps
 from core.principal import Principal
 from core.scenarios import Scenario, get_scenario
 from core.settings import Settings
+from core.starter import start_run
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
-
-MESSAGE_VERSION = 1
-# A queue message holds 64 KiB of base64, so 48 KiB of text; inputs larger than this go to a blob.
-MAX_INLINE_MESSAGE = 45_000
 
 
 @dataclass(frozen=True)
@@ -93,46 +88,13 @@ def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> Acce
         "caller": principal_summary(principal),
     }
     try:
-        runs.insert_run(storage, scenario.id, run_id, trigger)
-        enqueue_run(storage, scenario.id, run_id, body, has_body, trigger, principal)
+        start_run(storage, scenario.id, trigger, body=body, has_body=has_body, principal=principal, run_id=run_id)
     except Exception:
         if idempotency_key is not None:
             idempotency.release(storage, scenario.id, idempotency_key)
         raise
     logger.info("accepted run %s of scenario %s", run_id, scenario.id)
     return AcceptResult(run_id, replayed=False)
-
-
-def enqueue_run(
-    storage: Storage,
-    scenario_id: str,
-    run_id: str,
-    body: Any,
-    has_body: bool,
-    trigger: Mapping[str, Any],
-    principal: Principal | None,
-) -> None:
-    """Send the run's queue message; an input too large for the message goes to a blob."""
-    summary = {**trigger, "data": {"username": principal.name if principal else None}}
-    message: dict[str, Any] = {
-        "v": MESSAGE_VERSION,
-        "scenarioId": scenario_id,
-        "runId": run_id,
-        "hasBody": has_body,
-        "trigger": {**summary, "claims": dict(principal.claims) if principal else {}},
-        "input": body,
-    }
-    text = dumps(message)
-    if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
-        blob_name = f"inputs/{scenario_id}/{run_id}.json"
-        storage.container().upload_blob(blob_name, dumps(body).encode("utf-8"), overwrite=True)
-        message["input"] = None
-        message["inputBlob"] = blob_name
-        text = dumps(message)
-        if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:  # huge claims: keep the summary only
-            message["trigger"] = summary
-            text = dumps(message)
-    storage.queue().send_message(text)
 
 
 def get_cache_data(storage: Storage, raw_id: str, key_json: str | None, authorization: str | None) -> Any:

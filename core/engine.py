@@ -1,36 +1,69 @@
 """The process engine: runs a scenario's steps over the run's input.
 
 Tenants describe processes as data, never as code: a value in a step is a JSON literal, a
-reference (``"#trigger.data.body.x"``, ``"#steps.<id>"``, ``"#result"``) or ``{"jmespath": ...}``
-evaluated over ``{"data": [{"Body": <input>}], "trigger": ..., "steps": ..., "result": ...}``, so
-``data[0].Body`` means what it means in IntegrationHub source scripts. Nothing is ``eval``-ed.
+reference (``"#trigger.data.body.x"``, ``"#steps.<id>"``, ``"#result"``), ``{"jmespath": ...}``
+evaluated over ``{"data": [{"Body": <input>}], "trigger": ..., "steps": ..., "result": ...}`` (so
+``data[0].Body`` means what it means in IntegrationHub source scripts), ``{"literal": ...}`` for a
+value that would otherwise be read as one of those, or ``{"secret": "JUNCTION_SECRET_..."}`` in an
+``http`` step's headers. Nothing is ``eval``-ed.
 
-Step types in this version: ``transform``, ``cache`` and ``return``.
+Execution keeps a *position* (``[2, "then", 0]``: step 2's then-branch, step 0), so a process
+that answered a caller early (``intermediateReturn``) can continue from the queue where it left
+off, with the step results it had.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core import clock
 from core.errors import BadRequest
 
-STEP_TYPES = ("transform", "cache", "return")
+STEP_TYPES = ("transform", "decision", "cache", "http", "return", "intermediateReturn", "throw")
 _STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _REFERENCE = re.compile(r"#(trigger|steps|result|data)((?:\.[A-Za-z0-9_$@-]+|\[\d+\])*)")
 _SEGMENT = re.compile(r"\.([A-Za-z0-9_$@-]+)|\[(\d+)\]")
+SECRET_PREFIX = "JUNCTION_SECRET_"  # noqa: S105 - a setting-name prefix, not a secret
+MAX_DEPTH = 16
+
+_STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "transform": ("expression",),
+    "decision": ("if", "then", "else"),
+    "cache": ("key", "value", "delete"),
+    "http": ("method", "url", "headers", "body", "bodyType", "timeout", "retries", "failOnError"),
+    "return": ("value",),
+    "intermediateReturn": ("value",),
+    "throw": ("message", "response"),
+}
+_STEP_REQUIRED: dict[str, tuple[str, ...]] = {
+    "transform": ("expression",),
+    "decision": ("if",),
+    "cache": ("key",),
+    "http": ("url",),
+    "return": (),
+    "intermediateReturn": ("value",),
+    "throw": ("message",),
+}
+
+Position = list[int | str]
 
 
 class ProcessFailed(Exception):
-    """A step failed for a reason retrying will not fix (bad expression for this input...)."""
+    """A step failed for a reason retrying will not fix, or a ``throw`` step ended the run.
 
-    def __init__(self, step: str, message: str) -> None:
+    ``response`` is the HTTP response a ``throw`` step asked for (for API callers).
+    """
+
+    def __init__(self, step: str, message: str, response: Any = None) -> None:
         super().__init__(f"step {step}: {message}")
         self.step = step
         self.message = message
+        self.response = response
+        self.records: list[dict[str, Any]] = []
 
 
 class CacheWriter(Protocol):
@@ -38,11 +71,18 @@ class CacheWriter(Protocol):
     def delete(self, key: Any) -> None: ...
 
 
+class HttpCaller(Protocol):
+    def __call__(self, step: Mapping[str, Any], resolve: Callable[[Any], Any]) -> dict[str, Any]: ...
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(expression: str) -> Any:
     import jmespath  # imported on first use: cold start matters more than the first run
 
     return jmespath.compile(expression)
+
+
+# -- validation ------------------------------------------------------------------------------
 
 
 def _compile_or_fail(expression: Any, where: str) -> Any:
@@ -56,11 +96,22 @@ def _compile_or_fail(expression: Any, where: str) -> Any:
         raise BadRequest(f"{where}: the JMESPath expression does not compile: {exc}", "InvalidProcess") from None
 
 
-def _check_value(value: Any, where: str, step_ids: set[str]) -> None:
-    """A value is valid when its expression compiles and its references name known steps."""
-    if isinstance(value, Mapping) and set(value) == {"jmespath"}:
-        _compile_or_fail(value["jmespath"], where)
-    elif isinstance(value, str) and value.startswith("#"):
+def _check_value(value: Any, where: str, step_ids: set[str], *, allow_secret: bool = False) -> None:
+    """A value is valid when its expression compiles and its references name earlier steps."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (kind, inner), = value.items()
+        if kind == "jmespath":
+            _compile_or_fail(inner, where)
+            return
+        if kind == "literal":
+            return
+        if kind == "secret":
+            if not allow_secret:
+                raise BadRequest(f"{where}: secrets may only be used in http step headers", "InvalidProcess")
+            if not isinstance(inner, str) or not inner.startswith(SECRET_PREFIX) or not inner.isidentifier():
+                raise BadRequest(f"{where}: a secret names an app setting that starts with {SECRET_PREFIX}", "InvalidProcess")
+            return
+    if isinstance(value, str) and value.startswith("#"):
         match = _REFERENCE.fullmatch(value)
         if match is None:
             raise BadRequest(f"{where}: {value!r} is not a reference (#trigger..., #steps.<id>, #result)", "InvalidProcess")
@@ -70,55 +121,104 @@ def _check_value(value: Any, where: str, step_ids: set[str]) -> None:
                 raise BadRequest(f"{where}: {value!r} names no earlier step", "InvalidProcess")
 
 
-def validate_process(process: Mapping[str, Any]) -> None:
-    """Refuse a process the engine could not run: unknown steps, bad expressions, bad references."""
+@dataclass
+class _Validation:
+    allowed_hosts: tuple[str, ...]
+    seen: set[str] = field(default_factory=set)
+
+
+def validate_process(process: Mapping[str, Any], allowed_hosts: Sequence[str] = ()) -> None:
+    """Refuse a process the engine could not run, naming the step: unknown steps or fields, bad
+    expressions, references to steps not defined earlier, ``http`` steps to hosts outside
+    ``JUNCTION_OUTBOUND_ALLOWED_HOSTS``."""
     steps = process.get("steps")
     if not isinstance(steps, list):
         raise BadRequest("process.steps must be a list", "InvalidProcess")
-    seen: set[str] = set()
+    _validate_block(steps, "process.steps", _Validation(tuple(allowed_hosts)), depth=0)
+
+
+def _validate_block(steps: Any, where: str, state: _Validation, depth: int) -> None:
+    if not isinstance(steps, list):
+        raise BadRequest(f"{where} must be a list of steps", "InvalidProcess")
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"{where}: decisions are nested more than {MAX_DEPTH} deep", "InvalidProcess")
     for index, step in enumerate(steps):
-        where = f"process.steps[{index}]"
-        if not isinstance(step, Mapping):
-            raise BadRequest(f"{where} must be an object", "InvalidProcess")
-        kind = step.get("type")
-        if kind not in STEP_TYPES:
-            raise BadRequest(f"{where}: unknown step type {kind!r}; known: {', '.join(STEP_TYPES)}", "InvalidProcess")
-        step_id = step.get("id")
-        if step_id is not None:
-            if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
-                raise BadRequest(f"{where}: id must be a letter or _ then up to 63 letters, digits or _", "InvalidProcess")
-            if step_id in seen:
-                raise BadRequest(f"{where}: id {step_id!r} is used twice", "InvalidProcess")
-        allowed = {"type", "id", *_STEP_FIELDS[kind]}
-        extra = set(step) - allowed
-        if extra:
-            raise BadRequest(f"{where}: unknown field(s) {', '.join(sorted(extra))} for a {kind} step", "InvalidProcess")
-        for name in _STEP_REQUIRED[kind]:
-            if name not in step:
-                raise BadRequest(f"{where}: a {kind} step needs {name!r}", "InvalidProcess")
-        if kind == "transform":
-            _compile_or_fail(step["expression"], f"{where}.expression")
-        if kind == "cache" and "delete" in step and not isinstance(step["delete"], bool):
+        _validate_step(step, f"{where}[{index}]", state, depth)
+
+
+def _validate_step(step: Any, where: str, state: _Validation, depth: int) -> None:
+    from core.outbound import check_url
+
+    if not isinstance(step, Mapping):
+        raise BadRequest(f"{where} must be an object", "InvalidProcess")
+    kind = step.get("type")
+    if kind not in STEP_TYPES:
+        raise BadRequest(f"{where}: unknown step type {kind!r}; known: {', '.join(STEP_TYPES)}", "InvalidProcess")
+    step_id = step.get("id")
+    if step_id is not None:
+        if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
+            raise BadRequest(f"{where}: id must be a letter or _ then up to 63 letters, digits or _", "InvalidProcess")
+        if step_id in state.seen:
+            raise BadRequest(f"{where}: id {step_id!r} is used twice", "InvalidProcess")
+    extra = set(step) - {"type", "id", *_STEP_FIELDS[kind]}
+    if extra:
+        raise BadRequest(f"{where}: unknown field(s) {', '.join(sorted(extra))} for a {kind} step", "InvalidProcess")
+    for name in _STEP_REQUIRED[kind]:
+        if name not in step:
+            raise BadRequest(f"{where}: a {kind} step needs {name!r}", "InvalidProcess")
+    seen = state.seen
+    if kind == "transform":
+        _compile_or_fail(step["expression"], f"{where}.expression")
+    elif kind == "decision":
+        _compile_or_fail(step["if"], f"{where}.if")
+        before = set(seen)
+        _validate_block(step.get("then", []), f"{where}.then", state, depth + 1)
+        then_ids = state.seen - before
+        state.seen = set(before)
+        _validate_block(step.get("else", []), f"{where}.else", state, depth + 1)
+        state.seen |= then_ids  # later steps may name either branch's steps (null if not taken)
+    elif kind == "cache":
+        if "delete" in step and not isinstance(step["delete"], bool):
             raise BadRequest(f"{where}.delete must be true or false", "InvalidProcess")
-        if kind == "cache" and not step.get("delete") and "value" not in step:
+        if not step.get("delete") and "value" not in step:
             raise BadRequest(f"{where}: a cache step needs 'value' (or 'delete': true)", "InvalidProcess")
-        for name in ("key", "value"):
-            if name in step:
-                _check_value(step[name], f"{where}.{name}", seen)
-        if step_id is not None:
-            seen.add(step_id)
+    elif kind == "http":
+        _validate_http(step, where, state)
+    for name in ("key", "value", "message", "response", "body"):
+        if name in step:
+            _check_value(step[name], f"{where}.{name}", seen)
+    if kind == "http":
+        _check_value(step["url"], f"{where}.url", seen)
+        if isinstance(step["url"], str) and not step["url"].startswith("#"):
+            check_url(step["url"], state.allowed_hosts, where=f"{where}.url")
+    if step_id is not None:
+        state.seen.add(step_id)
 
 
-_STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "transform": ("expression",),
-    "cache": ("key", "value", "delete"),
-    "return": ("value",),
-}
-_STEP_REQUIRED: dict[str, tuple[str, ...]] = {
-    "transform": ("expression",),
-    "cache": ("key",),
-    "return": (),
-}
+def _validate_http(step: Mapping[str, Any], where: str, state: _Validation) -> None:
+    method = step.get("method", "GET")
+    if method not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+        raise BadRequest(f"{where}.method must be GET, POST, PUT, PATCH, DELETE or HEAD", "InvalidProcess")
+    headers = step.get("headers", {})
+    if not isinstance(headers, Mapping) or len(headers) > 50:
+        raise BadRequest(f"{where}.headers must be an object of at most 50 headers", "InvalidProcess")
+    for name, value in headers.items():
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}", name):
+            raise BadRequest(f"{where}.headers: {name!r} is not a header name", "InvalidProcess")
+        _check_value(value, f"{where}.headers.{name}", state.seen, allow_secret=True)
+    if step.get("bodyType", "json") not in ("json", "xml", "text"):
+        raise BadRequest(f"{where}.bodyType must be json, xml or text", "InvalidProcess")
+    timeout = step.get("timeout", 30)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 300:
+        raise BadRequest(f"{where}.timeout must be seconds from 1 to 300", "InvalidProcess")
+    retries = step.get("retries", 3)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        raise BadRequest(f"{where}.retries must be a whole number from 0 to 10", "InvalidProcess")
+    if not isinstance(step.get("failOnError", True), bool):
+        raise BadRequest(f"{where}.failOnError must be true or false", "InvalidProcess")
+
+
+# -- evaluation ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -141,8 +241,12 @@ class RunContext:
 
 def resolve(value: Any, context: RunContext) -> Any:
     """A step value: literal, reference or JMESPath. Missing references are null, not errors."""
-    if isinstance(value, Mapping) and set(value) == {"jmespath"}:
-        return _compiled(value["jmespath"]).search(context.scope())
+    if isinstance(value, Mapping) and len(value) == 1:
+        (kind, inner), = value.items()
+        if kind == "jmespath":
+            return _compiled(inner).search(context.scope())
+        if kind == "literal":
+            return inner
     if isinstance(value, str) and value.startswith("#"):
         match = _REFERENCE.fullmatch(value)
         if match is None:
@@ -159,10 +263,134 @@ def resolve(value: Any, context: RunContext) -> Any:
     return value
 
 
+def _truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, and empty strings, lists and objects are false."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, str | list | dict) and len(value) == 0)
+
+
 @dataclass(frozen=True)
 class ProcessResult:
+    """How a process ended: ``returned`` (a return step), ``completed`` (ran out of steps) or
+    ``intermediate`` (answered early; ``position`` is where to continue)."""
+
+    kind: str
     result: Any
     steps: dict[str, Any]
+    records: list[dict[str, Any]]
+    position: Position | None = None
+
+
+@dataclass
+class _Ended:
+    kind: str
+    value: Any
+    position: Position | None = None
+
+
+class _Runner:
+    def __init__(self, context: RunContext, cache: CacheWriter, http: HttpCaller | None, stop_early: bool) -> None:
+        self.context = context
+        self.cache = cache
+        self.http = http
+        self.stop_early = stop_early
+        self.records: list[dict[str, Any]] = []
+        self.intermediate: Any = None
+        self.answered_early = False
+
+    def block(self, steps: Sequence[Mapping[str, Any]], prefix: Position, resume: Position | None) -> _Ended | None:
+        index = int(resume[0]) if resume else 0
+        tail = list(resume[1:]) if resume and len(resume) > 1 else None
+        while index < len(steps):
+            step = steps[index]
+            path = [*prefix, index]
+            ended = self.decision(step, path, tail) if step.get("type") == "decision" else self.step(step, path)
+            tail = None
+            if ended is not None:
+                return ended
+            index += 1
+        return None
+
+    def decision(self, step: Mapping[str, Any], path: Position, resume: Position | None) -> _Ended | None:
+        if resume:  # continuing inside a branch chosen before the early answer
+            branch, inner = str(resume[0]), list(resume[1:])
+        else:
+            record = self._start(step, path)
+            branch = "then" if _truthy(self._guard(step, path, record, lambda: _compiled(step["if"]).search(self.context.scope()))) else "else"
+            self._finish(record, "succeeded", branch=branch)
+            inner = None
+        return self.block(step.get(branch, []), [*path, branch], inner or None)
+
+    def _start(self, step: Mapping[str, Any], path: Position) -> dict[str, Any]:
+        record = {"path": ".".join(map(str, path)), "id": step.get("id"), "type": step.get("type"), "startedAt": clock.now_iso()}
+        self.records.append(record)
+        return record
+
+    @staticmethod
+    def _finish(record: dict[str, Any], status: str, **extra: Any) -> None:
+        record.update(status=status, endedAt=clock.now_iso(), **extra)
+
+    def _guard(self, step: Mapping[str, Any], path: Position, record: dict[str, Any], action: Callable[[], Any]) -> Any:
+        from jmespath.exceptions import JMESPathError
+
+        name = step.get("id") or ".".join(map(str, path))
+        try:
+            return action()
+        except ProcessFailed as exc:
+            self._finish(record, "failed", error=exc.message)
+            raise ProcessFailed(name, exc.message, exc.response) from exc
+        except (JMESPathError, TypeError, ValueError) as exc:
+            self._finish(record, "failed", error=str(exc))
+            raise ProcessFailed(name, str(exc)) from exc
+        except BadRequest as exc:  # e.g. a cache key or value the cache refuses
+            self._finish(record, "failed", error=exc.message)
+            raise ProcessFailed(name, exc.message) from exc
+
+    def step(self, step: Mapping[str, Any], path: Position) -> _Ended | None:
+        record = self._start(step, path)
+        kind = step["type"]
+        context = self.context
+
+        def run() -> _Ended | None:
+            nonlocal output
+            if kind == "transform":
+                output = _compiled(step["expression"]).search(context.scope())
+            elif kind == "cache":
+                key = resolve(step["key"], context)
+                if step.get("delete"):
+                    self.cache.delete(key)
+                else:
+                    output = resolve(step["value"], context)
+                    self.cache.set(key, output)
+            elif kind == "http":
+                if self.http is None:
+                    raise ProcessFailed("http", "outbound calls are not available here")
+                output = self.http(step, lambda value: resolve(value, context))
+            elif kind == "return":
+                return _Ended("returned", resolve(step.get("value"), context))
+            elif kind == "intermediateReturn":
+                output = resolve(step["value"], context)
+                if self.stop_early and not self.answered_early:
+                    return _Ended("intermediate", output, [*path[:-1], int(path[-1]) + 1])
+                self.intermediate, self.answered_early = output, True
+            elif kind == "throw":
+                raise ProcessFailed(
+                    "throw", str(resolve(step["message"], context)), resolve(step.get("response"), context)
+                )
+            else:  # validated on save; a process stored by a newer version ends here
+                raise ProcessFailed(kind, f"unknown step type {kind!r}")
+            return None
+
+        output: Any = None
+        ended = self._guard(step, path, record, run)
+        self._finish(record, "succeeded")
+        if ended is not None:
+            return ended
+        context.result = output
+        if step.get("id"):
+            context.steps[step["id"]] = output
+        return None
 
 
 def run_process(
@@ -170,37 +398,22 @@ def run_process(
     context: RunContext,
     cache: CacheWriter,
     *,
-    on_step: Callable[[int, Mapping[str, Any]], None] | None = None,
+    http: HttpCaller | None = None,
+    start: Position | None = None,
+    stop_at_intermediate: bool = False,
 ) -> ProcessResult:
-    """Run the steps in order; ``return`` ends the process with its value."""
-    from jmespath.exceptions import JMESPathError
+    """Run the steps in order from ``start``; ``return`` ends the process with its value.
 
-    for index, step in enumerate(process.get("steps", [])):
-        name = step.get("id") or f"#{index}"
-        if on_step is not None:
-            on_step(index, step)
-        try:
-            kind = step["type"]
-            if kind == "transform":
-                output = _compiled(step["expression"]).search(context.scope())
-            elif kind == "cache":
-                key = resolve(step["key"], context)
-                if step.get("delete"):
-                    cache.delete(key)
-                    output = None
-                else:
-                    output = resolve(step["value"], context)
-                    cache.set(key, output)
-            elif kind == "return":
-                context.result = resolve(step.get("value"), context)
-                return ProcessResult(context.result, context.steps)
-            else:  # validated on save; a stored process from a newer version ends here
-                raise ProcessFailed(name, f"unknown step type {kind!r}")
-        except (JMESPathError, TypeError, ValueError) as exc:
-            raise ProcessFailed(name, str(exc)) from exc
-        except BadRequest as exc:  # e.g. a cache key or value the cache refuses
-            raise ProcessFailed(name, exc.message) from exc
-        context.result = output
-        if step.get("id"):
-            context.steps[step["id"]] = output
-    return ProcessResult(context.result, context.steps)
+    With ``stop_at_intermediate`` (a caller is waiting), the first ``intermediateReturn`` ends
+    this call with its value and the position to continue from; otherwise its value is kept and
+    the run goes on.
+    """
+    runner = _Runner(context, cache, http, stop_at_intermediate)
+    try:
+        ended = runner.block(process.get("steps", []), [], start)
+    except ProcessFailed as exc:
+        exc.records = runner.records  # the run record shows how far it got
+        raise
+    if ended is None:
+        return ProcessResult("completed", context.result, context.steps, runner.records)
+    return ProcessResult(ended.kind, ended.value, context.steps, runner.records, ended.position)

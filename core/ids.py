@@ -42,6 +42,13 @@ def new_run_id(now: float | None = None) -> str:
     return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}"
 
 
+def run_id_floor(moment: float) -> str:
+    """The smallest run id of ``moment``: every run started before it sorts after this."""
+    inverted = _MAX_MS - min(max(int(moment * 1000), 0), _MAX_MS)
+    raw = f"{inverted:012x}" + "f" * 20
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}"
+
+
 def key_hash(text: str) -> str:
     """The row key for user-supplied text (cache keys, idempotency keys)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

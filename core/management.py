@@ -76,7 +76,7 @@ def scenarios_collection(storage: Storage, settings: Settings, request: Manageme
     require_admin(storage, request.header("authorization"))
     base = settings.public_base_url or request.base_url
     if request.method == "POST":
-        scenario = scenarios.create_scenario(storage, _json_body(request))
+        scenario = scenarios.create_scenario(storage, _json_body(request), settings.outbound_allowed_hosts)
         headers = {"ETag": scenario.etag, "Location": f"{base}/management/scenarios/{scenario.id}"}
         return Reply(201, scenario.to_json(base), headers)
     listing = scenarios.list_scenarios(
@@ -98,10 +98,10 @@ def scenario_item(storage: Storage, settings: Settings, request: ManagementReque
     if request.method == "GET":
         return _scenario_reply(200, scenarios.get_scenario(storage, scenario_id), base)
     if request.method == "PUT":
-        return _scenario_reply(200, scenarios.replace_scenario(storage, scenario_id, _json_body(request), if_match), base)
+        return _scenario_reply(200, scenarios.replace_scenario(storage, scenario_id, _json_body(request), if_match, settings.outbound_allowed_hosts), base)
     if request.method == "PATCH":
         patch = _json_body(request, merge_patch=True)
-        return _scenario_reply(200, scenarios.patch_scenario(storage, scenario_id, patch, if_match), base)
+        return _scenario_reply(200, scenarios.patch_scenario(storage, scenario_id, patch, if_match, settings.outbound_allowed_hosts), base)
     scenarios.delete_scenario(storage, scenario_id, if_match)
     return Reply(204)
 

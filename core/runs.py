@@ -53,6 +53,10 @@ def update_run(storage: Storage, entity: Any, **changes: Any) -> None:
         if name == "output":
             data = dumps(value).encode("utf-8")
             props.update(storage.pack("Output", data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/output"))
+        elif name in ("steps", "intermediate"):
+            data = dumps(value).encode("utf-8")
+            label = name.capitalize()
+            props.update(storage.pack(label, data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/{name}"))
         elif name == "error":
             props["Error"] = value if value is None else str(value)[:MAX_ERROR_CHARS]
         else:
@@ -74,9 +78,20 @@ def run_to_json(storage: Storage, entity: Any, *, with_output: bool) -> dict[str
         "failedStep": entity.get("FailedStep"),
     }
     if with_output:
-        data = storage.unpack("Output", entity)
-        body["output"] = json.loads(data) if data else None
+        body["output"] = _unpacked_json(storage, entity, "Output")
+        body["intermediate"] = _unpacked_json(storage, entity, "Intermediate")
+        body["steps"] = step_records(storage, entity)
     return body
+
+
+def _unpacked_json(storage: Storage, entity: Any, name: str) -> Any:
+    data = storage.unpack(name, entity)
+    return json.loads(data) if data else None
+
+
+def step_records(storage: Storage, entity: Any) -> list[dict[str, Any]]:
+    """Each step's start, end, status and error, in the order they ran."""
+    return list(_unpacked_json(storage, entity, "Steps") or [])
 
 
 def get_run(storage: Storage, scenario_id: str, run_id: str) -> dict[str, Any]:

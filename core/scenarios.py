@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,9 @@ from core.engine import validate_process
 from core.errors import NotFound, PreconditionFailed
 from core.ids import new_id
 from core.jsonvalue import dumps
+from core.outbound import check_url
 from core.paging import page
+from core.schedules import check_schedule
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -69,9 +72,14 @@ def trigger_urls(base_url: str, scenario_id: str) -> dict[str, str]:
     }
 
 
-def _normalise(document: Any) -> dict[str, Any]:
+def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
+    """The document as stored, after every check a run would otherwise trip over."""
     schemas.validate(document, schemas.SCENARIO, "scenario")
-    validate_process(document["process"])
+    validate_process(document["process"], allowed_hosts)
+    if "source" in document:
+        check_url(document["source"]["url"], allowed_hosts, where="source.url")
+    if "schedule" in document:
+        check_schedule(document["schedule"])
     normalised = copy.deepcopy(document)
     normalised["externalTriggers"] = {**DEFAULT_TRIGGERS, **document.get("externalTriggers", {})}
     return normalised
@@ -82,6 +90,8 @@ def _entity(storage: Storage, scenario_id: str, document: dict[str, Any], create
         "PartitionKey": PARTITION,
         "RowKey": scenario_id,
         "Name": document["name"],
+        "HasSchedule": bool(document.get("schedule")),
+        "Schedule": document.get("schedule") or "",
         "CreatedAt": created_at,
         "UpdatedAt": clock.now_iso(),
         **storage.pack("Doc", dumps(document).encode("utf-8"), f"scenarios/{scenario_id}"),
@@ -108,8 +118,8 @@ def get_scenario(storage: Storage, scenario_id: str) -> Scenario:
     return _from_entity(storage, entity)
 
 
-def create_scenario(storage: Storage, document: Any) -> Scenario:
-    normalised = _normalise(document)
+def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str] = ()) -> Scenario:
+    normalised = _normalise(document, allowed_hosts)
     scenario_id = new_id()
     now = clock.now_iso()
     metadata = storage.table("scenarios").create_entity(_entity(storage, scenario_id, normalised, now))
@@ -151,8 +161,10 @@ def _check_if_match(current: Scenario, if_match: str | None) -> str | None:
     return if_match.strip()
 
 
-def replace_scenario(storage: Storage, scenario_id: str, document: Any, if_match: str | None) -> Scenario:
-    normalised = _normalise(document)
+def replace_scenario(
+    storage: Storage, scenario_id: str, document: Any, if_match: str | None, allowed_hosts: Sequence[str] = ()
+) -> Scenario:
+    normalised = _normalise(document, allowed_hosts)
     current = get_scenario(storage, scenario_id)
     return _write(storage, current, normalised, _check_if_match(current, if_match))
 
@@ -170,10 +182,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def patch_scenario(storage: Storage, scenario_id: str, patch: Any, if_match: str | None) -> Scenario:
+def patch_scenario(
+    storage: Storage, scenario_id: str, patch: Any, if_match: str | None, allowed_hosts: Sequence[str] = ()
+) -> Scenario:
     current = get_scenario(storage, scenario_id)
     etag = _check_if_match(current, if_match)
-    normalised = _normalise(merge_patch(current.document, patch))
+    normalised = _normalise(merge_patch(current.document, patch), allowed_hosts)
     return _write(storage, current, normalised, etag)
 
 

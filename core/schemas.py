@@ -19,10 +19,20 @@ STEP: dict[str, Any] = {
     "description": "A process step; its other fields depend on its type (see the README).",
     "required": ["type"],
     "properties": {
-        "type": {"type": "string", "enum": ["transform", "cache", "return"]},
+        "type": {
+            "type": "string",
+            "enum": ["transform", "decision", "cache", "http", "return", "intermediateReturn", "throw"],
+        },
         "id": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
     },
     "maxProperties": 16,
+}
+
+SCHEDULE = {
+    "type": "string",
+    "maxLength": 200,
+    "description": "Six-field NCRONTAB (second minute hour day month day-of-week), UTC, as Azure Functions timers use",
+    "examples": ["0 */5 * * * *"],
 }
 
 EXTERNAL_TRIGGERS: dict[str, Any] = {
@@ -59,6 +69,7 @@ SCENARIO: dict[str, Any] = {
         "description": {"type": "string", "maxLength": 4000},
         "externalTriggers": EXTERNAL_TRIGGERS,
         "source": SOURCE,
+        "schedule": SCHEDULE,
         "process": {
             "type": "object",
             "additionalProperties": False,

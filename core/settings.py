@@ -73,6 +73,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     outbound_allowed_hosts: tuple[str, ...] = ()
     public_base_url: str | None = None
+    run_retention_days: int = 30
 
     @property
     def aad_enabled(self) -> bool:
@@ -144,6 +145,15 @@ def _max_body(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _retention(env: Mapping[str, str]) -> int:
+    raw = _get(env, "JUNCTION_RUN_RETENTION_DAYS")
+    if raw is None:
+        return 30
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise ConfigurationError(f"JUNCTION_RUN_RETENTION_DAYS must be a whole number of days from 1 to 3650, got {raw!r}")
+    return int(raw)
+
+
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = _get(env, name) or ""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
@@ -197,6 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_max_body(env),
         outbound_allowed_hosts=hosts,
         public_base_url=public.rstrip("/") if public else None,
+        run_retention_days=_retention(env),
     )
 
 

@@ -3,8 +3,12 @@
 Retries belong to the queue: a transient failure (storage, say) is raised so the host makes the
 message visible again, and after ``MAX_ATTEMPTS`` the host moves it to the poison queue; the run
 is marked ``failed`` on that last attempt so its record never stays ``queued``. A failure that
-retrying cannot fix (a step that fails on this input) ends the run at once. A message whose run
-has already ended is acknowledged without running anything, so no run executes twice to the end.
+retrying cannot fix (a step that fails on this input, a ``throw``) ends the run at once. A message
+whose run has already ended is acknowledged without running anything, so no run executes twice
+to the end.
+
+A message may also be a *continuation*: an API call answered early by ``intermediateReturn``
+leaves the rest of its process here, with the position and step results it had reached.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 
 from core import clock, runs
 from core.cache import ScenarioCache
-from core.engine import ProcessFailed, RunContext, run_process
+from core.engine import ProcessFailed, ProcessResult, RunContext, run_process
 from core.errors import JunctionError
+from core.outbound import call_step, poll_source
 from core.scenarios import get_scenario
+from core.settings import Settings
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -31,8 +37,10 @@ class RunMessage:
     scenario_id: str
     run_id: str
     input: Any
-    input_blob: str | None
+    has_body: bool
     trigger: dict[str, Any]
+    message_blob: str | None
+    resume: dict[str, Any] | None
 
 
 def parse_message(text: str) -> RunMessage | None:
@@ -43,14 +51,26 @@ def parse_message(text: str) -> RunMessage | None:
             scenario_id=str(data["scenarioId"]),
             run_id=str(data["runId"]),
             input=data.get("input"),
-            input_blob=data.get("inputBlob"),
+            has_body=bool(data.get("hasBody")),
             trigger=dict(data.get("trigger") or {}),
+            message_blob=data.get("messageBlob"),
+            resume=data.get("resume"),
         )
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def execute_run(storage: Storage, message_text: str, dequeue_count: int) -> str:
+def _full_message(storage: Storage, message: RunMessage) -> RunMessage:
+    if not message.message_blob:
+        return message
+    text = storage.container().download_blob(message.message_blob).readall().decode("utf-8")
+    full = parse_message(text)
+    if full is None:
+        raise ValueError("the stored run message is not valid")
+    return RunMessage(full.scenario_id, full.run_id, full.input, full.has_body, full.trigger, message.message_blob, full.resume)
+
+
+def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue_count: int) -> str:
     """Run the process a message names; returns the run's final status (or raises to retry)."""
     message = parse_message(message_text)
     if message is None:
@@ -65,18 +85,15 @@ def execute_run(storage: Storage, message_text: str, dequeue_count: int) -> str:
         logger.info("run %s already %s; acknowledging a repeated message", message.run_id, entity["Status"])
         return str(entity["Status"])
 
-    runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=clock.now_iso(), Attempts=dequeue_count)
+    runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=entity.get("StartedAt") or clock.now_iso(), Attempts=dequeue_count)
+    earlier_records = runs.step_records(storage, entity)
     try:
-        scenario = get_scenario(storage, message.scenario_id)
-        body = message.input
-        if message.input_blob:
-            body = json.loads(storage.container().download_blob(message.input_blob).readall())
-        trigger = {**message.trigger, "data": {**message.trigger.get("data", {}), "body": body}}
-        context = RunContext(input=body, trigger=trigger)
-        result = run_process(scenario.process, context, ScenarioCache(storage, scenario.id))
+        message = _full_message(storage, message)
+        outcome = _execute(storage, settings, message)
     except ProcessFailed as exc:
         logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message)
-        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step)
+        records = earlier_records + exc.records
+        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step, steps=records)
         _cleanup(storage, message)
         return runs.FAILED
     except JunctionError as exc:  # the scenario was deleted, say: retrying will not help
@@ -97,11 +114,31 @@ def execute_run(storage: Storage, message_text: str, dequeue_count: int) -> str:
         except Exception:  # noqa: BLE001 - storage may be the thing that is down
             logger.warning("could not record the failure of run %s", message.run_id)
         raise
-    runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=result.result, error=None)
+    changes: dict[str, Any] = {"steps": earlier_records + outcome.records}
+    if outcome.kind == "intermediate":  # only when stop_at_intermediate; not on the queue path
+        changes["intermediate"] = outcome.result
+    runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, error=None, **changes)
     _cleanup(storage, message)
     return runs.SUCCEEDED
 
 
+def _execute(storage: Storage, settings: Settings, message: RunMessage) -> ProcessResult:
+    scenario = get_scenario(storage, message.scenario_id)
+    body = message.input
+    resume = message.resume or {}
+    if not message.has_body and not resume and scenario.document.get("source"):
+        body = poll_source(scenario.document["source"], settings.outbound_allowed_hosts)
+    trigger = {**message.trigger, "data": {**message.trigger.get("data", {}), "body": body}}
+    context = RunContext(input=body, trigger=trigger, steps=dict(resume.get("steps", {})), result=resume.get("result"))
+    return run_process(
+        scenario.process,
+        context,
+        ScenarioCache(storage, scenario.id),
+        http=lambda step, resolve: call_step(step, resolve, settings.outbound_allowed_hosts),
+        start=resume.get("position"),
+    )
+
+
 def _cleanup(storage: Storage, message: RunMessage) -> None:
-    if message.input_blob:
-        storage.delete_blob(message.input_blob)
+    if message.message_blob:
+        storage.delete_blob(message.message_blob)

@@ -49,9 +49,7 @@ def error_response(error: errors.JunctionError) -> func.HttpResponse:
         headers["Retry-After"] = str(error.retry_after)
     else:
         status = next(code for kind, code in STATUS.items() if isinstance(error, kind))
-    if isinstance(error, errors.Unauthorized):
-        headers["WWW-Authenticate"] = _challenge(error)
-    elif isinstance(error, errors.Forbidden) and error.error:
+    if isinstance(error, errors.Unauthorized) or isinstance(error, errors.Forbidden) and error.error:
         headers["WWW-Authenticate"] = _challenge(error)
     elif isinstance(error, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allow)

@@ -1,10 +1,10 @@
-"""The queue-triggered worker that executes runs started by Accept."""
+"""The queue-triggered worker that executes runs started by Accept, schedules and API calls."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from core.settings import run_queue_name
+from core.settings import get_settings, run_queue_name
 from core.storage import get_storage
 from core.worker import execute_run
 
@@ -14,4 +14,4 @@ bp = func.Blueprint()
 @bp.function_name("executeRun")
 @bp.queue_trigger(arg_name="msg", queue_name=run_queue_name(), connection="AzureWebJobsStorage")
 def execute_run_trigger(msg: func.QueueMessage) -> None:
-    execute_run(get_storage(), msg.get_body().decode("utf-8"), int(msg.dequeue_count or 1))
+    execute_run(get_storage(), get_settings(), msg.get_body().decode("utf-8"), int(msg.dequeue_count or 1))

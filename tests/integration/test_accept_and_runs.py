@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from core import runs, scenarios, tokens
-from core.accept import MAX_INLINE_MESSAGE, AcceptRequest, accept, get_cache_data
+from core.accept import AcceptRequest, accept, get_cache_data
 from core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from core.settings import Settings
+from core.starter import MAX_INLINE_MESSAGE
 from core.storage import Storage
 from core.worker import MAX_ATTEMPTS, execute_run
 
@@ -33,10 +34,10 @@ def _post(scenario_id: str, body: bytes = b'{"a": 1}', content_type: str | None 
     return AcceptRequest(scenario_id, "POST", body, content_type, auth, key)
 
 
-def _drain(storage: Storage, attempt: int = 1) -> list[str]:
+def _drain(storage: Storage, settings: Settings, attempt: int = 1) -> list[str]:
     outcomes = []
     for message in storage.queue().receive_messages(messages_per_page=32, visibility_timeout=1):
-        outcomes.append(execute_run(storage, message.content, attempt))
+        outcomes.append(execute_run(storage, settings, message.content, attempt))
         storage.queue().delete_message(message)
     return outcomes
 
@@ -49,7 +50,7 @@ def test_accept_runs_the_process_and_caches_the_body(storage: Storage, settings:
     sid = _create(storage)
     result = accept(storage, settings, _post(sid, b'{"order": 7}'))
     assert runs.get_run(storage, sid, result.run_id)["status"] == "queued"
-    assert _drain(storage) == ["succeeded"]
+    assert _drain(storage, settings) == ["succeeded"]
     run = runs.get_run(storage, sid, result.run_id)
     assert run["status"] == "succeeded" and run["output"] == {"echo": {"order": 7}}
     assert run["startedAt"] and run["endedAt"] and run["attempts"] == 1
@@ -72,7 +73,7 @@ def test_warm_accept_costs_three_storage_calls_and_four_with_a_token(storage: St
 def test_get_without_body_runs_with_null_input(storage: Storage, settings: Settings) -> None:
     sid = _create(storage)
     result = accept(storage, settings, AcceptRequest(sid, "GET", b"", None, None))
-    assert _drain(storage) == ["succeeded"]
+    assert _drain(storage, settings) == ["succeeded"]
     assert runs.get_run(storage, sid, result.run_id)["output"] == {"echo": None}
 
 
@@ -81,7 +82,7 @@ def test_large_bodies_travel_through_blob_storage(storage: Storage, settings: Se
     body = {"blob": "z" * (MAX_INLINE_MESSAGE * 2)}
     result = accept(storage, settings, _post(sid, json.dumps(body).encode()))
     assert len(list(storage.container().list_blobs(name_starts_with="inputs/"))) == 1
-    assert _drain(storage) == ["succeeded"]
+    assert _drain(storage, settings) == ["succeeded"]
     assert runs.get_run(storage, sid, result.run_id)["output"] == {"echo": body}
     assert list(storage.container().list_blobs(name_starts_with="inputs/")) == []
 
@@ -89,10 +90,10 @@ def test_large_bodies_travel_through_blob_storage(storage: Storage, settings: Se
 def test_xml_and_form_bodies_reach_the_process_as_objects(storage: Storage, settings: Settings) -> None:
     sid = _create(storage)
     accept(storage, settings, _post(sid, b"<order><id>9</id></order>", "application/xml"))
-    _drain(storage)
+    _drain(storage, settings)
     assert get_cache_data(storage, sid, '"last"', None) == {"order": {"id": "9"}}
     accept(storage, settings, _post(sid, b"a=1&b=%C3%A9", "application/x-www-form-urlencoded"))
-    _drain(storage)
+    _drain(storage, settings)
     assert get_cache_data(storage, sid, '"last"', None) == {"a": "1", "b": "é"}
 
 
@@ -162,7 +163,7 @@ def test_bad_idempotency_keys_are_400(storage: Storage, settings: Settings) -> N
 def test_a_failing_step_fails_the_run_at_once_naming_the_step(storage: Storage, settings: Settings) -> None:
     sid = _create(storage, process={"steps": [{"type": "transform", "id": "sum", "expression": "sum(data[0].Body)"}]})
     result = accept(storage, settings, _post(sid, b'"not numbers"'))
-    assert _drain(storage) == ["failed"]
+    assert _drain(storage, settings) == ["failed"]
     run = runs.get_run(storage, sid, result.run_id)
     assert run["status"] == "failed" and run["failedStep"] == "sum" and run["error"]
 
@@ -175,7 +176,7 @@ def test_transient_failures_are_retried_then_fail_on_the_last_attempt(storage: S
         storage.container().delete_blob(blob.name)  # the input is gone: every attempt fails
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with pytest.raises(Exception):  # noqa: B017 - whatever storage raised goes back to the host
-            execute_run(storage, message.content, attempt)
+            execute_run(storage, settings, message.content, attempt)
         status = runs.get_run(storage, sid, result.run_id)["status"]
         assert status == ("failed" if attempt == MAX_ATTEMPTS else "queued")
     assert "attempt 5" in runs.get_run(storage, sid, result.run_id)["error"]
@@ -185,9 +186,9 @@ def test_a_repeated_message_does_not_run_twice(storage: Storage, settings: Setti
     sid = _create(storage)
     accept(storage, settings, _post(sid))
     message = storage.queue().receive_message()
-    assert execute_run(storage, message.content, 1) == "succeeded"
+    assert execute_run(storage, settings, message.content, 1) == "succeeded"
     scenarios.patch_scenario(storage, sid, {"process": {"steps": [{"type": "cache", "key": "last", "value": "changed"}]}}, None)
-    assert execute_run(storage, message.content, 2) == "succeeded"
+    assert execute_run(storage, settings, message.content, 2) == "succeeded"
     assert get_cache_data(storage, sid, '"last"', None) == {"a": 1}
 
 

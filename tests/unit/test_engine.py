@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.memory_cache import DictCache
 from core.engine import ProcessFailed, RunContext, resolve, run_process, validate_process
 from core.errors import BadRequest
+from tests.support.memory_cache import DictCache
 
 
 def _run(steps: list[dict[str, Any]], body: Any = None, trigger: dict[str, Any] | None = None) -> tuple[Any, DictCache]:
@@ -92,3 +92,115 @@ def test_invalid_processes_are_refused_naming_the_step(steps: list[dict[str, Any
         validate_process({"steps": steps})
     assert fragment in info.value.message
     assert "process.steps[" in info.value.message
+
+
+def test_decision_takes_the_branch_its_condition_chooses() -> None:
+    steps = [
+        {
+            "type": "decision",
+            "if": "data[0].Body.qty > `10`",
+            "then": [{"type": "transform", "id": "size", "expression": "'bulk'"}],
+            "else": [{"type": "transform", "id": "size", "expression": "'single'"}],
+        },
+        {"type": "return", "value": "#steps.size"},
+    ]
+    assert _run(steps, {"qty": 50})[0] == "bulk"
+    assert _run(steps, {"qty": 1})[0] == "single"
+    assert _run(steps, {})[0] == "single"  # null comparison is false
+
+
+def test_empty_values_are_false_in_decisions() -> None:
+    steps = [{"type": "decision", "if": "data[0].Body", "then": [{"type": "return", "value": "yes"}], "else": [{"type": "return", "value": "no"}]}]
+    assert [_run(steps, body)[0] for body in ([], {}, "", None, 0, [0], "x")] == ["no", "no", "no", "no", "yes", "yes", "yes"]
+
+
+def test_nested_decisions_and_references_to_branch_steps() -> None:
+    steps = [
+        {"type": "decision", "if": "`true`", "then": [
+            {"type": "decision", "if": "`false`", "then": [], "else": [{"type": "transform", "id": "deep", "expression": "'here'"}]},
+        ]},
+        {"type": "return", "value": "#steps.deep"},
+    ]  # fmt: skip
+    assert _run(steps)[0] == "here"
+
+
+def test_throw_fails_the_run_with_its_message_and_response() -> None:
+    with pytest.raises(ProcessFailed) as info:
+        _run([{"type": "throw", "id": "stop", "message": {"jmespath": "join(' ', ['bad', data[0].Body])"}, "response": {"HttpStatusCode": 409, "Content": "no"}}], "order")
+    assert info.value.step == "stop"
+    assert info.value.message == "bad order"
+    assert info.value.response == {"HttpStatusCode": 409, "Content": "no"}
+    assert info.value.records[-1]["status"] == "failed"
+
+
+def test_literal_values_escape_references() -> None:
+    assert _run([{"type": "return", "value": {"literal": "#steps.x"}}])[0] == "#steps.x"
+    assert _run([{"type": "return", "value": {"literal": {"jmespath": "a"}}}])[0] == {"jmespath": "a"}
+
+
+def test_intermediate_return_stops_for_a_waiting_caller_and_resumes_after_it() -> None:
+    process = {
+        "steps": [
+            {"type": "transform", "id": "got", "expression": "data[0].Body"},
+            {"type": "decision", "if": "`true`", "then": [
+                {"type": "intermediateReturn", "value": "accepted"},
+                {"type": "cache", "key": "k", "value": "#steps.got"},
+            ]},
+            {"type": "return", "value": "done"},
+        ]
+    }  # fmt: skip
+    validate_process(process)
+    cache = DictCache()
+    first = run_process(process, RunContext(input=7, trigger={}), cache, stop_at_intermediate=True)
+    assert (first.kind, first.result, first.position) == ("intermediate", "accepted", [1, "then", 1])
+    assert cache.values == {}
+    rest = run_process(process, RunContext(input=7, trigger={}, steps=first.steps), cache, start=first.position)
+    assert (rest.kind, rest.result) == ("returned", "done")
+    assert cache.values == {'"k"': 7}
+    assert [r["type"] for r in rest.records] == ["cache", "return"]
+
+
+def test_intermediate_return_on_the_queue_path_just_continues() -> None:
+    result, cache = _run([{"type": "intermediateReturn", "value": 1}, {"type": "cache", "key": "k", "value": 2}, {"type": "return", "value": 3}])
+    assert result == 3 and cache.values == {'"k"': 2}
+
+
+def test_every_step_is_recorded() -> None:
+    cache = DictCache()
+    process = {"steps": [{"type": "transform", "id": "a", "expression": "`1`"}, {"type": "return", "value": "#steps.a"}]}
+    outcome = run_process(process, RunContext(input=None, trigger={}), cache)
+    assert [(r["path"], r["id"], r["type"], r["status"]) for r in outcome.records] == [("0", "a", "transform", "succeeded"), ("1", None, "return", "succeeded")]
+    assert all(r["startedAt"] <= r["endedAt"] for r in outcome.records)
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ({"type": "http", "url": "https://evil.example/x"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({"type": "http", "url": "file:///etc/passwd"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({"type": "http", "url": "https://api.example.com:8443/x"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({"type": "http", "url": "https://api.example.com/x", "method": "TRACE"}, "method"),
+        ({"type": "http", "url": "https://api.example.com/x", "timeout": 0}, "timeout"),
+        ({"type": "http", "url": "https://api.example.com/x", "retries": 11}, "retries"),
+        ({"type": "http", "url": "https://api.example.com/x", "headers": {"X": {"secret": "AzureWebJobsStorage"}}}, "JUNCTION_SECRET_"),
+        ({"type": "http", "url": "https://api.example.com/x", "headers": {"Bad Name": "x"}}, "header name"),
+        ({"type": "return", "value": {"secret": "JUNCTION_SECRET_X"}}, "only be used in http step headers"),
+        ({"type": "decision", "if": "a", "then": [{"type": "nope"}]}, "process.steps[0].then[0]"),
+        ({"type": "decision", "if": "a ||"}, "does not compile"),
+    ],
+)
+def test_invalid_http_and_decision_steps_are_refused(step: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        validate_process({"steps": [step]}, allowed_hosts=("api.example.com", "*.partner.example"))
+    assert fragment in info.value.message
+
+
+def test_allowed_http_steps_pass_validation() -> None:
+    validate_process(
+        {"steps": [
+            {"type": "http", "id": "a", "url": "https://api.example.com/x", "headers": {"Authorization": {"secret": "JUNCTION_SECRET_API"}}},
+            {"type": "http", "url": "https://eu.partner.example/y", "method": "POST", "body": "#steps.a.body"},
+            {"type": "http", "url": "#steps.a.body.next"},
+        ]},
+        allowed_hosts=("api.example.com", "*.partner.example"),
+    )  # fmt: skip

@@ -1,0 +1,237 @@
+"""Outbound HTTP for ``http`` steps and scenario sources: allow-listed hosts only.
+
+A process is tenant-supplied data, so every URL it reaches — the first one and every redirect —
+must name a host in ``JUNCTION_OUTBOUND_ALLOWED_HOSTS``: ``host`` (on the scheme's default port),
+``host:port``, or ``*.domain`` (any subdomain). Secrets are app settings named ``JUNCTION_SECRET_*``, resolved at call time and
+never stored in the scenario, the run record or the log.
+
+Retries: 429, 500, 502, 503, 504 and connection errors or time-outs are retried with exponential
+backoff (0.5 s doubling, at most 30 s), honouring ``Retry-After`` up to 60 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from core.errors import BadRequest
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+MAX_RETRY_AFTER = 60.0
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+class OutboundError(Exception):
+    """The call could not be made or failed; the engine turns it into a failed step."""
+
+
+def host_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return False
+    host = parts.hostname.lower().rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    default_port = 443 if parts.scheme == "https" else 80
+    for entry in allowed_hosts:
+        name, _, entry_port = entry.partition(":")
+        if str(port) != (entry_port or str(default_port)):  # no port given: the scheme's own
+            continue
+        if name == host or (name.startswith("*.") and host.endswith(name[1:])):
+            return True
+    return False
+
+
+def check_url(url: str, allowed_hosts: Sequence[str], *, where: str) -> None:
+    """Refuse at save time a URL no run could call."""
+    if not host_allowed(url, allowed_hosts):
+        raise BadRequest(
+            f"{where}: {urlsplit(url).hostname or url!r} is not an http(s) URL on a host in JUNCTION_OUTBOUND_ALLOWED_HOSTS",
+            "HostNotAllowed",
+        )
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name)
+    if not name.startswith("JUNCTION_SECRET_") or value is None:
+        raise OutboundError(f"the secret {name} is not set as an app setting")
+    return value
+
+
+def _header_value(value: Any, resolve: Callable[[Any], Any]) -> str:
+    if isinstance(value, Mapping) and set(value) == {"secret"}:
+        return _secret(str(value["secret"]))
+    resolved = resolve(value)
+    text = resolved if isinstance(resolved, str) else json.dumps(resolved)
+    if "\r" in text or "\n" in text:
+        raise OutboundError("a header value contains a line break")
+    return text
+
+
+def _encode_body(body: Any, body_type: str) -> tuple[bytes | None, str | None]:
+    if body is None:
+        return None, None
+    if body_type == "text":
+        return str(body).encode("utf-8"), "text/plain; charset=utf-8"
+    if body_type == "xml":
+        if isinstance(body, str):
+            return body.encode("utf-8"), "application/xml; charset=utf-8"
+        import xmltodict
+
+        return xmltodict.unparse(body).encode("utf-8"), "application/xml; charset=utf-8"
+    return json.dumps(body, allow_nan=False).encode("utf-8"), "application/json"
+
+
+def _parse_body(content: bytes, content_type: str) -> Any:
+    from core.bodies import is_json_type, is_xml_type, media_type, parse_xml
+    from core.jsonvalue import parse_json
+
+    mtype, _ = media_type(content_type)
+    if not content:
+        return None
+    try:
+        if is_json_type(mtype):
+            return parse_json(content, what="response")
+        if is_xml_type(mtype):
+            return parse_xml(content)
+    except BadRequest as exc:
+        raise OutboundError(f"the response body could not be parsed: {exc.message}") from None
+    return content.decode("utf-8", errors="replace")
+
+
+def _retry_delay(response: Response | None, attempt: int) -> float:
+    backoff = min(BACKOFF_MAX, BACKOFF_START * (2**attempt))
+    header = response.header("Retry-After") if response is not None else None
+    if header:
+        try:
+            seconds = float(header)
+        except ValueError:
+            try:
+                seconds = parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = backoff
+        return max(0.0, min(MAX_RETRY_AFTER, seconds))
+    return backoff
+
+
+def request(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeout: float,
+    retries: int,
+    allowed_hosts: Sequence[str],
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """One logical call: redirects followed within the allow-list, retries on transient errors."""
+    import requests  # imported on first outbound call
+
+    attempt = 0
+    while True:
+        response = None
+        try:
+            response = _follow(requests, method, url, headers, body, timeout, allowed_hosts)
+            if response.status_code not in RETRY_STATUSES or attempt >= retries:
+                return response_json(response)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if attempt >= retries:
+                raise OutboundError(f"{type(exc).__name__} calling {urlsplit(url).hostname} after {attempt + 1} attempt(s)") from None
+        delay = _retry_delay(response, attempt)
+        logger.info("retrying %s %s in %.1f s (attempt %d)", method, urlsplit(url).hostname, delay, attempt + 1)
+        sleep(delay)
+        attempt += 1
+
+
+def _follow(
+    requests: Any, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float, allowed_hosts: Sequence[str]
+) -> Response:
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        if not host_allowed(current, allowed_hosts):
+            raise OutboundError(f"{urlsplit(current).hostname or current!r} is not in JUNCTION_OUTBOUND_ALLOWED_HOSTS")
+        response = requests.request(
+            method, current, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
+        )
+        if response.status_code in (301, 302, 303, 307, 308) and "Location" in response.headers:
+            response.close()
+            current = urljoin(current, response.headers["Location"])
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, body = "GET", None
+            continue
+        content = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+        response.close()
+        if len(content) > MAX_RESPONSE_BYTES:
+            raise OutboundError(f"the response is larger than {MAX_RESPONSE_BYTES} bytes")
+        return Response(response.status_code, dict(response.headers), content)
+    raise OutboundError(f"more than {MAX_REDIRECTS} redirects")
+
+
+@dataclass(frozen=True)
+class Response:
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+def response_json(response: Response) -> dict[str, Any]:
+    """What a later step sees: status, headers (lower-case names) and the parsed body."""
+    return {
+        "status": response.status_code,
+        "headers": {name.lower(): value for name, value in response.headers.items()},
+        "body": _parse_body(response.content, response.header("Content-Type") or ""),
+    }
+
+
+def call_step(step: Mapping[str, Any], resolve: Callable[[Any], Any], allowed_hosts: Sequence[str]) -> dict[str, Any]:
+    """Run an ``http`` step; a final 4xx/5xx fails the step unless ``failOnError`` is false."""
+    from core.engine import ProcessFailed
+
+    url = resolve(step["url"])
+    if not isinstance(url, str):
+        raise ProcessFailed("http", "the url is not a string")
+    try:
+        headers = {name: _header_value(value, resolve) for name, value in step.get("headers", {}).items()}
+        body, content_type = _encode_body(resolve(step.get("body")), step.get("bodyType", "json"))
+        if content_type and not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = content_type
+        result = request(
+            method=step.get("method", "GET"),
+            url=url,
+            headers=headers,
+            body=body,
+            timeout=float(step.get("timeout", 30)),
+            retries=int(step.get("retries", 3)),
+            allowed_hosts=allowed_hosts,
+        )
+    except OutboundError as exc:
+        raise ProcessFailed("http", str(exc)) from None
+    if step.get("failOnError", True) and result["status"] >= 400:
+        raise ProcessFailed("http", f"{urlsplit(url).hostname} answered {result['status']}")
+    return result
+
+
+def poll_source(source: Mapping[str, Any], allowed_hosts: Sequence[str]) -> Any:
+    """The body of a scenario's ``source``: what IntegrationHub calls polling the data source."""
+    from core.engine import ProcessFailed
+
+    step = {"method": source.get("method", "GET"), "url": source["url"], "headers": source.get("headers", {})}
+    try:
+        return call_step(step, lambda value: value, allowed_hosts)["body"]
+    except ProcessFailed as exc:
+        raise ProcessFailed("source", exc.message) from None

@@ -1,0 +1,64 @@
+"""Starting a run: the run record (``queued``) and its queue message, for every kind of trigger.
+
+Accept, schedules and API continuations all start runs the same way, so the message format and
+the rule "an input too large for a queue message goes to a blob" live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core import runs
+from core.ids import new_run_id
+from core.jsonvalue import dumps
+from core.principal import Principal
+from core.storage import Storage
+
+MESSAGE_VERSION = 1
+# A queue message holds 64 KiB of base64, so 48 KiB of text; inputs larger than this go to a blob.
+MAX_INLINE_MESSAGE = 45_000
+
+
+def message_trigger(trigger: Mapping[str, Any], principal: Principal | None) -> dict[str, Any]:
+    """What the run's process will see as ``#trigger`` (before its body is added)."""
+    return {
+        **trigger,
+        "data": {**trigger.get("data", {}), "username": principal.name if principal else None},
+        "claims": dict(principal.claims) if principal else {},
+    }
+
+
+def enqueue(storage: Storage, message: dict[str, Any], blob_key: str, large: Any = None) -> None:
+    """Send a run message; ``message["input"]`` moves to a blob when the message would be too big."""
+    text = dumps(message)
+    if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
+        blob_name = f"inputs/{blob_key}.json"
+        storage.container().upload_blob(blob_name, dumps(message).encode("utf-8"), overwrite=True)
+        text = dumps({"v": MESSAGE_VERSION, "scenarioId": message["scenarioId"], "runId": message["runId"], "messageBlob": blob_name})
+    storage.queue().send_message(text)
+
+
+def start_run(
+    storage: Storage,
+    scenario_id: str,
+    trigger: Mapping[str, Any],
+    *,
+    body: Any,
+    has_body: bool,
+    principal: Principal | None,
+    run_id: str | None = None,
+) -> str:
+    """Record a queued run and enqueue it; returns its id."""
+    run_id = run_id or new_run_id()
+    runs.insert_run(storage, scenario_id, run_id, dict(trigger))
+    message = {
+        "v": MESSAGE_VERSION,
+        "scenarioId": scenario_id,
+        "runId": run_id,
+        "hasBody": has_body,
+        "trigger": message_trigger(trigger, principal),
+        "input": body,
+    }
+    enqueue(storage, message, f"{scenario_id}/{run_id}")
+    return run_id

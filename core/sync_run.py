@@ -1,0 +1,83 @@
+"""Running a process while a caller waits (API operations), with an early answer.
+
+The run is recorded as ``running`` and executed here. If the process reaches
+``intermediateReturn``, the caller gets that value at once and the rest of the process goes to
+the run queue as a continuation (position, step results, trigger), where the worker finishes it
+like any other run. Otherwise the run ends here: ``succeeded`` with the process result, or
+``failed`` with the error (a ``throw`` step's response travels back to the caller).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core import clock, runs
+from core.cache import ScenarioCache
+from core.engine import ProcessFailed, RunContext, run_process
+from core.ids import new_run_id
+from core.outbound import call_step
+from core.principal import Principal
+from core.scenarios import Scenario
+from core.settings import Settings
+from core.starter import MESSAGE_VERSION, enqueue, message_trigger
+from core.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    run_id: str
+    status: str  # "succeeded", "failed", or "running" (answered early, continuing)
+    result: Any = None
+    error: str | None = None
+    failed_step: str | None = None
+    response: Any = None  # a throw step's response
+
+
+def run_now(
+    storage: Storage,
+    settings: Settings,
+    scenario: Scenario,
+    trigger: Mapping[str, Any],
+    body: Any,
+    principal: Principal | None,
+) -> SyncOutcome:
+    run_id = new_run_id()
+    summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
+    runs.insert_run(storage, scenario.id, run_id, summary)
+    entity = {"PartitionKey": scenario.id, "RowKey": run_id}
+    runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=clock.now_iso(), Attempts=1)
+    full_trigger = message_trigger(trigger, principal)
+    full_trigger["data"] = {**full_trigger["data"], "body": body}
+    context = RunContext(input=body, trigger=full_trigger)
+    try:
+        outcome = run_process(
+            scenario.process,
+            context,
+            ScenarioCache(storage, scenario.id),
+            http=lambda step, resolve: call_step(step, resolve, settings.outbound_allowed_hosts),
+            stop_at_intermediate=True,
+        )
+    except ProcessFailed as exc:
+        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step, steps=exc.records)
+        return SyncOutcome(run_id, runs.FAILED, error=exc.message, failed_step=exc.step, response=exc.response)
+    if outcome.kind == "intermediate":
+        runs.update_run(storage, entity, intermediate=outcome.result, steps=outcome.records)
+        continuation = {
+            "v": MESSAGE_VERSION,
+            "scenarioId": scenario.id,
+            "runId": run_id,
+            "hasBody": True,
+            "trigger": full_trigger,
+            "input": body,
+            "resume": {"position": outcome.position, "steps": outcome.steps, "result": context.result},
+        }
+        enqueue(storage, continuation, f"{scenario.id}/{run_id}")
+        logger.info("run %s answered early; the rest continues from the queue", run_id)
+        return SyncOutcome(run_id, runs.RUNNING, result=outcome.result)
+    runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, steps=outcome.records)
+    return SyncOutcome(run_id, runs.SUCCEEDED, result=outcome.result)

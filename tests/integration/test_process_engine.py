@@ -1,0 +1,286 @@
+"""The process engine with real parts: Azurite, and a local HTTP server for http steps and sources."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from core import runs, scenarios
+from core.accept import AcceptRequest, accept
+from core.cache import ScenarioCache
+from core.errors import BadRequest, NotFound
+from core.ids import new_run_id
+from core.retention import remove_old_runs
+from core.schedules import due_times, start_due_runs
+from core.settings import Settings
+from core.storage import Storage
+from core.sync_run import run_now
+from core.worker import execute_run
+
+
+class Upstream:
+    """A local HTTP server with scripted answers per path, counting the hits."""
+
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+        self.bodies: dict[str, list[bytes]] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                path = self.path.split("?")[0]
+                count = upstream.hits[path] = upstream.hits.get(path, 0) + 1
+                length = int(self.headers.get("Content-Length") or 0)
+                upstream.bodies.setdefault(path, []).append(self.rfile.read(length) if length else b"")
+                if path == "/flaky" and count <= 2:
+                    return self._send(503, {"error": "busy"}, {"Retry-After": "0"})
+                if path == "/throttled" and count == 1:
+                    return self._send(429, {}, {"Retry-After": "1"})
+                if path == "/slow":
+                    time.sleep(3)
+                if path == "/redirect-out":
+                    return self._send(302, {}, {"Location": "http://169.254.169.254/latest/meta-data"})
+                if path == "/redirect-in":
+                    return self._send(302, {}, {"Location": "/orders"})
+                if path == "/missing":
+                    return self._send(404, {"error": "nope"})
+                if path == "/echo-auth":
+                    return self._send(200, {"auth": self.headers.get("Authorization")})
+                if path == "/xml":
+                    return self._send_raw(200, b"<order><id>5</id></order>", "application/xml")
+                return self._send(200, {"path": path, "count": count, "orders": [{"id": 1}, {"id": 2}]})
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                self._send_raw(status, json.dumps(body).encode(), "application/json", headers)
+
+            def _send_raw(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+        return Handler
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    server = Upstream()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def allowed(settings: Settings, upstream: Upstream) -> Settings:
+    return dataclasses.replace(settings, outbound_allowed_hosts=(upstream.host,))
+
+
+def _scenario(storage: Storage, settings: Settings, steps: list[dict[str, Any]], **extra: Any) -> str:
+    document = {"name": "p", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": {"steps": steps}, **extra}
+    return scenarios.create_scenario(storage, document, settings.outbound_allowed_hosts).id
+
+
+def _run(storage: Storage, settings: Settings, sid: str, body: Any = None) -> dict[str, Any]:
+    method, data = ("POST", json.dumps(body).encode()) if body is not None else ("GET", b"")
+    result = accept(storage, settings, AcceptRequest(sid, method, data, "application/json", None))
+    for message in storage.queue().receive_messages(messages_per_page=32, visibility_timeout=30):
+        execute_run(storage, settings, message.content, 1)
+        storage.queue().delete_message(message)
+    return runs.get_run(storage, sid, result.run_id)
+
+
+def test_http_step_retries_transient_failures_and_later_steps_see_the_response(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [
+        {"type": "http", "id": "call", "url": f"{upstream.url}/flaky", "retries": 3},
+        {"type": "return", "value": {"jmespath": "{status: steps.call.status, count: steps.call.body.count, ids: steps.call.body.orders[].id}"}},
+    ])  # fmt: skip
+    run = _run(storage, allowed, sid)
+    assert run["status"] == "succeeded", run
+    assert run["output"] == {"status": 200, "count": 3, "ids": [1, 2]}
+    assert upstream.hits["/flaky"] == 3
+
+
+def test_http_step_honours_retry_after(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [{"type": "http", "id": "call", "url": f"{upstream.url}/throttled"}, {"type": "return", "value": "#steps.call.status"}])
+    run = _run(storage, allowed, sid)
+    assert run["output"] == 200 and upstream.hits["/throttled"] == 2
+
+
+def test_http_step_posts_json_and_sends_secrets_from_app_settings(storage: Storage, allowed: Settings, upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUNCTION_SECRET_ORDERS", "Bearer s3cret")
+    sid = _scenario(storage, allowed, [
+        {"type": "http", "id": "auth", "url": f"{upstream.url}/echo-auth", "method": "POST", "body": "#trigger.data.body",
+         "headers": {"Authorization": {"secret": "JUNCTION_SECRET_ORDERS"}}},
+        {"type": "return", "value": "#steps.auth.body.auth"},
+    ])  # fmt: skip
+    run = _run(storage, allowed, sid, {"order": 9})
+    assert run["output"] == "Bearer s3cret"
+    assert json.loads(upstream.bodies["/echo-auth"][0]) == {"order": 9}
+    stored = json.dumps(scenarios.get_scenario(storage, sid).document) + json.dumps(run["steps"]) + json.dumps(run["trigger"])
+    assert "s3cret" not in stored  # the secret reached the upstream, and nothing Junction stored
+
+
+def test_http_step_parses_xml_responses(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [{"type": "http", "id": "x", "url": f"{upstream.url}/xml"}, {"type": "return", "value": "#steps.x.body.order.id"}])
+    assert _run(storage, allowed, sid)["output"] == "5"
+
+
+def test_http_step_timeout_fails_the_run_naming_the_step(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [{"type": "http", "id": "slowcall", "url": f"{upstream.url}/slow", "timeout": 1, "retries": 0}])
+    run = _run(storage, allowed, sid)
+    assert run["status"] == "failed" and run["failedStep"] == "slowcall"
+    assert "Timeout" in run["error"]
+    assert [s["status"] for s in run["steps"]] == ["failed"]
+
+
+def test_redirect_to_a_host_outside_the_allow_list_is_refused(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [{"type": "http", "id": "hop", "url": f"{upstream.url}/redirect-out"}])
+    run = _run(storage, allowed, sid)
+    assert run["status"] == "failed" and run["failedStep"] == "hop"
+    assert "169.254.169.254" in run["error"] and "ALLOWED_HOSTS" in run["error"]
+
+
+def test_redirect_within_the_allowed_host_is_followed(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [{"type": "http", "id": "hop", "url": f"{upstream.url}/redirect-in"}, {"type": "return", "value": "#steps.hop.body.path"}])
+    assert _run(storage, allowed, sid)["output"] == "/orders"
+
+
+def test_error_responses_fail_the_step_unless_asked_not_to(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    failing = _scenario(storage, allowed, [{"type": "http", "id": "get", "url": f"{upstream.url}/missing"}])
+    run = _run(storage, allowed, failing)
+    assert run["status"] == "failed" and "404" in run["error"]
+    tolerant = _scenario(storage, allowed, [{"type": "http", "id": "get", "url": f"{upstream.url}/missing", "failOnError": False}, {"type": "return", "value": "#steps.get.status"}])
+    assert _run(storage, allowed, tolerant)["output"] == 404
+
+
+def test_a_disallowed_host_is_refused_when_the_scenario_is_saved(storage: Storage, settings: Settings, upstream: Upstream) -> None:
+    with pytest.raises(BadRequest, match=r"process.steps\[0\].url"):
+        _scenario(storage, settings, [{"type": "http", "url": f"{upstream.url}/x"}])
+    with pytest.raises(BadRequest, match="source.url"):
+        _scenario(storage, settings, [], source={"type": "http", "url": f"{upstream.url}/x"})
+    assert list(storage.table("scenarios").list_entities()) == []
+
+
+def test_a_dynamic_url_outside_the_allow_list_fails_at_run_time(storage: Storage, allowed: Settings) -> None:
+    sid = _scenario(storage, allowed, [{"type": "http", "id": "dyn", "url": "#trigger.data.body.url"}])
+    run = _run(storage, allowed, sid, {"url": "http://127.0.0.2:1/internal"})
+    assert run["status"] == "failed" and run["failedStep"] == "dyn" and "ALLOWED_HOSTS" in run["error"]
+
+
+def test_a_run_without_a_body_polls_the_source(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+    sid = _scenario(storage, allowed, [{"type": "return", "value": {"jmespath": "data[0].Body.orders[].id"}}], source={"type": "http", "url": f"{upstream.url}/source"})
+    assert _run(storage, allowed, sid)["output"] == [1, 2]
+    assert _run(storage, allowed, sid, {"orders": [{"id": 9}]})["output"] == [9]  # a body means no poll
+    assert upstream.hits["/source"] == 1
+
+
+def test_a_throw_fails_the_run_naming_the_step(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [
+        {"type": "transform", "id": "check", "expression": "data[0].Body.ok"},
+        {"type": "decision", "if": "steps.check", "else": [{"type": "throw", "id": "reject", "message": "order refused"}]},
+        {"type": "return", "value": "fine"},
+    ])  # fmt: skip
+    failed = _run(storage, settings, sid, {"ok": False})
+    assert failed["status"] == "failed" and failed["failedStep"] == "reject" and failed["error"] == "order refused"
+    assert [s["type"] for s in failed["steps"]] == ["transform", "decision", "throw"]
+    assert _run(storage, settings, sid, {"ok": True})["output"] == "fine"
+
+
+def test_missing_references_are_null_not_a_crash(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [{"type": "return", "value": {"jmespath": "{a: data[0].Body.x.y.z, b: trigger.nothing}"}}])
+    run = _run(storage, settings, sid, {"q": 1})
+    assert run["status"] == "succeeded" and run["output"] == {"a": None, "b": None}
+
+
+def test_large_outputs_are_stored(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [{"type": "return", "value": "#trigger.data.body"}])
+    body = {"rows": ["r" * 1000] * 900}
+    assert _run(storage, settings, sid, body)["output"] == body
+
+
+def test_a_process_that_answers_early_continues_from_the_queue(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [
+        {"type": "transform", "id": "got", "expression": "data[0].Body"},
+        {"type": "intermediateReturn", "value": {"jmespath": "{accepted: steps.got.id}"}},
+        {"type": "cache", "key": "done", "value": "#steps.got"},
+        {"type": "return", "value": "finished"},
+    ])  # fmt: skip
+    scenario = scenarios.get_scenario(storage, sid)
+    outcome = run_now(storage, settings, scenario, {"type": "api"}, {"id": 5}, None)
+    assert (outcome.status, outcome.result) == ("running", {"accepted": 5})
+    with pytest.raises(NotFound):
+        ScenarioCache(storage, sid).get("done")  # the caller had its answer before the cache write
+    assert runs.get_run(storage, sid, outcome.run_id)["status"] == "running"
+    for message in storage.queue().receive_messages(messages_per_page=8, visibility_timeout=30):
+        execute_run(storage, settings, message.content, 1)
+        storage.queue().delete_message(message)
+    run = runs.get_run(storage, sid, outcome.run_id)
+    assert run["status"] == "succeeded" and run["output"] == "finished"
+    assert run["intermediate"] == {"accepted": 5}
+    assert [s["type"] for s in run["steps"]] == ["transform", "intermediateReturn", "cache", "return"]
+    assert ScenarioCache(storage, sid).get("done") == {"id": 5}
+
+
+def test_a_schedule_due_twice_while_two_instances_race_starts_one_run_per_due_time(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [{"type": "return", "value": "#trigger.dueAt"}], schedule="0 * * * * *")
+    now = datetime(2026, 11, 22, 8, 0, 30, tzinfo=UTC)
+    expected = list(due_times("0 * * * * *", now - timedelta(minutes=2), now))
+    assert len(expected) == 2
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        started = list(pool.map(lambda _: start_due_runs(storage, settings, now), range(2)))
+    due = [run["dueAt"] for batch in started for run in batch]
+    assert sorted(due) == sorted({d.isoformat(timespec="milliseconds").replace("+00:00", "Z") for d in expected})
+    assert start_due_runs(storage, settings, now) == []
+    listed = runs.list_runs(storage, sid, top=10, skiptoken=None, link=str)["value"]
+    assert len(listed) == 2 and {r["trigger"]["type"] for r in listed} == {"schedule"}
+
+
+def test_invalid_schedules_are_refused(storage: Storage, settings: Settings) -> None:
+    for schedule in ["* * * * *", "61 * * * * *", "every minute"]:
+        with pytest.raises(BadRequest):
+            _scenario(storage, settings, [], schedule=schedule)
+
+
+def test_retention_removes_only_old_runs(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [])
+    now = time.time()
+    old = [new_run_id(now - 40 * 86400), new_run_id(now - 31 * 86400)]
+    recent = [new_run_id(now - 29 * 86400), new_run_id(now)]
+    for run_id in old + recent:
+        runs.insert_run(storage, sid, run_id, {"type": "test"})
+    assert remove_old_runs(storage, 30) == 2
+    remaining = [r["id"] for r in runs.list_runs(storage, sid, top=10, skiptoken=None, link=str)["value"]]
+    assert remaining == sorted(recent)
