@@ -75,6 +75,11 @@ param maxBodyBytes int = 10485760
 @description('JUNCTION_OUTBOUND_ALLOWED_HOSTS: hosts that process http steps may call, comma-separated; empty means none.')
 param outboundAllowedHosts string = ''
 
+@description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
+@minValue(1)
+@maxValue(3650)
+param runRetentionDays int = 30
+
 @description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names (a letter, then up to 19 letters or digits).')
 @minLength(1)
 @maxLength(20)
@@ -230,6 +235,7 @@ module functionApp './app/function.bicep' = {
     graphClientId: graphClientId
     maxBodyBytes: maxBodyBytes
     outboundAllowedHosts: outboundAllowedHosts
+    runRetentionDays: runRetentionDays
     tablePrefix: tablePrefix
     publicBaseUrl: publicBaseUrl
   }

@@ -96,6 +96,9 @@ param maxBodyBytes int = 10485760
 @description('JUNCTION_OUTBOUND_ALLOWED_HOSTS: hosts that http steps may call, comma-separated.')
 param outboundAllowedHosts string = ''
 
+@description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
+param runRetentionDays int = 30
+
 @description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names.')
 param tablePrefix string = 'junction'
 
@@ -228,6 +231,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_OUTBOUND_ALLOWED_HOSTS'
           value: outboundAllowedHosts
+        }
+        {
+          name: 'JUNCTION_RUN_RETENTION_DAYS'
+          value: string(runRetentionDays)
         }
         {
           name: 'JUNCTION_TABLE_PREFIX'
