@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import accept, bench_aad, coldstart, storage_calls
+from bench import accept, bench_aad, bench_engine, coldstart, storage_calls
 from devhost.azurite import Azurite
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,6 +24,8 @@ def main() -> int:
         sections.append(accept.report(accept.run(emulator.connection_string)))
         print(sections[-1], flush=True)
     sections.append(coldstart.report(coldstart.run()))
+    print(sections[-1], flush=True)
+    sections.append(bench_engine.report(bench_engine.run()))
     print(sections[-1], flush=True)
     aad = bench_aad.run()
     sections.append(bench_aad.report(aad))
