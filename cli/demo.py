@@ -7,7 +7,6 @@ caches what it receives, and prints copy-paste curl lines. Ctrl-C stops everythi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -57,7 +56,13 @@ def _demo_scenario(client: HttpClient) -> dict[str, Any]:
     return dict(client.request("POST", "/management/scenarios", json_body=DEMO_SCENARIO))
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)  # stop devhost (and its Azurite) on TERM as on Ctrl-C
+    signal.signal(signal.SIGINT, _stop)
     root = Path.cwd()
     load_local_settings(root)
     port = int(os.environ.get("JUNCTION_PORT", "7071"))
@@ -95,13 +100,12 @@ Or with the CLI:  export JUNCTION_TOKEN={token}
 """,
             flush=True,
         )
-        print(json.dumps({"url": url, "scenarioId": sid}), file=sys.stderr, flush=True)
         return devhost.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         if devhost.poll() is None:
-            devhost.send_signal(signal.SIGINT)
+            devhost.send_signal(signal.SIGTERM)
             try:
                 devhost.wait(timeout=15)
             except subprocess.TimeoutExpired:
