@@ -149,7 +149,7 @@ def test_a_run_that_always_fails_ends_failed_in_the_poison_queue(junction: Junct
     """A message whose input blob is gone fails every attempt: after 5, failed and poisoned."""
     sid, run_id = scenario["id"], new_run_id()
     runs.insert_run(junction.storage, sid, run_id, {"type": "accept"})
-    message = json.dumps({"v": 1, "scenarioId": sid, "runId": run_id, "inputBlob": "inputs/missing.json", "trigger": {}})
+    message = json.dumps({"v": 1, "scenarioId": sid, "runId": run_id, "messageBlob": "inputs/missing.json", "trigger": {}})
     conn = junction.env["AzureWebJobsStorage"]
     junction.storage.queue().send_message(message)
     poison = QueueClient.from_connection_string(
