@@ -18,6 +18,10 @@ from core.storage import as_domain_error
 
 logger = logging.getLogger(__name__)
 
+# Read the settings when the app is loaded, so a bad value stops the start-up with a message that
+# names the setting (the host shows it as the indexing error) instead of failing requests later.
+get_settings()
+
 STATUS: dict[type[errors.JunctionError], int] = {
     errors.BadRequest: 400,
     errors.Unauthorized: 401,

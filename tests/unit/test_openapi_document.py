@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import Any
 
+import pytest
 from openapi_spec_validator import validate
 
-import function_app
+from core.errors import ConfigurationError
 from core.openapi_doc import build_document
+from core.settings import get_settings
 
 
-def _registered() -> set[tuple[str, str]]:
+def _app(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    get_settings.cache_clear()
+    return importlib.import_module("function_app").app
+
+
+def _registered(app: Any) -> set[tuple[str, str]]:
     routes = set()
-    for function in function_app.app.get_functions():
+    for function in app.get_functions():
         binding = function.get_bindings()[0].get_dict_repr()
         if binding["type"] != "httpTrigger":
             continue
@@ -26,7 +36,7 @@ def test_document_is_valid_openapi() -> None:
     validate(build_document("https://junction.example"))
 
 
-def test_every_registered_route_is_described_and_nothing_else() -> None:
+def test_every_registered_route_is_described_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
     document = build_document("https://junction.example")
     described = {
         (method, path)
@@ -34,4 +44,17 @@ def test_every_registered_route_is_described_and_nothing_else() -> None:
         for method in item
         if method in {"get", "put", "post", "patch", "delete"}
     }
-    assert _registered() == described
+    assert _registered(_app(monkeypatch)) == described
+
+
+def test_a_bad_setting_stops_the_app_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("JUNCTION_MAX_BODY_BYTES", "ten megabytes")
+    get_settings.cache_clear()
+    import triggers.http
+
+    with pytest.raises(ConfigurationError, match="JUNCTION_MAX_BODY_BYTES"):
+        importlib.reload(triggers.http)
+    monkeypatch.delenv("JUNCTION_MAX_BODY_BYTES")
+    get_settings.cache_clear()
+    importlib.reload(triggers.http)
