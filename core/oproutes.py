@@ -278,7 +278,11 @@ def path_param_types(operation: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for param in operation.get("parameters") or ():
         if param.get("in") == "path":
-            out[param["name"]] = str((param.get("schema") or {}).get("type") or "string")
+            kind = (param.get("schema") or {}).get("type") or "string"
+            if isinstance(kind, list):  # OpenAPI 3.1: ["integer", "null"]
+                kinds = [k for k in kind if k != "null"]
+                kind = kinds[0] if len(kinds) == 1 else "string"
+            out[param["name"]] = str(kind)
     return out
 
 

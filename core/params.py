@@ -1,0 +1,232 @@
+"""Parameters of an API call, cast by the types the OpenAPI document declares, and body checks.
+
+Frends casts integer, number and boolean parameters and splits arrays by their declared
+separator so a process can compare ``#trigger.data.path.id > 3`` straight away. Junction does
+the same, and is stricter where strictness protects the process:
+
+- a value that does not cast is a 400 naming the parameter, never a string passed through;
+- a scalar query parameter sent twice is a 400 (two components disagreeing on which copy wins
+  is how parameter pollution attacks work);
+- declared query/header/cookie parameters that are absent are present with their default, or
+  null; a missing required one is a 400 naming it;
+- after casting, the value is checked against the parameter's schema (enum, minimum, pattern,
+  ...), and a JSON body against the operation's request schema; the 400 names the parameter,
+  or the body's path and the schema path that failed.
+
+Parameters reach this module already normalised by ``core.apis`` (Swagger 2 and OpenAPI 3
+alike): ``{"name", "in", "required", "schema": {...}, "collectionFormat": csv|ssv|tsv|pipes|multi}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.errors import BadRequest
+
+logger = logging.getLogger(__name__)
+
+SEPARATORS = {"csv": ",", "ssv": " ", "tsv": "\t", "pipes": "|"}
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+MAX_ARRAY_ITEMS = 1000
+_WHERE = {"path": "path", "query": "query", "header": "header", "cookie": "cookie"}
+
+
+def _bad(param: Mapping[str, Any], message: str) -> BadRequest:
+    return BadRequest(f"the {param.get('in')} parameter '{param.get('name')}' {message}", "InvalidParameter")
+
+
+def cast_scalar(value: str, schema: Mapping[str, Any], param: Mapping[str, Any]) -> Any:
+    """``value`` as the schema's type; BadRequest naming ``param`` when it is not one."""
+    kind = _type_of(schema)
+    if kind == "integer":
+        text = value.strip()
+        if not _INTEGER.fullmatch(text):
+            raise _bad(param, f"must be an integer, got {_show(value)}")
+        number = int(text)
+        low, high = INT32 if schema.get("format") == "int32" else INT64
+        if not low <= number <= high:
+            raise _bad(param, f"is out of range for {schema.get('format') or 'int64'}")
+        return number
+    if kind == "number":
+        text = value.strip()
+        if not _NUMBER.fullmatch(text):
+            raise _bad(param, f"must be a number, got {_show(value)}")
+        result = float(text)
+        if math.isinf(result):
+            raise _bad(param, "is out of range")
+        return result
+    if kind == "boolean":
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise _bad(param, f"must be true or false, got {_show(value)}")
+        return lowered == "true"
+    return value
+
+
+def _type_of(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):  # OpenAPI 3.1: ["integer", "null"]
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else "string"
+    return kind if isinstance(kind, str) else "string"
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def split_array(values: Sequence[str], param: Mapping[str, Any]) -> list[str]:
+    """Items of an array parameter from its raw occurrences, by its collection format.
+
+    ``multi``: every occurrence is one item (``?id=1&id=2``). The others: each occurrence is
+    split on the separator (``?id=1,2``; several occurrences are concatenated).
+    """
+    fmt = param.get("collectionFormat") or "csv"
+    if fmt == "multi":
+        items = list(values)
+    else:
+        separator = SEPARATORS.get(fmt, ",")
+        items = [item for value in values if value != "" for item in value.split(separator)]
+    if len(items) > MAX_ARRAY_ITEMS:
+        raise _bad(param, f"has more than {MAX_ARRAY_ITEMS} items")
+    return items
+
+
+def cast_value(values: Sequence[str], param: Mapping[str, Any]) -> Any:
+    """A parameter's value from its raw occurrences (at least one)."""
+    schema = param.get("schema") or {}
+    if _type_of(schema) == "array":
+        item_schema = schema.get("items") or {}
+        return [cast_scalar(item, item_schema, param) for item in split_array(values, param)]
+    if len(values) > 1:
+        raise _bad(param, "was sent more than once")
+    value = values[0]
+    if value == "" and _type_of(schema) in ("integer", "number", "boolean"):
+        raise _bad(param, "is empty")
+    return cast_scalar(value, schema, param)
+
+
+def _check_schema(value: Any, param: Mapping[str, Any]) -> None:
+    schema = param.get("schema") or {}
+    constraints = {k: v for k, v in schema.items() if k not in ("type", "format", "default", "description", "example", "examples", "nullable", "x-nullable", "items")}
+    items = schema.get("items")
+    if not constraints and not (isinstance(items, dict) and set(items) - {"type", "format"}):
+        return
+    error = _first_error(value, _param_schema_text(schema), "oas30")
+    if error is not None:
+        raise _bad(param, f"is not valid: {error.message}")
+
+
+def _param_schema_text(schema: Mapping[str, Any]) -> str:
+    """Parameter schemas are plain data from the document; their JSON text is the cache key."""
+    return json.dumps({k: v for k, v in schema.items() if k != "default"}, sort_keys=True)
+
+
+def extract_parameters(
+    declared: Sequence[Mapping[str, Any]],
+    *,
+    path: Mapping[str, str],
+    query: Mapping[str, Sequence[str]],
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+) -> dict[str, dict[str, Any]]:
+    """``{"path": {...}, "query": {...}, "header": {...}, "cookie": {...}}`` for a call.
+
+    Declared parameters are cast (or defaulted, or null); undeclared query parameters and
+    headers are passed through as strings (a repeated query parameter as a list), so a process
+    can still read what the document does not describe.
+    """
+    out: dict[str, dict[str, Any]] = {"path": {}, "query": {}, "header": {}, "cookie": {}}
+    for name, values in query.items():
+        if values:
+            out["query"][name] = values[0] if len(values) == 1 else list(values)
+    for name, value in headers.items():
+        out["header"][name] = value
+    out["cookie"].update(cookies)
+    for param in declared:
+        where = param.get("in")
+        if where not in _WHERE:
+            continue  # body and formData parameters are the body's business
+        name = param["name"]
+        raw: Sequence[str] | None
+        if where == "path":
+            raw = [path[name]] if name in path else None
+        elif where == "query":
+            raw = query.get(name) or None
+        elif where == "header":
+            out["header"].pop(name.lower(), None)
+            value = headers.get(name.lower())
+            raw = [value] if value is not None else None
+        else:
+            value = cookies.get(name)
+            raw = [value] if value is not None else None
+        if raw is None:
+            if param.get("required"):
+                raise _bad(param, "is required")
+            schema = param.get("schema") or {}
+            out[where][name] = schema.get("default")
+            continue
+        value = cast_value(raw, param)
+        _check_schema(value, param)
+        out[where][name] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Request bodies
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_text: str, dialect: str) -> Any:
+    """A compiled validator per (schema, dialect): building one costs far more than using it."""
+    from openapi_schema_validator import OAS30WriteValidator, OAS31Validator
+
+    schema = json.loads(schema_text)
+    if dialect == "oas31":
+        return OAS31Validator(schema)
+    return OAS30WriteValidator(schema)
+
+
+def _first_error(value: Any, schema_text: str, dialect: str) -> Any:
+    try:
+        validator = _validator(schema_text, dialect)
+        errors = sorted(validator.iter_errors(value), key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply for its schema", "InvalidBody") from None
+    except Exception as exc:  # noqa: BLE001 - a schema the validator cannot use must not be a 500
+        logger.warning("a schema could not be applied (%s: %s); the value is not checked", type(exc).__name__, exc)
+        return None
+    return errors[0] if errors else None
+
+
+def _json_path(parts: Sequence[Any], root: str) -> str:
+    text = root
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def validate_body(value: Any, schema: Mapping[str, Any], dialect: str) -> None:
+    """BadRequest naming the body's path and the schema path when ``value`` fails ``schema``.
+
+    ``schema`` is self-contained (its ``$ref`` targets are inside it, as ``core.apis`` builds
+    it); ``dialect`` is ``swagger2``, ``oas30`` or ``oas31``.
+    """
+    text = json.dumps(schema, sort_keys=True)
+    error = _first_error(value, text, dialect)
+    if error is None:
+        return
+    where = _json_path(list(error.absolute_path), "body")
+    schema_path = "/".join(str(p) for p in error.absolute_schema_path)
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+    raise BadRequest(f"{where}: {message} (schema path: #/{schema_path})", "InvalidBody")

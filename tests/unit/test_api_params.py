@@ -1,0 +1,139 @@
+"""Parameter casting, defaults and body validation (core.params), with the petstore documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import apis
+from core.errors import BadRequest
+from core.params import extract_parameters, validate_body
+
+DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
+
+
+def operation(file: str, operation_id: str) -> dict[str, Any]:
+    content_type = "application/yaml" if file.endswith(".yaml") else "application/json"
+    document = apis.read_document((DOCS / file).read_bytes(), content_type)
+    dialect = apis.validate_document(document)
+    return next(o for o in apis.extract_operations(document, dialect) if o["operationId"] == operation_id)
+
+
+def extract(op: dict[str, Any], query: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None, path: dict[str, str] | None = None, cookies: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    return extract_parameters(op["parameters"], path=path or {}, query=query or {}, headers=headers if headers is not None else {"x-request-id": "r1"}, cookies=cookies or {})
+
+
+SW2 = operation("petstore-swagger2.json", "searchPets")
+OAS30 = operation("petstore-openapi30.yaml", "searchPets")
+OAS31 = operation("petstore-openapi31.json", "searchPets")
+
+
+def test_swagger2_collection_formats_cast_items() -> None:
+    out = extract(
+        SW2,
+        {
+            "ids": ["1,2,3"],
+            "names": ["rex fido"],
+            "codes": ["a\tb"],
+            "flags": ["true|false|TRUE"],
+            "tags": ["x", "y"],
+            "ratio": ["0.5"],
+            "limit": ["7"],
+            "active": ["false"],
+        },
+        {"x-request-id": "r1", "x-trace": "12"},
+    )
+    q = out["query"]
+    assert q["ids"] == [1, 2, 3]
+    assert q["names"] == ["rex", "fido"]
+    assert q["codes"] == ["a", "b"]
+    assert q["flags"] == [True, False, True]
+    assert q["tags"] == ["x", "y"]
+    assert q["ratio"] == 0.5 and isinstance(q["ratio"], float)
+    assert q["limit"] == 7 and q["active"] is False
+    assert out["header"]["X-Trace"] == 12 and out["header"]["X-Request-Id"] == "r1"
+
+
+def test_openapi3_styles() -> None:
+    out = extract(OAS30, {"ids": ["4,5"], "names": ["a b"], "flags": ["false|true"], "tags": ["t1", "t2"]}, {"x-request-id": "r", "x-ids": "7,8"}, cookies={"session": "abc"})
+    assert out["query"]["ids"] == [4, 5]
+    assert out["query"]["names"] == ["a", "b"]
+    assert out["query"]["flags"] == [False, True]
+    assert out["query"]["tags"] == ["t1", "t2"]
+    assert out["header"]["X-Ids"] == [7, 8]
+    assert out["cookie"]["session"] == "abc"
+    out31 = extract(OAS31, {"ids": ["9"], "tags": ["only"], "limit": ["3"]})
+    assert out31["query"] == {"ids": [9], "tags": ["only"], "limit": 3, "ratio": None}
+
+
+def test_defaults_and_nulls_for_absent_parameters() -> None:
+    out = extract(SW2)
+    q = out["query"]
+    assert q["limit"] == 20 and q["active"] is True
+    assert q["ratio"] is None and q["ids"] is None and q["status"] is None
+    assert out["header"]["X-Trace"] is None
+    out3 = extract(OAS30)
+    assert out3["query"]["limit"] == 20 and out3["cookie"]["session"] is None
+
+
+def test_undeclared_values_pass_through_as_strings() -> None:
+    out = extract(SW2, {"extra": ["1"], "many": ["a", "b"]}, {"x-request-id": "r", "x-other": "v"})
+    assert out["query"]["extra"] == "1" and out["query"]["many"] == ["a", "b"]
+    assert out["header"]["x-other"] == "v"
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "named"),
+    [
+        ({}, {}, "header parameter 'X-Request-Id' is required"),
+        ({"limit": ["ten"]}, None, "query parameter 'limit' must be an integer"),
+        ({"limit": ["0"]}, None, "query parameter 'limit' is not valid"),
+        ({"limit": ["99999999999"]}, None, "query parameter 'limit' is out of range"),
+        ({"ratio": ["nan"]}, None, "query parameter 'ratio' must be a number"),
+        ({"active": ["yes"]}, None, "query parameter 'active' must be true or false"),
+        ({"ids": ["1,x"]}, None, "query parameter 'ids' must be an integer"),
+        ({"status": ["gone"]}, None, "query parameter 'status' is not valid"),
+        ({"limit": ["1", "2"]}, None, "query parameter 'limit' was sent more than once"),
+        ({"limit": [""]}, None, "query parameter 'limit' is empty"),
+        ({}, {"x-request-id": "r", "x-trace": "1.5"}, "header parameter 'X-Trace' must be an integer"),
+    ],
+)
+def test_bad_values_name_the_parameter(query: dict[str, list[str]], headers: dict[str, str] | None, named: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        extract(SW2, query, headers)
+    assert named in caught.value.message
+
+
+def test_path_parameters_are_cast() -> None:
+    op = operation("petstore-openapi30.yaml", "getPetById")
+    assert extract(op, path={"id": "42"})["path"] == {"id": 42}
+    flag = operation("petstore-swagger2.json", "storeByFlag")
+    assert extract(flag, path={"flag": "true"})["path"] == {"flag": True}
+
+
+@pytest.mark.parametrize("file", ["petstore-swagger2.json", "petstore-openapi30.yaml", "petstore-openapi31.json"])
+def test_body_schema_names_the_path(file: str) -> None:
+    op = operation(file, "addPet")
+    spec = op["requestBody"]
+    validate_body({"name": "rex", "photoUrls": []}, spec["jsonSchema"], op["dialect"])
+    with pytest.raises(BadRequest) as caught:
+        validate_body({"name": "rex"}, spec["jsonSchema"], op["dialect"])
+    assert "photoUrls" in caught.value.message and "schema path" in caught.value.message
+    with pytest.raises(BadRequest) as caught:
+        validate_body({"name": "rex", "photoUrls": [1]}, spec["jsonSchema"], op["dialect"])
+    assert caught.value.message.startswith("body.photoUrls[0]:")
+
+
+def test_nested_reference_in_body_schema() -> None:
+    op = operation("petstore-swagger2.json", "addPet")
+    with pytest.raises(BadRequest) as caught:
+        validate_body({"name": "rex", "photoUrls": [], "category": {"id": "one"}}, op["requestBody"]["jsonSchema"], op["dialect"])
+    assert caught.value.message.startswith("body.category.id:")
+    op3 = operation("petstore-openapi30.yaml", "addPet")
+    validate_body({"name": "rex", "photoUrls": [], "nickname": None}, op3["requestBody"]["jsonSchema"], "oas30")
+    op31 = operation("petstore-openapi31.json", "addPet")
+    with pytest.raises(BadRequest) as caught:
+        validate_body({"name": "rex", "photoUrls": [], "owner": {}}, op31["requestBody"]["jsonSchema"], "oas31")
+    assert caught.value.message.startswith("body.owner:") and "email" in caught.value.message
