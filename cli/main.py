@@ -9,6 +9,7 @@ a token, before any token exists to call the management API with.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -140,6 +141,51 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.action == "import":
+        data = Path(args.file).read_bytes()
+        yaml = args.file.endswith((".yaml", ".yml"))
+        response = client.raw(
+            "PUT", f"/management/apis/{quote(args.name, safe='')}", body=data,
+            headers={"Content-Type": "application/yaml" if yaml else "application/json"},
+        )  # fmt: skip
+        _print(json.loads(response.body))
+    elif args.action == "list":
+        _print(client.request("GET", "/management/apis"))
+    elif args.action == "show":
+        _print(client.request("GET", f"/management/apis/{quote(args.name, safe='')}"))
+    else:  # bind
+        binding: dict[str, Any] = {"scenarioId": args.scenario, "authentication": {"type": args.auth}}
+        if args.scope:
+            binding["authentication"]["scopes"] = args.scope
+        if args.trusted_issuer:
+            binding["authentication"]["trustedIssuers"] = [Path(p).read_text() for p in args.trusted_issuer]
+        if args.protocols:
+            binding["allowedProtocols"] = args.protocols.split(",")
+        if args.cors:
+            binding["cors"] = {"allowedOrigins": args.cors}
+        path = f"/management/apis/{quote(args.name, safe='')}/operations/{quote(args.operation, safe='')}"
+        _print(client.request("PUT", path, json_body=binding))
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    ruleset = []
+    for rule in args.rule:
+        path, _, methods = rule.partition(":")
+        ruleset.append({"path": path, "methods": methods.split(",") if methods and methods != "*" else "*"})
+    _print(_client(args).request("POST", "/management/apikeys", json_body={"name": args.name, "ruleset": ruleset}))
+    print("Keep the key now: it is not stored and cannot be shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    password = os.environ.get("JUNCTION_USER_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
+    _print(_client(args).request("POST", "/management/users", json_body={"username": args.username, "password": password}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="junction", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("JUNCTION_URL", DEFAULT_URL), help="Junction's base URL (JUNCTION_URL)")
@@ -191,6 +237,36 @@ def build_parser() -> argparse.ArgumentParser:
     cache_get.add_argument("scenario")
     cache_get.add_argument("--key", required=True, help="the key as JSON, e.g. '\"last\"'")
     cache_get.set_defaults(func=cmd_cache_get)
+
+    api = sub.add_parser("api", help="OpenAPI documents and their operations").add_subparsers(dest="action", required=True)
+    api_import = api.add_parser("import", help="import (or re-import) a Swagger 2.0 / OpenAPI 3.x file")
+    api_import.add_argument("file", help="a .json, .yaml or .yml file")
+    api_import.add_argument("--name", required=True)
+    api.add_parser("list")
+    api_show = api.add_parser("show")
+    api_show.add_argument("name")
+    api_bind = api.add_parser("bind", help="bind an operation to a scenario")
+    api_bind.add_argument("name", help="the API's name")
+    api_bind.add_argument("operation", help="the operationId")
+    api_bind.add_argument("--scenario", required=True)
+    api_bind.add_argument("--auth", default="none", choices=["none", "basic", "certificate", "apiKey", "oauth2"])
+    api_bind.add_argument("--scope", action="append", help="oauth2: a scope or role that is enough (repeatable)")
+    api_bind.add_argument("--trusted-issuer", action="append", help="certificate: a PEM file of a trusted issuer (repeatable)")
+    api_bind.add_argument("--protocols", help="allowed protocols, e.g. https or http,https")
+    api_bind.add_argument("--cors", help="allowed origins, separated by , or ; (* for all)")
+    for p in api.choices.values():
+        p.set_defaults(func=cmd_api)
+
+    apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
+    apikey_create = apikey.add_parser("create")
+    apikey_create.add_argument("--name", required=True)
+    apikey_create.add_argument("--rule", action="append", required=True, help="PATH[:METHODS], e.g. '/api/pet/*:GET,POST' or '/api/**'")
+    apikey_create.set_defaults(func=cmd_apikey_create)
+
+    user = sub.add_parser("user", help="local users for Basic authentication").add_subparsers(dest="action", required=True)
+    user_create = user.add_parser("create", help="the password is asked for (or JUNCTION_USER_PASSWORD)")
+    user_create.add_argument("--username", required=True)
+    user_create.set_defaults(func=cmd_user_create)
 
     runs = sub.add_parser("runs", help="runs of a scenario, newest first")
     runs.add_argument("scenario")

@@ -75,6 +75,16 @@ class UnsupportedMediaType(JunctionError):
     default_code = "UnsupportedMediaType"
 
 
+class TooManyRequests(JunctionError):
+    """The caller is throttled (e.g. repeated failed sign-ins); retry after ``retry_after`` s."""
+
+    default_code = "TooManyRequests"
+
+    def __init__(self, message: str, code: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
 class StorageBusy(JunctionError):
     """Storage throttled (429) or unreachable (503); the caller should retry after ``retry_after`` s."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from core import runs, scenarios, tokens
+from core import apikeys, apis, runs, scenarios, tokens, users
 from core.auth import require_admin
 from core.bodies import check_size, is_json_type, media_type
 from core.cache import ScenarioCache, parse_key
@@ -165,3 +165,65 @@ def openapi_document(storage: Storage, settings: Settings, request: ManagementRe
     from core.openapi_doc import build_document
 
     return Reply(200, build_document(settings.public_base_url or request.base_url))
+
+
+def apis_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``GET /management/apis``: every imported API with its operations and bindings."""
+    require_admin(storage, request.header("authorization"))
+    return Reply(200, {"value": apis.list_apis(storage), "nextLink": None})
+
+
+def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``PUT`` imports (or re-imports) an OpenAPI document; ``GET`` and ``DELETE`` one API."""
+    require_admin(storage, request.header("authorization"))
+    name = request.route.get("apiName") or ""
+    if request.method == "PUT":
+        view, etag, created = apis.import_api(
+            storage, name, request.body, request.header("content-type"), if_match=request.header("if-match")
+        )
+        return Reply(201 if created else 200, view, {"ETag": etag})
+    if request.method == "DELETE":
+        apis.delete_api(storage, name, if_match=request.header("if-match"))
+        return Reply(204)
+    view, etag = apis.get_api(storage, name)
+    return Reply(200, view, {"ETag": etag})
+
+
+def api_operation_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``PUT`` binds an operation to a scenario, ``GET`` shows the binding, ``DELETE`` unbinds."""
+    require_admin(storage, request.header("authorization"))
+    name, operation_id = request.route.get("apiName") or "", request.route.get("operationId") or ""
+    if request.method == "PUT":
+        return Reply(200, apis.bind_operation(storage, settings, name, operation_id, _json_body(request)))
+    if request.method == "DELETE":
+        apis.unbind_operation(storage, name, operation_id)
+        return Reply(204)
+    return Reply(200, apis.get_binding(storage, name, operation_id))
+
+
+def apikeys_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``POST`` creates an API key (the key is in this reply only); ``GET`` lists them."""
+    require_admin(storage, request.header("authorization"))
+    if request.method == "POST":
+        return Reply(201, apikeys.create_apikey(storage, _json_body(request)), {"Cache-Control": "no-store"})
+    return Reply(200, {"value": apikeys.list_apikeys(storage), "nextLink": None})
+
+
+def apikey_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    require_admin(storage, request.header("authorization"))
+    apikeys.delete_apikey(storage, request.route.get("apikeyId") or "")
+    return Reply(204)
+
+
+def users_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    """``POST`` creates a local user for Basic authentication; ``GET`` lists them (no hashes)."""
+    require_admin(storage, request.header("authorization"))
+    if request.method == "POST":
+        return Reply(201, users.create_user(storage, _json_body(request)), {"Cache-Control": "no-store"})
+    return Reply(200, {"value": users.list_users(storage), "nextLink": None})
+
+
+def user_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    require_admin(storage, request.header("authorization"))
+    users.delete_user(storage, request.route.get("username") or "")
+    return Reply(204)

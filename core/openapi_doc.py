@@ -10,6 +10,9 @@ import copy
 from typing import Any
 
 from core import schemas
+from core.apikeys import APIKEY_CREATE
+from core.apis import BINDING
+from core.users import USER_CREATE
 
 ERROR = {
     "type": "object",
@@ -30,6 +33,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or invalid credentials",
         403: "Not allowed",
         404: "Not found",
+        409: "Conflict (e.g. operations that could match the same request)",
         412: "ETag mismatch",
         413: "Body too large",
         415: "Unsupported content type",
@@ -64,6 +68,7 @@ PAGING = [
 ]
 KEY_JSON = _param("keyJson", "query", {"type": "string", "maxLength": 2048}, required=True, description="the cache key as JSON")
 ADMIN = [{"bearer": []}]
+API_NAME = _param("apiName", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})
 
 
 def _list_of(item: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +201,90 @@ def _paths() -> dict[str, Any]:
                 "responses": {"204": {"description": "Revoked"}, **_errors(400, 401, 403, 404, 503)},
             }
         },
+        "/management/apis": {
+            "get": {
+                "tags": ["APIs"], "operationId": "listApis", "security": ADMIN,
+                "responses": {"200": {"description": "Imported APIs with their operations", **_json(_list_of({"type": "object"}))}, **_errors(401, 403, 503)},
+            }
+        },
+        "/management/apis/{apiName}": {
+            "parameters": [API_NAME],
+            "put": {
+                "tags": ["APIs"], "operationId": "importApi", "security": ADMIN, "parameters": [IF_MATCH],
+                "summary": "Import or re-import a Swagger 2.0 / OpenAPI 3.0 / 3.1 document (JSON or YAML)",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/yaml": {"schema": {"type": "string"}},
+                    "application/x-yaml": {"schema": {"type": "string"}},
+                    "text/yaml": {"schema": {"type": "string"}},
+                }},
+                "responses": {
+                    "200": {"description": "Re-imported", **_json({"type": "object"})},
+                    "201": {"description": "Imported", **_json({"type": "object"})},
+                    **_errors(400, 401, 403, 409, 412, 413, 415, 503),
+                },
+            },
+            "get": {
+                "tags": ["APIs"], "operationId": "getApi", "security": ADMIN,
+                "responses": {"200": {"description": "The API: operations with method, full path and binding", **_json({"type": "object"})}, **_errors(400, 401, 403, 404, 503)},
+            },
+            "delete": {
+                "tags": ["APIs"], "operationId": "deleteApi", "security": ADMIN, "parameters": [IF_MATCH],
+                "responses": {"204": {"description": "Removed with its bindings"}, **_errors(400, 401, 403, 404, 412, 503)},
+            },
+        },
+        "/management/apis/{apiName}/operations/{operationId}": {
+            "parameters": [API_NAME, _param("operationId", "path", {"type": "string", "maxLength": 128})],
+            "put": {
+                "tags": ["APIs"], "operationId": "bindOperation", "security": ADMIN,
+                "requestBody": {"required": True, **_json(_ref("Binding"))},
+                "responses": {"200": {"description": "Bound", **_json({"type": "object"})}, **_errors(400, 401, 403, 404, 409, 413, 415, 503)},
+            },
+            "get": {
+                "tags": ["APIs"], "operationId": "getBinding", "security": ADMIN,
+                "responses": {"200": {"description": "The operation and its binding", **_json({"type": "object"})}, **_errors(400, 401, 403, 404, 503)},
+            },
+            "delete": {
+                "tags": ["APIs"], "operationId": "unbindOperation", "security": ADMIN,
+                "responses": {"204": {"description": "Unbound"}, **_errors(400, 401, 403, 404, 503)},
+            },
+        },
+        "/management/apikeys": {
+            "get": {
+                "tags": ["API keys"], "operationId": "listApiKeys", "security": ADMIN,
+                "responses": {"200": {"description": "API keys (no secrets)", **_json(_list_of({"type": "object"}))}, **_errors(401, 403, 503)},
+            },
+            "post": {
+                "tags": ["API keys"], "operationId": "createApiKey", "security": ADMIN,
+                "requestBody": {"required": True, **_json(_ref("ApiKeyInput"))},
+                "responses": {"201": {"description": "Created; the key is shown only here", **_json({"type": "object"})}, **_errors(400, 401, 403, 413, 415, 503)},
+            },
+        },
+        "/management/apikeys/{apikeyId}": {
+            "delete": {
+                "tags": ["API keys"], "operationId": "deleteApiKey", "security": ADMIN,
+                "parameters": [_param("apikeyId", "path", {"type": "string", "pattern": "^[0-9a-f]{32}$"})],
+                "responses": {"204": {"description": "Deleted"}, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/management/users": {
+            "get": {
+                "tags": ["Users"], "operationId": "listUsers", "security": ADMIN,
+                "responses": {"200": {"description": "Local users for Basic authentication", **_json(_list_of({"type": "object"}))}, **_errors(401, 403, 503)},
+            },
+            "post": {
+                "tags": ["Users"], "operationId": "createUser", "security": ADMIN,
+                "requestBody": {"required": True, **_json(_ref("UserInput"))},
+                "responses": {"201": {"description": "Created", **_json({"type": "object"})}, **_errors(400, 401, 403, 409, 413, 415, 503)},
+            },
+        },
+        "/management/users/{username}": {
+            "delete": {
+                "tags": ["Users"], "operationId": "deleteUser", "security": ADMIN,
+                "parameters": [_param("username", "path", {"type": "string", "maxLength": 256})],
+                "responses": {"204": {"description": "Deleted"}, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
         "/management/openapi.json": {
             "get": {
                 "tags": ["Meta"], "operationId": "getOpenApiDocument", "security": [{}],
@@ -230,6 +319,9 @@ def _components() -> dict[str, Any]:
             "ScenarioInput": schemas.SCENARIO,
             "Scenario": schemas.SCENARIO_OUT,
             "TokenInput": schemas.TOKEN_CREATE,
+            "Binding": BINDING,
+            "ApiKeyInput": APIKEY_CREATE,
+            "UserInput": USER_CREATE,
             "Token": token_public,
             "CreatedToken": {"allOf": [{"$ref": "#/components/schemas/Token"}, {"type": "object", "properties": {"token": {"type": "string"}}}]},
             "Run": {
@@ -258,7 +350,10 @@ def build_document(base_url: str) -> dict[str, Any]:
         "info": {
             "title": "Junction",
             "version": "1.0.0",
-            "description": "External triggers (IntegrationHub-compatible) and the management API.",
+            "description": (
+                "External triggers (IntegrationHub-compatible) and the management API. API operations bound "
+                "to scenarios are served at the paths of their own imported documents (GET /management/apis)."
+            ),
         },
         "servers": [{"url": base_url.rstrip("/") or "/"}],
         "paths": _paths(),

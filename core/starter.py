@@ -21,12 +21,16 @@ MAX_INLINE_MESSAGE = 45_000
 
 
 def message_trigger(trigger: Mapping[str, Any], principal: Principal | None) -> dict[str, Any]:
-    """What the run's process will see as ``#trigger`` (before its body is added)."""
-    return {
-        **trigger,
-        "data": {**trigger.get("data", {}), "username": principal.name if principal else None},
-        "claims": dict(principal.claims) if principal else {},
-    }
+    """What the run's process will see as ``#trigger`` (before its body is added).
+
+    The principal's name and claims win; without one, a trigger that already carries them (an
+    API call, authenticated by the gateway) keeps its own.
+    """
+    data = dict(trigger.get("data", {}))
+    if principal is not None or "username" not in data:
+        data["username"] = principal.name if principal else None
+    claims = dict(principal.claims) if principal else dict(trigger.get("claims") or {})
+    return {**trigger, "data": data, "claims": claims}
 
 
 def enqueue(storage: Storage, message: dict[str, Any], blob_key: str, large: Any = None) -> None:

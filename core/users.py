@@ -41,7 +41,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from core import clock
-from core.errors import BadRequest, Conflict, NotFound, StorageBusy, Unauthorized
+from core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from core.ids import key_hash
 from core.schemas import validate
 from core.storage import Storage
@@ -75,16 +75,11 @@ USER_CREATE: dict[str, Any] = {
 }
 
 
-class TooManyFailures(StorageBusy):
-    """429 with ``Retry-After``: too many failed logins for one username.
-
-    A StorageBusy subclass only so the existing trigger mapping gives it status 429 and the
-    ``Retry-After`` header; its code says what really happened.
-    """
+class TooManyFailures(TooManyRequests):
+    """429 with ``Retry-After``: too many failed logins for one username."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__("too many failed sign-ins for this user; try again later", throttled=True, retry_after=retry_after)
-        self.code = "TooManyFailedSignIns"
+        super().__init__("too many failed sign-ins for this user; try again later", "TooManyFailedSignIns", retry_after=retry_after)
 
 
 def canonical_username(username: str) -> str:
@@ -101,7 +96,8 @@ def _scrypt(password: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p:
 
 
 _DUMMY_SALT = secrets.token_bytes(SALT_BYTES)
-_DUMMY_HASH = _scrypt("junction-no-such-user", _DUMMY_SALT)
+# Unknown users cost one scrypt against random bytes, like a wrong password (and nothing at import).
+_DUMMY_HASH = secrets.token_bytes(HASH_BYTES)
 
 
 def _check_username(username: str) -> str:

@@ -51,12 +51,17 @@ def error_response(error: errors.JunctionError) -> func.HttpResponse:
     if isinstance(error, errors.StorageBusy):
         status = 429 if error.throttled else 503
         headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, errors.TooManyRequests):
+        status = 429
+        headers["Retry-After"] = str(error.retry_after)
     else:
         status = next(code for kind, code in STATUS.items() if isinstance(error, kind))
     if isinstance(error, errors.Unauthorized) or isinstance(error, errors.Forbidden) and error.error:
         headers["WWW-Authenticate"] = _challenge(error)
     elif isinstance(error, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allow)
+    # Headers the error carries (API operations: CORS, and a Basic or scoped Bearer challenge).
+    headers.update(getattr(error, "headers", None) or {})
     body = {"error": {"code": error.code, "message": error.message}}
     return func.HttpResponse(dumps(body), status_code=status, headers=headers, mimetype=JSON, charset="utf-8")
 

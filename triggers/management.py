@@ -75,3 +75,52 @@ def token(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(management.openapi_document, req)
+
+
+@bp.function_name("managementApis")
+@bp.route(route="management/apis", methods=["GET"])
+@handles_errors
+def apis(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.apis_collection, req)
+
+
+@bp.function_name("managementApi")
+@bp.route(route="management/apis/{apiName}", methods=["GET", "PUT", "DELETE"])
+@handles_errors
+def api(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.apis_item, req)
+
+
+@bp.function_name("managementApiOperation")
+@bp.route(route="management/apis/{apiName}/operations/{operationId}", methods=["GET", "PUT", "DELETE"])
+@handles_errors
+def api_operation(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.api_operation_item, req)
+
+
+@bp.function_name("managementApiKeys")
+@bp.route(route="management/apikeys", methods=["GET", "POST"])
+@handles_errors
+def apikeys(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.apikeys_collection, req)
+
+
+@bp.function_name("managementApiKey")
+@bp.route(route="management/apikeys/{apikeyId}", methods=["DELETE"])
+@handles_errors
+def apikey(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.apikey_item, req)
+
+
+@bp.function_name("managementUsers")
+@bp.route(route="management/users", methods=["GET", "POST"])
+@handles_errors
+def users(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.users_collection, req)
+
+
+@bp.function_name("managementUser")
+@bp.route(route="management/users/{username}", methods=["DELETE"])
+@handles_errors
+def user(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(management.user_item, req)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core import apis, scenarios, tokens
+from core import apis, management, scenarios, tokens
 from core.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from core.gateway import route_cache
 from core.management import ManagementRequest
@@ -177,13 +177,13 @@ def test_management_handlers_check_admin(storage: Storage, settings: Settings) -
     from core.errors import Forbidden
 
     with pytest.raises(Forbidden):
-        apis.apis_item(storage, settings, request("PUT", {"apiName": "petstore"}, load("petstore-openapi30.yaml"), trigger))
-    reply = apis.apis_item(storage, settings, request("PUT", {"apiName": "petstore"}, load("petstore-openapi30.yaml"), ctype="application/yaml"))
+        management.apis_item(storage, settings, request("PUT", {"apiName": "petstore"}, load("petstore-openapi30.yaml"), trigger))
+    reply = management.apis_item(storage, settings, request("PUT", {"apiName": "petstore"}, load("petstore-openapi30.yaml"), ctype="application/yaml"))
     assert reply.status == 201 and reply.headers["ETag"]
-    bind = apis.api_operation_item(storage, settings, request("PUT", {"apiName": "petstore", "operationId": "getStatus"}, json.dumps({"scenarioId": sid}).encode()))
+    bind = management.api_operation_item(storage, settings, request("PUT", {"apiName": "petstore", "operationId": "getStatus"}, json.dumps({"scenarioId": sid}).encode()))
     assert bind.status == 200 and bind.body["binding"]["scenarioId"] == sid
-    listing = apis.apis_collection(storage, settings, request("GET", {}))
+    listing = management.apis_collection(storage, settings, request("GET", {}))
     assert listing.body["value"][0]["name"] == "petstore"
-    got = apis.apis_item(storage, settings, request("GET", {"apiName": "petstore"}))
+    got = management.apis_item(storage, settings, request("GET", {"apiName": "petstore"}))
     assert next(o for o in got.body["operations"] if o["operationId"] == "getStatus")["binding"]["scenarioId"] == sid
-    assert apis.apis_item(storage, settings, request("DELETE", {"apiName": "petstore"})).status == 204
+    assert management.apis_item(storage, settings, request("DELETE", {"apiName": "petstore"})).status == 204

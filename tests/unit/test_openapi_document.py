@@ -24,8 +24,8 @@ def _registered(app: Any) -> set[tuple[str, str]]:
     routes = set()
     for function in app.get_functions():
         binding = function.get_bindings()[0].get_dict_repr()
-        if binding["type"] != "httpTrigger":
-            continue
+        if binding["type"] != "httpTrigger" or binding["route"] == "{*path}":
+            continue  # the catch-all serves the imported APIs' own paths, described by their documents
         path = "/" + re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", binding["route"])
         for method in binding["methods"]:
             routes.add((str(getattr(method, "value", method)).lower(), path))

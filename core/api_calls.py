@@ -1,0 +1,46 @@
+"""An API-bound operation call, from request to response (the catch-all trigger's one call).
+
+``gateway.prepare_call`` routes, checks and parses the request; the bound scenario's process
+then runs while the caller waits (``sync_run.run_now``), and its result becomes the response as
+Frends does it (``gateway.format_result``). Every call is a run in the run table, and its id is
+in the ``X-Run-Id`` response header.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core.errors import NotFound
+from core.gateway import ApiReply, ApiRequest, format_result, prepare_call
+from core.jsonvalue import dumps
+from core.scenarios import get_scenario
+from core.settings import Settings
+from core.storage import Storage
+from core.sync_run import run_now
+
+logger = logging.getLogger(__name__)
+
+
+def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) -> ApiReply:
+    prepared = prepare_call(storage, settings, request)
+    if prepared.reply is not None:
+        return prepared.reply
+    assert prepared.trigger is not None and prepared.scenario_id is not None
+    try:
+        scenario = get_scenario(storage, prepared.scenario_id)
+    except NotFound:
+        raise NotFound("the scenario bound to this operation no longer exists", "ScenarioNotFound") from None
+    outcome = run_now(storage, settings, scenario, prepared.trigger, prepared.trigger["data"]["body"], None)
+    headers = {**prepared.headers, "X-Run-Id": outcome.run_id}
+    if outcome.status == "failed":
+        if outcome.response is not None:  # a throw step's HTTP response
+            return format_result(outcome.response, prepared.accept, headers)
+        logger.info("API call run %s failed at step %s", outcome.run_id, outcome.failed_step)
+        body = {
+            "error": {
+                "code": "ProcessFailed",
+                "message": f"the process failed at step {outcome.failed_step}; see run {outcome.run_id}",
+            }
+        }
+        return ApiReply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})
+    return format_result(outcome.result, prepared.accept, headers)

@@ -1,0 +1,84 @@
+"""A local HTTP server with scripted answers per path, for http steps, sources and slow work."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Upstream:
+    """A local HTTP server with scripted answers per path, counting the hits."""
+
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+        self.bodies: dict[str, list[bytes]] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                path = self.path.split("?")[0]
+                count = upstream.hits[path] = upstream.hits.get(path, 0) + 1
+                length = int(self.headers.get("Content-Length") or 0)
+                upstream.bodies.setdefault(path, []).append(self.rfile.read(length) if length else b"")
+                if path == "/flaky" and count <= 2:
+                    return self._send(503, {"error": "busy"}, {"Retry-After": "0"})
+                if path == "/throttled" and count == 1:
+                    return self._send(429, {}, {"Retry-After": "1"})
+                if path == "/slow":
+                    time.sleep(3)
+                if path == "/redirect-out":
+                    return self._send(302, {}, {"Location": "http://169.254.169.254/latest/meta-data"})
+                if path == "/redirect-in":
+                    return self._send(302, {}, {"Location": "/orders"})
+                if path == "/missing":
+                    return self._send(404, {"error": "nope"})
+                if path == "/echo-auth":
+                    return self._send(200, {"auth": self.headers.get("Authorization")})
+                if path == "/xml":
+                    return self._send_raw(200, b"<order><id>5</id></order>", "application/xml")
+                return self._send(200, {"path": path, "count": count, "orders": [{"id": 1}, {"id": 2}]})
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                self._send_raw(status, json.dumps(body).encode(), "application/json", headers)
+
+            def _send_raw(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+        return Handler
+
+    def start(self) -> Upstream:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,45 @@
+"""The catch-all trigger that serves API-bound operations at their own paths.
+
+Its route ``{*path}`` has the lowest precedence, so the external-trigger and management routes
+keep theirs; everything else is looked up among the bound operations.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import azure.functions as func
+
+from core.api_calls import serve_api_call
+from core.gateway import ApiRequest
+from core.settings import get_settings
+from core.storage import get_storage
+from triggers.http import handles_errors, lower_headers
+
+bp = func.Blueprint()
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def api_request(req: func.HttpRequest) -> ApiRequest:
+    parts = urlsplit(req.url)
+    headers = lower_headers(req)
+    forwarded = [ip.strip() for ip in headers.get("x-forwarded-for", "").split(",") if ip.strip()]
+    return ApiRequest(
+        method=req.method,
+        url=req.url,
+        path=parts.path,
+        query=parse_qs(parts.query, keep_blank_values=True),
+        headers=headers,
+        body=req.get_body() or b"",
+        # The front end (App Service, or devhost) appends the peer it saw: the last entry.
+        client_ip=forwarded[-1] if forwarded else None,
+    )
+
+
+@bp.function_name("apiOperations")
+@bp.route(route="{*path}", methods=METHODS)
+@handles_errors
+def api_operations(req: func.HttpRequest) -> func.HttpResponse:
+    reply = serve_api_call(get_storage(), get_settings(), api_request(req))
+    return func.HttpResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
