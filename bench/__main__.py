@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import accept, bench_aad, bench_engine, coldstart, storage_calls
+from bench import accept, bench_aad, bench_api_latency, bench_engine, bench_routes, coldstart, storage_calls
 from devhost.azurite import Azurite
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -22,6 +22,10 @@ def main() -> int:
         sections.append(storage_calls.report(storage_calls.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(accept.report(accept.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(bench_api_latency.report(bench_api_latency.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(bench_routes.report(bench_routes.run(emulator.connection_string)))
         print(sections[-1], flush=True)
     sections.append(coldstart.report(coldstart.run()))
     print(sections[-1], flush=True)
