@@ -16,24 +16,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jwt
 
+from bench.timing import best_per_call
+
 TARGET_RATIO = 1.3
-
-
-def _best_per_call(fn: Callable[[], Any], calls: int, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
 
 
 def run(calls: int = 2000, rounds: int = 7) -> dict[str, Any]:
@@ -61,8 +51,8 @@ def run(calls: int = 2000, rounds: int = 7) -> dict[str, Any]:
             # Interleave the rounds so drift (CPU frequency, noisy neighbours) hits both alike.
             bare_s = junction_s = float("inf")
             for _ in range(rounds):
-                bare_s = min(bare_s, _best_per_call(bare, calls, 1))
-                junction_s = min(junction_s, _best_per_call(junction, calls, 1))
+                bare_s = min(bare_s, best_per_call(bare, calls, 1))
+                junction_s = min(junction_s, best_per_call(junction, calls, 1))
             assert idp.jwks_fetches == downloads, "the warm path must not download keys"
         finally:
             for name, value in saved.items():

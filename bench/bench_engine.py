@@ -3,12 +3,12 @@ JMESPath expressions evaluated directly (compiled once, like the engine) in the 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jmespath
 
+from bench.timing import best_per_call
 from core.engine import RunContext, run_process, validate_process
 
 TARGET = 1.5
@@ -64,16 +64,6 @@ def _direct(body: dict[str, Any]) -> Callable[[], Any]:
     return run
 
 
-def _best(fn: Callable[[], Any], calls: int = 200, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
-
-
 def run() -> dict[str, Any]:
     body = _input()
     validate_process(PROCESS)
@@ -83,7 +73,7 @@ def run() -> dict[str, Any]:
         return run_process(PROCESS, RunContext(input=body, trigger={}), _NoCache()).result
 
     assert engine() == direct()
-    engine_s, direct_s = _best(engine), _best(direct)
+    engine_s, direct_s = best_per_call(engine, 200, 5), best_per_call(direct, 200, 5)
     return {"engine_ms": engine_s * 1000, "direct_ms": direct_s * 1000, "ratio": engine_s / direct_s, "target": TARGET}
 
 
