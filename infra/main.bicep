@@ -172,6 +172,7 @@ module storage './app/storage.bicep' = {
     tags: tags
     skuName: storageSkuName
     deploymentContainerName: deploymentContainerName
+    runQueueName: '${toLower(tablePrefix)}-runs'
   }
 }
 

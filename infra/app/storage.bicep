@@ -25,7 +25,7 @@ param skuName string = 'Standard_LRS'
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
-@description('Queue the Accept trigger posts runs to (fixed by the app: junction-runs).')
+@description('Queue runs are posted to: <JUNCTION_TABLE_PREFIX>-runs, as the app names it.')
 param runQueueName string = 'junction-runs'
 
 @description('Days that deleted blobs and containers can be restored.')
