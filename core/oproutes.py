@@ -282,6 +282,8 @@ def path_param_types(operation: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(kind, list):  # OpenAPI 3.1: ["integer", "null"]
                 kinds = [k for k in kind if k != "null"]
                 kind = kinds[0] if len(kinds) == 1 else "string"
+            if param.get("style") in ("label", "matrix"):
+                kind = "string"  # ".5" or ";id=5" in the URL: matched as text, cast by core.params
             out[param["name"]] = str(kind)
     return out
 

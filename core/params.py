@@ -101,10 +101,37 @@ def split_array(values: Sequence[str], param: Mapping[str, Any]) -> list[str]:
     return items
 
 
+def _path_style(value: str, param: Mapping[str, Any], is_array: bool) -> list[str]:
+    """Unwrap OpenAPI 3 ``label`` (``.3`` / ``.3,4`` / ``.3.4``) and ``matrix`` (``;id=3`` /
+    ``;id=3,4`` / ``;id=3;id=4``) path values into their items."""
+    style, explode, name = param.get("style"), bool(param.get("explode")), param["name"]
+    if style == "label":
+        if not value.startswith("."):
+            raise _bad(param, "must start with '.' (label style)")
+        body = value[1:]
+        return body.split("." if explode else ",") if is_array else [body]
+    prefix = f";{name}="
+    if explode and is_array:
+        parts = value.split(";")[1:] if value.startswith(";") else None
+        if parts is None or any(not part.startswith(f"{name}=") for part in parts):
+            raise _bad(param, f"must be ;{name}=...;{name}=... (matrix style)")
+        return [part[len(name) + 1 :] for part in parts]
+    if not value.startswith(prefix):
+        raise _bad(param, f"must start with '{prefix}' (matrix style)")
+    body = value[len(prefix) :]
+    return body.split(",") if is_array else [body]
+
+
 def cast_value(values: Sequence[str], param: Mapping[str, Any]) -> Any:
     """A parameter's value from its raw occurrences (at least one)."""
     schema = param.get("schema") or {}
-    if _type_of(schema) == "array":
+    is_array = _type_of(schema) == "array"
+    if param.get("in") == "path" and param.get("style") in ("label", "matrix"):
+        items = _path_style(values[0], param, is_array)
+        if is_array:
+            return [cast_scalar(item, schema.get("items") or {}, param) for item in items]
+        values = items
+    if is_array:
         item_schema = schema.get("items") or {}
         return [cast_scalar(item, item_schema, param) for item in split_array(values, param)]
     if len(values) > 1:

@@ -9,7 +9,7 @@ import pytest
 
 from core import apis
 from core.errors import BadRequest
-from core.params import extract_parameters, validate_body
+from core.params import cast_value, extract_parameters, validate_body
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 
@@ -137,3 +137,26 @@ def test_nested_reference_in_body_schema() -> None:
     with pytest.raises(BadRequest) as caught:
         validate_body({"name": "rex", "photoUrls": [], "owner": {}}, op31["requestBody"]["jsonSchema"], "oas31")
     assert caught.value.message.startswith("body.owner:") and "email" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("style", "explode", "raw", "schema", "expected"),
+    [
+        ("label", False, ".5", {"type": "integer"}, 5),
+        ("label", False, ".3,4,5", {"type": "array", "items": {"type": "integer"}}, [3, 4, 5]),
+        ("label", True, ".3.4.5", {"type": "array", "items": {"type": "integer"}}, [3, 4, 5]),
+        ("matrix", False, ";id=5", {"type": "integer"}, 5),
+        ("matrix", False, ";id=3,4", {"type": "array", "items": {"type": "integer"}}, [3, 4]),
+        ("matrix", True, ";id=3;id=4", {"type": "array", "items": {"type": "integer"}}, [3, 4]),
+    ],
+)
+def test_openapi3_label_and_matrix_path_styles(style: str, explode: bool, raw: str, schema: dict, expected: object) -> None:
+    param = {"name": "id", "in": "path", "required": True, "style": style, "explode": explode, "schema": schema}
+    assert cast_value([raw], param) == expected
+
+
+@pytest.mark.parametrize(("style", "raw"), [("label", "5"), ("matrix", "5"), ("matrix", ";other=5"), ("label", ".x")])
+def test_malformed_styled_path_values_are_400(style: str, raw: str) -> None:
+    param = {"name": "id", "in": "path", "required": True, "style": style, "explode": False, "schema": {"type": "integer"}}
+    with pytest.raises(BadRequest):
+        cast_value([raw], param)
