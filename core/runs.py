@@ -21,7 +21,6 @@ from core.storage import Storage
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINAL = frozenset({SUCCEEDED, FAILED})
-MAX_ERROR_CHARS = 30_000
 
 
 def new_run_entity(scenario_id: str, run_id: str, trigger: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +56,9 @@ def update_run(storage: Storage, entity: Any, **changes: Any) -> None:
             data = dumps(value).encode("utf-8")
             label = name.capitalize()
             props.update(storage.pack(label, data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/{name}"))
-        elif name == "error":
-            props["Error"] = value if value is None else str(value)[:MAX_ERROR_CHARS]
+        elif name == "error":  # kept whole, however long: packed like the output
+            data = b"" if value is None else str(value).encode("utf-8")
+            props.update(storage.pack("Error", data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/error"))
         else:
             props[name] = value
     storage.table("runs").update_entity(props, mode="merge")
@@ -74,7 +74,7 @@ def run_to_json(storage: Storage, entity: Any, *, with_output: bool) -> dict[str
         "endedAt": entity.get("EndedAt"),
         "attempts": entity.get("Attempts", 0),
         "trigger": json.loads(entity.get("Trigger") or "{}"),
-        "error": entity.get("Error"),
+        "error": (storage.unpack("Error", entity) or b"").decode("utf-8") or None,
         "failedStep": entity.get("FailedStep"),
     }
     if with_output:

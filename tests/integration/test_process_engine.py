@@ -214,3 +214,12 @@ def test_retention_removes_only_old_runs(storage: Storage, settings: Settings) -
     assert remove_old_runs(storage, 30) == 2
     remaining = [r["id"] for r in runs.list_runs(storage, sid, top=10, skiptoken=None, link=str)["value"]]
     assert remaining == sorted(recent)
+
+
+def test_large_errors_are_kept_whole(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [{"type": "throw", "id": "loud", "message": "#trigger.data.body.why"}])
+    why = "because " * 200_000  # 1.6 MB: more than an entity holds
+    run = _run(storage, settings, sid, {"why": why})
+    assert run["status"] == "failed" and run["error"] == why
+    listed = runs.list_runs(storage, sid, top=1, skiptoken=None, link=str)["value"][0]
+    assert listed["error"] == why
