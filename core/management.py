@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from core import apikeys, apis, runs, scenarios, tokens, users
+from core import runs, scenarios, tokens
 from core.auth import require_admin
 from core.bodies import check_size, is_json_type, media_type
 from core.cache import ScenarioCache, parse_key
@@ -169,12 +169,16 @@ def openapi_document(storage: Storage, settings: Settings, request: ManagementRe
 
 def apis_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """``GET /management/apis``: every imported API with its operations and bindings."""
+    from core import apis  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     return Reply(200, {"value": apis.list_apis(storage), "nextLink": None})
 
 
 def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """``PUT`` imports (or re-imports) an OpenAPI document; ``GET`` and ``DELETE`` one API."""
+    from core import apis  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     name = request.route.get("apiName") or ""
     if request.method == "PUT":
@@ -191,6 +195,8 @@ def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) 
 
 def api_operation_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """``PUT`` binds an operation to a scenario, ``GET`` shows the binding, ``DELETE`` unbinds."""
+    from core import apis  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     name, operation_id = request.route.get("apiName") or "", request.route.get("operationId") or ""
     if request.method == "PUT":
@@ -203,6 +209,8 @@ def api_operation_item(storage: Storage, settings: Settings, request: Management
 
 def apikeys_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """``POST`` creates an API key (the key is in this reply only); ``GET`` lists them."""
+    from core import apikeys  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     if request.method == "POST":
         return Reply(201, apikeys.create_apikey(storage, _json_body(request)), {"Cache-Control": "no-store"})
@@ -210,6 +218,8 @@ def apikeys_collection(storage: Storage, settings: Settings, request: Management
 
 
 def apikey_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    from core import apikeys  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     apikeys.delete_apikey(storage, request.route.get("apikeyId") or "")
     return Reply(204)
@@ -217,6 +227,8 @@ def apikey_item(storage: Storage, settings: Settings, request: ManagementRequest
 
 def users_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """``POST`` creates a local user for Basic authentication; ``GET`` lists them (no hashes)."""
+    from core import users  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     if request.method == "POST":
         return Reply(201, users.create_user(storage, _json_body(request)), {"Cache-Control": "no-store"})
@@ -224,6 +236,8 @@ def users_collection(storage: Storage, settings: Settings, request: ManagementRe
 
 
 def user_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+    from core import users  # imported on first use: API operations are optional
+
     require_admin(storage, request.header("authorization"))
     users.delete_user(storage, request.route.get("username") or "")
     return Reply(204)

@@ -17,13 +17,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
 from core import clock, schemas
-from core.engine import validate_process
 from core.errors import NotFound, PreconditionFailed
 from core.ids import new_id
 from core.jsonvalue import dumps
-from core.outbound import check_url
 from core.paging import page
-from core.schedules import check_schedule
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -74,6 +71,11 @@ def trigger_urls(base_url: str, scenario_id: str) -> dict[str, str]:
 
 def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     """The document as stored, after every check a run would otherwise trip over."""
+    # Imported when a scenario is saved, not when the app starts: Accept only reads scenarios.
+    from core.engine import validate_process
+    from core.outbound import check_url
+    from core.schedules import check_schedule
+
     schemas.validate(document, schemas.SCENARIO, "scenario")
     validate_process(document["process"], allowed_hosts)
     if "source" in document:

@@ -91,7 +91,19 @@ def _row_key(username: str) -> str:
     return key_hash(canonical_username(username))
 
 
+class _HashCounter:
+    """How many scrypt hashes this process computed: lets tests check that an unknown user costs
+    exactly what a wrong password costs, without timing anything."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+HASHES = _HashCounter()
+
+
 def _scrypt(password: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> bytes:
+    HASHES.count += 1
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=SCRYPT_MAXMEM, dklen=HASH_BYTES)
 
 

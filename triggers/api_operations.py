@@ -6,15 +6,17 @@ keep theirs; everything else is looked up among the bound operations.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
-from core.api_calls import serve_api_call
-from core.gateway import ApiRequest
 from core.settings import get_settings
 from core.storage import get_storage
 from triggers.http import handles_errors, lower_headers
+
+if TYPE_CHECKING:
+    from core.gateway import ApiRequest
 
 bp = func.Blueprint()
 
@@ -22,6 +24,8 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def api_request(req: func.HttpRequest) -> ApiRequest:
+    from core.gateway import ApiRequest
+
     parts = urlsplit(req.url)
     headers = lower_headers(req)
     forwarded = [ip.strip() for ip in headers.get("x-forwarded-for", "").split(",") if ip.strip()]
@@ -41,5 +45,9 @@ def api_request(req: func.HttpRequest) -> ApiRequest:
 @bp.route(route="{*path}", methods=METHODS)
 @handles_errors
 def api_operations(req: func.HttpRequest) -> func.HttpResponse:
+    # Imported on the first API call: the gateway (OpenAPI routing, parameters, certificates) is
+    # most of the app's code, and many deployments only use the external triggers.
+    from core.api_calls import serve_api_call
+
     reply = serve_api_call(get_storage(), get_settings(), api_request(req))
     return func.HttpResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
