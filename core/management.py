@@ -7,7 +7,6 @@ query values) and return a ``Reply``; the trigger only turns that into an HTTP r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +15,7 @@ from core.auth import require_admin
 from core.bodies import check_size, is_json_type, media_type
 from core.cache import ScenarioCache, parse_key
 from core.errors import NotFound, UnsupportedMediaType
+from core.exchange import ManagementRequest, Reply
 from core.ids import parse_guid
 from core.jsonvalue import parse_json
 from core.paging import parse_top
@@ -24,29 +24,6 @@ from core.settings import Settings
 from core.storage import Storage
 
 MAX_MANAGEMENT_BODY = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ManagementRequest:
-    """The parts of an HTTP request the management API reads."""
-
-    method: str
-    base_url: str
-    path: str
-    headers: Mapping[str, str]
-    query: Mapping[str, str]
-    body: bytes = b""
-    route: Mapping[str, str] = field(default_factory=dict)
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
 
 
 def _json_body(request: ManagementRequest, *, merge_patch: bool = False) -> Any:

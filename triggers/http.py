@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from core import errors
+from core.exchange import ManagementRequest, Reply
 from core.jsonvalue import dumps
-from core.management import ManagementRequest, Reply
 from core.settings import get_settings
 from core.storage import as_domain_error
 

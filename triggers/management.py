@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from core import management
-from core.management import ManagementRequest, Reply
+from core.exchange import ManagementRequest, Reply
 from core.settings import Settings, get_settings
 from core.storage import Storage, get_storage
 from triggers.http import handles_errors, management_request, reply_response
@@ -17,7 +16,11 @@ bp = func.Blueprint()
 Operation = Callable[[Storage, Settings, ManagementRequest], Reply]
 
 
-def _serve(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
+def _serve(name: str, req: func.HttpRequest) -> func.HttpResponse:
+    """Call ``core.management.<name>``; the module loads with the first management call."""
+    from core import management
+
+    operation: Operation = getattr(management, name)
     return reply_response(operation(get_storage(), get_settings(), management_request(req)))
 
 
@@ -25,102 +28,102 @@ def _serve(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="management/scenarios", methods=["GET", "POST"])
 @handles_errors
 def scenarios(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.scenarios_collection, req)
+    return _serve("scenarios_collection", req)
 
 
 @bp.function_name("managementScenario")
 @bp.route(route="management/scenarios/{scenarioId}", methods=["GET", "PUT", "PATCH", "DELETE"])
 @handles_errors
 def scenario(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.scenario_item, req)
+    return _serve("scenario_item", req)
 
 
 @bp.function_name("managementScenarioCache")
 @bp.route(route="management/scenarios/{scenarioId}/cache", methods=["PUT", "DELETE"])
 @handles_errors
 def scenario_cache(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.scenario_cache, req)
+    return _serve("scenario_cache", req)
 
 
 @bp.function_name("managementRuns")
 @bp.route(route="management/scenarios/{scenarioId}/runs", methods=["GET"])
 @handles_errors
 def scenario_runs(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.scenario_runs, req)
+    return _serve("scenario_runs", req)
 
 
 @bp.function_name("managementRun")
 @bp.route(route="management/scenarios/{scenarioId}/runs/{runId}", methods=["GET"])
 @handles_errors
 def scenario_run(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.scenario_runs, req)
+    return _serve("scenario_runs", req)
 
 
 @bp.function_name("managementTokens")
 @bp.route(route="management/tokens", methods=["GET", "POST"])
 @handles_errors
 def tokens(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.tokens_collection, req)
+    return _serve("tokens_collection", req)
 
 
 @bp.function_name("managementToken")
 @bp.route(route="management/tokens/{tokenId}", methods=["DELETE"])
 @handles_errors
 def token(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.token_item, req)
+    return _serve("token_item", req)
 
 
 @bp.function_name("managementOpenApi")
 @bp.route(route="management/openapi.json", methods=["GET"])
 @handles_errors
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.openapi_document, req)
+    return _serve("openapi_document", req)
 
 
 @bp.function_name("managementApis")
 @bp.route(route="management/apis", methods=["GET"])
 @handles_errors
 def apis(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.apis_collection, req)
+    return _serve("apis_collection", req)
 
 
 @bp.function_name("managementApi")
 @bp.route(route="management/apis/{apiName}", methods=["GET", "PUT", "DELETE"])
 @handles_errors
 def api(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.apis_item, req)
+    return _serve("apis_item", req)
 
 
 @bp.function_name("managementApiOperation")
 @bp.route(route="management/apis/{apiName}/operations/{operationId}", methods=["GET", "PUT", "DELETE"])
 @handles_errors
 def api_operation(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.api_operation_item, req)
+    return _serve("api_operation_item", req)
 
 
 @bp.function_name("managementApiKeys")
 @bp.route(route="management/apikeys", methods=["GET", "POST"])
 @handles_errors
 def apikeys(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.apikeys_collection, req)
+    return _serve("apikeys_collection", req)
 
 
 @bp.function_name("managementApiKey")
 @bp.route(route="management/apikeys/{apikeyId}", methods=["DELETE"])
 @handles_errors
 def apikey(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.apikey_item, req)
+    return _serve("apikey_item", req)
 
 
 @bp.function_name("managementUsers")
 @bp.route(route="management/users", methods=["GET", "POST"])
 @handles_errors
 def users(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.users_collection, req)
+    return _serve("users_collection", req)
 
 
 @bp.function_name("managementUser")
 @bp.route(route="management/users/{username}", methods=["DELETE"])
 @handles_errors
 def user(req: func.HttpRequest) -> func.HttpResponse:
-    return _serve(management.user_item, req)
+    return _serve("user_item", req)

@@ -10,8 +10,8 @@ import pytest
 
 from core import apis, management, scenarios, tokens
 from core.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from core.exchange import ManagementRequest
 from core.gateway import route_cache
-from core.management import ManagementRequest
 from core.oproutes import RouteCache
 from core.settings import Settings
 from core.storage import Storage

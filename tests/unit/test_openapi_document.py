@@ -58,3 +58,15 @@ def test_a_bad_setting_stops_the_app_at_start_up(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("JUNCTION_MAX_BODY_BYTES")
     get_settings.cache_clear()
     importlib.reload(triggers.http)
+
+
+def test_every_management_route_names_an_existing_operation() -> None:
+    """triggers/management.py names operations as strings (loaded on first call): check them."""
+    import inspect
+
+    import core.management
+    import triggers.management
+
+    names = re.findall(r'_serve\("(\w+)"', inspect.getsource(triggers.management))
+    assert len(names) >= 15
+    assert [n for n in names if not callable(getattr(core.management, n, None))] == []
