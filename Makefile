@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_STAMP := .venv-infra/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast bench lint deps clean
+.PHONY: run test bench fuzz lint deps clean
 
 deps: $(STAMP) $(NODE_STAMP)
 
@@ -39,6 +39,10 @@ test: deps $(INFRA_STAMP)
 
 bench: deps
 	$(PY) -m bench
+
+# The long fuzzing run: many more examples per operation than make test's bounded one.
+fuzz: deps
+	JUNCTION_FUZZ_EXAMPLES=$${JUNCTION_FUZZ_EXAMPLES:-150} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 
 lint: deps
 	$(VENV)/bin/ruff check .

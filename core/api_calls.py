@@ -8,9 +8,11 @@ in the ``X-Run-Id`` response header.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 
-from core.errors import NotFound
+from core.errors import MethodNotAllowed, NotFound
 from core.gateway import ApiReply, ApiRequest, format_result, prepare_call
 from core.jsonvalue import dumps
 from core.scenarios import get_scenario
@@ -21,7 +23,29 @@ from core.sync_run import run_now
 logger = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=1)
+def _own_routes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
+    """Junction's own paths and their methods, from the published document."""
+    from core.openapi_doc import build_document
+
+    routes = []
+    for template, item in build_document("").get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        methods = frozenset(m.upper() for m in item if m in ("get", "put", "post", "patch", "delete"))
+        routes.append((re.compile(f"{pattern}/?", re.IGNORECASE), methods))
+    return tuple(routes)
+
+
+def check_own_route(method: str, path: str) -> None:
+    """A request for one of Junction's own paths with another method reaches the catch-all (the
+    host routes by method too): answer 405 with ``Allow``, not the gateway's 404."""
+    for pattern, methods in _own_routes():
+        if pattern.fullmatch(path) and method.upper() not in methods:
+            raise MethodNotAllowed(f"{method.upper()} is not allowed here", sorted(methods))
+
+
 def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) -> ApiReply:
+    check_own_route(request.method, request.path)
     prepared = prepare_call(storage, settings, request)
     if prepared.reply is not None:
         return prepared.reply

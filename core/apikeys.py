@@ -58,7 +58,13 @@ APIKEY_CREATE: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["path"],
                 "properties": {
-                    "path": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^/"},
+                    "path": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 1024,
+                        # segments of one or more characters, none of them . or ..
+                        "pattern": "^(/(?!\\.\\.?(?:/|$))[^/]+)+/?$|^/$",
+                    },
                     "methods": {
                         "oneOf": [
                             {"type": "string", "enum": ["*"]},

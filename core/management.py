@@ -139,9 +139,10 @@ def token_item(storage: Storage, settings: Settings, request: ManagementRequest)
 
 def openapi_document(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """Junction's own OpenAPI document. Public, like most API descriptions: it holds no data."""
+    from core.apis import load_bound_operations
     from core.openapi_doc import build_document
 
-    return Reply(200, build_document(settings.public_base_url or request.base_url))
+    return Reply(200, build_document(settings.public_base_url or request.base_url, load_bound_operations(storage)))
 
 
 def apis_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:

@@ -7,6 +7,7 @@ the API accepts; a test checks that every route the function app registers is de
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core import schemas
@@ -66,7 +67,13 @@ PAGING = [
     _param("top", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
     _param("skiptoken", "query", {"type": "string", "maxLength": 2048}),
 ]
-KEY_JSON = _param("keyJson", "query", {"type": "string", "maxLength": 2048}, required=True, description="the cache key as JSON")
+KEY_JSON = {
+    "name": "keyJson",
+    "in": "query",
+    "required": True,
+    "description": "the cache key: any JSON value, at most 2048 characters",
+    "content": {"application/json": {"schema": {}}},
+}
 ADMIN = [{"bearer": []}]
 API_NAME = _param("apiName", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})
 
@@ -86,7 +93,7 @@ def _paths() -> dict[str, Any]:
         "security": trigger_security,
         "parameters": [
             SCENARIO_ID,
-            _param("Idempotency-Key", "header", {"type": "string", "maxLength": 255}),
+            _param("Idempotency-Key", "header", {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"}),
         ],
     }
     ok_run = {
@@ -312,7 +319,10 @@ def _components() -> dict[str, Any]:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "A personal access token (jct_...) or an Azure AD access token",
-            }
+            },
+            "basic": {"type": "http", "scheme": "basic", "description": "A local user (bound API operations)"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "An API key (bound API operations)"},
+            "clientCertificate": {"type": "mutualTLS", "description": "A client certificate, forwarded by App Service in X-ARR-ClientCert"},
         },
         "schemas": {
             "Error": ERROR,
@@ -344,7 +354,72 @@ def _components() -> dict[str, Any]:
     }
 
 
-def build_document(base_url: str) -> dict[str, Any]:
+_STYLES = {"csv": ("form", False), "ssv": ("spaceDelimited", False), "pipes": ("pipeDelimited", False), "multi": ("form", True)}
+_SECURITY = {"none": [{}], "basic": [{"basic": []}], "apiKey": [{"apiKey": []}], "oauth2": [{"bearer": []}], "certificate": [{"clientCertificate": []}]}
+
+
+def _inline_refs(node: Any, root: Mapping[str, Any], depth: int = 0) -> Any:
+    """A bound operation's body schema with its local ``$ref``s inlined (recursion cut at depth 12).
+
+    Stored schemas carry their definitions at their own ``#/components/...`` pointers, which would
+    point into the wrong place once the schema sits inside this document.
+    """
+    if depth > 12:
+        return {}
+    if isinstance(node, Mapping):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, Mapping) else {}
+            return _inline_refs(target, root, depth + 1)
+        return {k: _inline_refs(v, root, depth + 1) for k, v in node.items() if k not in ("components", "definitions", "$schema")}
+    if isinstance(node, list):
+        return [_inline_refs(item, root, depth + 1) for item in node]
+    return node
+
+
+def _bound_parameter(param: Mapping[str, Any]) -> dict[str, Any]:
+    out = {"name": param["name"], "in": param["in"], "required": bool(param.get("required")) or param["in"] == "path"}
+    out["schema"] = _inline_refs(param.get("schema") or {}, param.get("schema") or {})
+    if (out["schema"].get("type") == "array") and param["in"] == "query":
+        style, explode = _STYLES.get(param.get("collectionFormat") or "csv", ("form", False))
+        out.update(style=style, explode=explode)
+    return out
+
+
+def _bound_paths(bound: Iterable[Any]) -> dict[str, Any]:
+    """The bound API operations, as callers reach them (DESIGN 7), so the whole surface is here."""
+    paths: dict[str, Any] = {}
+    for operation in bound:
+        facts = operation.operation
+        binding = operation.binding
+        kind = (binding.get("authentication") or {}).get("type", "none")
+        entry: dict[str, Any] = {
+            "tags": [f"API {operation.api_name}"],
+            "operationId": f"{operation.api_name}.{operation.operation_id}",
+            "summary": facts.get("summary") or f"Bound to scenario {binding.get('scenarioId')}",
+            "security": _SECURITY.get(kind, [{}]),
+            "parameters": [_bound_parameter(p) for p in facts.get("parameters") or () if p.get("in") in ("path", "query", "header", "cookie")],
+            "responses": {
+                "default": {"description": "What the bound process returns (DESIGN 7 response mapping)"},
+                **_errors(400, 401, 403, 404, 413, 415),
+            },
+        }
+        body = facts.get("requestBody")
+        if body:
+            schema = _inline_refs(body.get("jsonSchema") or {}, body.get("jsonSchema") or {})
+            types = [t for t in body.get("contentTypes") or () if t] or ["application/json"]
+            entry["requestBody"] = {"required": bool(body.get("required")), "content": {t: {"schema": schema if "json" in t else {}} for t in types}}
+        paths.setdefault(operation.path, {})[operation.method.lower()] = entry
+    return paths
+
+
+def build_document(base_url: str, bound: Iterable[Any] = ()) -> dict[str, Any]:
+    """The document; ``bound`` (``core.oproutes.BoundOperation``s) adds the bound API operations."""
+    paths = _paths()
+    for path, item in _bound_paths(bound).items():
+        paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -356,6 +431,6 @@ def build_document(base_url: str) -> dict[str, Any]:
             ),
         },
         "servers": [{"url": base_url.rstrip("/") or "/"}],
-        "paths": _paths(),
+        "paths": paths,
         "components": _components(),
     }

@@ -80,22 +80,19 @@ SCENARIO: dict[str, Any] = {
 }
 
 SCENARIO_OUT: dict[str, Any] = {
-    "allOf": [
-        {"$ref": "#/components/schemas/ScenarioInput"},
-        {
+    "type": "object",
+    "required": ["id", "name", "externalTriggers", "process", "etag"],
+    "properties": {
+        **SCENARIO["properties"],
+        "id": GUID,
+        "etag": {"type": "string"},
+        "createdAt": {"type": ["string", "null"], "format": "date-time"},
+        "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+        "triggerUrls": {
             "type": "object",
-            "properties": {
-                "id": GUID,
-                "etag": {"type": "string"},
-                "createdAt": {"type": "string", "format": "date-time"},
-                "updatedAt": {"type": "string", "format": "date-time"},
-                "triggerUrls": {
-                    "type": "object",
-                    "properties": {"get": {"type": "string"}, "post": {"type": "string"}, "cache": {"type": "string"}},
-                },
-            },
+            "properties": {"get": {"type": "string"}, "post": {"type": "string"}, "cache": {"type": "string"}},
         },
-    ]
+    },
 }
 
 TOKEN_CREATE: dict[str, Any] = {

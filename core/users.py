@@ -69,7 +69,8 @@ USER_CREATE: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["username", "password"],
     "properties": {
-        "username": {"type": "string", "minLength": 1, "maxLength": 128},
+        # No ':' (it ends the name in a Basic header) and no control characters.
+        "username": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^:\\x00-\\x1f\\x7f]+$"},
         "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
     },
 }

@@ -201,3 +201,15 @@ def test_cli_bootstraps_a_token_and_drives_a_scenario(junction: Junction, tmp_pa
 
     refused = _cli(junction, "scenario", "list", token="jct_" + "0" * 75)
     assert refused.returncode == 1 and "401" in refused.stderr
+
+
+def test_other_methods_on_junctions_own_paths_are_405_with_allow(junction: Junction) -> None:
+    with junction.admin() as admin:
+        for method, path, allow in [
+            ("DELETE", "/management/scenarios", "GET, POST"),
+            ("PATCH", "/management/tokens", "GET, POST"),
+            ("PUT", "/ExternalData/Accept/1a990d32-1299-4c6e-9ac7-aa1800cde08d", "GET, POST"),
+        ]:
+            response = admin.request(method, path)
+            assert_json_error(response, 405)
+            assert response.headers["Allow"] == allow

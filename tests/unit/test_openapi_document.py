@@ -70,3 +70,29 @@ def test_every_management_route_names_an_existing_operation() -> None:
     names = re.findall(r'_serve\("(\w+)"', inspect.getsource(triggers.management))
     assert len(names) >= 15
     assert [n for n in names if not callable(getattr(core.management, n, None))] == []
+
+
+@pytest.mark.parametrize("file", ["petstore-swagger2.json", "petstore-openapi30.yaml", "petstore-openapi31.json"])
+def test_bound_operations_are_described_and_the_document_stays_valid(file: str) -> None:
+    from pathlib import Path
+
+    from core import apis
+    from core.oproutes import BoundOperation
+
+    raw = (Path(__file__).resolve().parents[1] / "support" / "openapi" / file).read_bytes()
+    document = apis.read_document(raw, "application/yaml" if file.endswith(".yaml") else "application/json")
+    operations = apis.extract_operations(document, apis.validate_document(document))
+    kinds = ["none", "basic", "apiKey", "oauth2", "certificate"]
+    bound = [
+        BoundOperation.from_parts("pets", op, {"scenarioId": "1a990d32-1299-4c6e-9ac7-aa1800cde08d", "authentication": {"type": kinds[i % 5]}})
+        for i, op in enumerate(o for o in operations if o.get("operationId"))
+    ]
+    built = build_document("https://junction.example", bound)
+    validate(built)
+    for operation in bound:
+        entry = built["paths"][operation.path][operation.method.lower()]
+        assert entry["operationId"] == f"pets.{operation.operation_id}"
+        assert entry["security"] in ([{}], [{"basic": []}], [{"apiKey": []}], [{"bearer": []}], [{"clientCertificate": []}])
+    refs = set(re.findall(r"'\$ref': '([^']+)'", str({p: v for p, v in built["paths"].items() if p.startswith("/api")})))
+    assert refs == {"#/components/schemas/Error"}  # the bound schemas' own $refs were inlined
+    assert "/ExternalData/Accept/{scenarioId}" in built["paths"]

@@ -1,0 +1,162 @@
+"""Property-based fuzzing of Junction's own OpenAPI document with schemathesis, once per
+authentication scheme, against devhost on Azurite (issue 7).
+
+The document describes every route, including the operations of a bound example API. Each run
+asserts, for every generated request: no 5xx (``not_a_server_error``); statuses, content types,
+headers and bodies as documented (the ``*_conformance`` checks); invalid input refused
+(``negative_data_rejection``); and no 2xx when the credentials are left out (``ignored_auth``).
+
+Two checks are off, for reasons the schema language cannot carry:
+- ``positive_data_acceptance`` would require every schema-valid request to succeed, but some
+  valid-looking values are refused by rules a JSON Schema cannot state: server-issued
+  ``skiptoken``s, the outbound host allow-list, step references and JMESPath that must compile,
+  OpenAPI documents that must themselves be valid.
+- ``unsupported_method`` sends TRACE, which the Functions host cannot route to any function (it
+  answers 404 itself); every other undeclared method on Junction's paths is a 405 with ``Allow``.
+
+``make test`` runs a bounded number of examples (``JUNCTION_FUZZ_EXAMPLES``, default 6 per
+operation); ``make fuzz`` runs many more.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.settings import load_settings
+from core.storage import Storage
+from core.tokens import create_token
+from devhost.azurite import Azurite, free_port
+from devhost.testing import DevhostProcess
+from tests.e2e.conftest import ROOT, Junction
+from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider
+
+EXAMPLES = int(os.environ.get("JUNCTION_FUZZ_EXAMPLES", "6"))
+ST = str(Path(sys.executable).parent / "st")
+CHECKS = "all"
+EXCLUDED = "positive_data_acceptance,unsupported_method"
+EXAMPLE_API = {
+    "openapi": "3.0.3",
+    "info": {"title": "fuzzed", "version": "1"},
+    "servers": [{"url": "/fuzz"}],
+    "paths": {
+        "/orders/{id}": {
+            "get": {
+                "operationId": "getOrder",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "format": "int32"}},
+                    {"name": "expand", "in": "query", "schema": {"type": "array", "items": {"type": "string", "enum": ["lines", "customer"]}}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
+                ],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/orders": {
+            "post": {
+                "operationId": "addOrder",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["sku", "qty"], "additionalProperties": False,
+                        "properties": {"sku": {"type": "string", "minLength": 1, "maxLength": 20}, "qty": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    }}},
+                },
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/status": {"get": {"operationId": "status", "responses": {"200": {"description": "ok"}}}},
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvider]:
+    with LocalIdentityProvider(tmp_path_factory.mktemp("idp-fuzz")) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "JUNCTION_TABLE_PREFIX": "e2efuzz",
+        "JUNCTION_AAD_TENANT_ID": idp.tenant_id,
+        "JUNCTION_AAD_AUDIENCE": f"{AUDIENCE},{API_CLIENT_ID}",
+        "JUNCTION_AAD_AUTHORITY_HOST": idp.base_url,
+        "JUNCTION_GRAPH_ENDPOINT": idp.base_url,
+        "JUNCTION_AAD_ADMIN_ROLE": "Junction.Admin",
+        **idp.env(),
+    }
+    storage = Storage.from_settings(load_settings(env))
+    admin = create_token(storage, name="fuzz admin", scopes=["admin"]).token
+    trigger = create_token(storage, name="fuzz trigger", scopes=["trigger"]).token
+    log = tmp_path_factory.mktemp("devhost-fuzz") / "devhost.log"
+    with DevhostProcess(ROOT, free_port(), env=env, args=["--no-timers"], log_path=log) as server:
+        junction = Junction(server.base_url, load_settings(env), storage, admin, env)
+        scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": {"jmespath": "trigger.data.path"}}]})
+        with junction.admin() as client:
+            assert client.put("/management/apis/fuzzed", json=EXAMPLE_API).status_code in (200, 201)
+            for operation, kind in (("getOrder", "apiKey"), ("addOrder", "basic"), ("status", "none")):
+                binding = {"scenarioId": scenario["id"], "authentication": {"type": kind}}
+                assert client.put(f"/management/apis/fuzzed/operations/{operation}", json=binding).status_code == 200
+            key = client.post("/management/apikeys", json={"name": "fuzz", "ruleset": [{"path": "/fuzz/**"}]}).json()["key"]
+            assert client.post("/management/users", json={"username": "fuzzer", "password": "fuzz password"}).status_code == 201
+        aad = idp.mint(idp.app_claims(AUDIENCE, roles=["Junction.Admin"]))
+        yield {"url": server.base_url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad, "log": str(log)}
+
+
+def _fuzz(fuzzed: dict[str, str], tmp_path: Path, *headers: str, include: list[str] | None = None) -> None:
+    command = [
+        ST, "run", f"{fuzzed['url']}/management/openapi.json",
+        "--checks", CHECKS, "--exclude-checks", EXCLUDED,
+        "--max-examples", str(EXAMPLES), "--seed", "7", "--workers", "2",
+        "--request-timeout", "30", "--generation-database", "none", "--no-color",
+        "--phases", "examples,coverage,fuzzing",
+    ]  # fmt: skip
+    for header in headers:
+        command += ["-H", header]
+    for pattern in include or ():
+        command += ["--include-path-regex", pattern]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, f"{result.stdout[-20000:]}\n{result.stderr[-3000:]}"
+    generated = re.search(r"(\d+) generated", result.stdout)
+    assert generated and int(generated.group(1)) > 0, result.stdout[-3000:]
+
+
+def test_fuzz_without_credentials(fuzzed: dict[str, str], tmp_path: Path) -> None:
+    _fuzz(fuzzed, tmp_path)
+
+
+def test_fuzz_with_an_admin_personal_access_token(fuzzed: dict[str, str], tmp_path: Path) -> None:
+    _fuzz(fuzzed, tmp_path, f"Authorization: Bearer {fuzzed['admin']}")
+
+
+def test_fuzz_with_a_trigger_token(fuzzed: dict[str, str], tmp_path: Path) -> None:
+    _fuzz(fuzzed, tmp_path, f"Authorization: Bearer {fuzzed['trigger']}", include=["^/ExternalData/"])
+
+
+def test_fuzz_with_an_azure_ad_token(fuzzed: dict[str, str], tmp_path: Path) -> None:
+    _fuzz(fuzzed, tmp_path, f"Authorization: Bearer {fuzzed['aad']}", include=["^/management/scenarios", "^/ExternalData/"])
+
+
+def test_fuzz_the_bound_api_with_its_own_credentials(fuzzed: dict[str, str], tmp_path: Path) -> None:
+    basic = base64.b64encode(b"fuzzer:fuzz password").decode()
+    _fuzz(fuzzed, tmp_path, f"X-Api-Key: {fuzzed['apikey']}", include=["^/fuzz/orders/"])
+    _fuzz(fuzzed, tmp_path, f"Authorization: Basic {basic}", include=["^/fuzz/orders$", "^/fuzz/status"])
+
+
+def test_the_fuzzed_document_describes_the_bound_api(fuzzed: dict[str, str]) -> None:
+    import httpx
+
+    document = httpx.get(f"{fuzzed['url']}/management/openapi.json", timeout=30).json()
+    assert document["paths"]["/fuzz/orders/{id}"]["get"]["security"] == [{"apiKey": []}]
+    assert document["paths"]["/fuzz/orders"]["post"]["security"] == [{"basic": []}]
+    assert json.dumps(document).count("ExternalData") >= 2

@@ -1,0 +1,180 @@
+"""Hostile input over real HTTP (issue 7, item 2): each case gets its expected status, a JSON
+error rather than a traceback, and leaves nothing stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Junction, assert_json_error
+
+GUID = "1a990d32-1299-4c6e-9ac7-aa1800cde08d"
+
+
+def _raw(junction: Junction, method: str, target: str, headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> tuple[int, bytes]:
+    """Send the request target exactly as given (httpx would normalise the path)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(junction.url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        connection.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in headers or []:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["..%2F..%2Fmanagement%2Ftokens", "%2e%2e%2f", f"{GUID}%00", f"{GUID}%2F..", "%EF%BC%8F" + GUID, f"..%5C{GUID}", f"{GUID[:-1]}%C3%A9"],
+)
+def test_traversal_and_encoded_separators_in_scenario_ids_are_400(junction: Junction, segment: str) -> None:
+    for method, path in (("POST", f"/ExternalData/Accept/{segment}"), ("GET", f"/ExternalData/GetCacheData/{segment}?keyJson=1")):
+        status, body = _raw(junction, method, path, [("Authorization", f"Bearer {junction.admin_token}")])
+        assert status == 400, (path, body)
+        assert json.loads(body)["error"]["code"] == "InvalidScenarioId"
+
+
+def test_dot_segments_are_resolved_before_routing_and_change_no_rule(junction: Junction) -> None:
+    """Like the Functions host, real ``..`` segments are resolved first: this is a request for
+    /management/tokens, and that route's own authentication applies."""
+    status, body = _raw(junction, "GET", "/ExternalData/Accept/../../management/tokens")
+    assert status == 401 and b"jct_" not in body
+    status, _ = _raw(junction, "GET", "/../../../etc/passwd")
+    assert status in (400, 404)
+
+
+def test_crlf_in_values_that_could_be_echoed_into_headers(junction: Junction, scenario: dict[str, Any]) -> None:
+    url = f"/ExternalData/Accept/{scenario['id']}"
+    status, body = _raw(junction, "POST", url, [
+        ("Authorization", f"Bearer {junction.admin_token}"), ("Content-Type", "application/json"), ("Idempotency-Key", "a%0d%0aSet-Cookie:%20x=1"),
+    ], b"{}")  # fmt: skip
+    assert status == 200  # percent-escapes are just characters of the key, never decoded into headers
+    with junction.admin() as admin:
+        bad = admin.post(url, json={}, headers={"Idempotency-Key": "a\tb"})
+    assert_json_error(bad, 400, "InvalidIdempotencyKey")
+    assert "set-cookie" not in {k.lower() for k in bad.headers}
+
+
+def test_a_process_cannot_inject_response_headers(junction: Junction) -> None:
+    document = {"openapi": "3.0.3", "info": {"title": "h", "version": "1"}, "servers": [{"url": "/hostile"}],
+                "paths": {"/echo": {"get": {"operationId": "echo", "responses": {"200": {"description": "ok"}}}}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": {
+        "HttpStatusCode": 200, "Content": "x",
+        "HttpHeaders": [{"Key": "X-Ok", "Value": "fine"}, {"Key": "X-Bad", "Value": "a\r\nSet-Cookie: stolen=1"},
+                        {"Key": "Bad\r\nName", "Value": "v"}, {"Key": "Content-Length", "Value": "999"}],
+    }}]})  # fmt: skip
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/hostile", json=document).status_code in (200, 201)
+        assert admin.put("/management/apis/hostile/operations/echo", json={"scenarioId": scenario["id"], "authentication": {"type": "none"}}).status_code == 200
+    try:
+        with junction.client() as client:
+            response = client.get("/hostile/echo")
+        assert response.status_code == 200 and response.headers["X-Ok"] == "fine"
+        assert "stolen" not in str(response.headers).lower() and "X-Bad" not in response.headers
+        assert response.content == b"x"
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/hostile")
+
+
+def test_very_long_headers_and_urls_are_refused_cleanly(junction: Junction, scenario: dict[str, Any]) -> None:
+    with junction.client() as client:
+        long_auth = client.post(f"/ExternalData/Accept/{scenario['id']}", json={}, headers={"Authorization": "Bearer " + "a" * 20_000})
+        long_key = client.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": json.dumps("k" * 10_000)})
+    assert long_auth.status_code in (400, 401, 431) and "Traceback" not in long_auth.text
+    assert long_key.status_code in (400, 414) and "Traceback" not in long_key.text
+    assert junction.run_count(scenario["id"]) == 0
+
+
+def test_duplicate_query_parameters_do_not_pick_a_winner(junction: Junction, trigger_token: str) -> None:
+    scenario = junction.create_scenario(externalTriggers={"enabled": True, "allowAnonymous": True})
+    with junction.admin() as admin:
+        admin.put(f"/management/scenarios/{scenario['id']}/cache", params={"keyJson": '"a"'}, json="secret-a")
+    with junction.client() as client:
+        response = client.get(f"/ExternalData/GetCacheData/{scenario['id']}?keyJson=%22a%22&keyJson=%22b%22")
+    assert_json_error(response, 400, "InvalidKey")
+
+
+def test_unicode_normalisation_in_user_names_is_one_user(junction: Junction) -> None:
+    composed, decomposed = "J\u00fcrgen-" + "x", "Ju\u0308rgen-" + "x"
+    with junction.admin() as admin:
+        assert admin.post("/management/users", json={"username": composed, "password": "a long password"}).status_code == 201
+        duplicate = admin.post("/management/users", json={"username": decomposed.upper(), "password": "another password"})
+        assert_json_error(duplicate, 409)
+        names = [u["username"] for u in admin.get("/management/users").json()["value"]]
+    assert names.count(composed) == 1 and decomposed.upper() not in names
+
+
+def test_unicode_forms_of_a_cache_key_are_distinct_keys(junction: Junction, scenario: dict[str, Any]) -> None:
+    """Keys compare as canonical JSON text, code point by code point, as documented: a decomposed
+    key never reads the composed key's value."""
+    sid = scenario["id"]
+    with junction.admin() as admin:
+        assert admin.put(f"/management/scenarios/{sid}/cache", params={"keyJson": json.dumps("caf\u00e9")}, json="composed").status_code == 204
+        assert admin.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": json.dumps("cafe\u0301")}).status_code == 404
+        assert admin.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": '"caf\\u00e9"'}).json() == "composed"
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, 2**63 + 1, -(2**63) - 1, 10**30, 1.5e308])
+def test_big_numbers_round_trip_exactly(junction: Junction, scenario: dict[str, Any], number: int | float) -> None:
+    sid = scenario["id"]
+    with junction.admin() as admin:
+        text = json.dumps({"n": number})
+        response = admin.post(f"/ExternalData/Accept/{sid}", content=text, headers={"Content-Type": "application/json"})
+        assert response.status_code == 200
+        run = junction.wait_for_run(sid, response.headers["X-Run-Id"])
+        assert run["output"]["echo"] == {"n": number}
+        cached = admin.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": '"last"'})
+        assert cached.text == json.dumps({"n": number}, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("body", [b'{"n": NaN}', b'{"n": Infinity}', b'{"n": -Infinity}', b'{"n": 1, "n": 2}', b'{"a": {"b": 1, "b": 1}}'])
+def test_non_json_numbers_and_duplicate_keys_are_400_and_store_nothing(junction: Junction, scenario: dict[str, Any], body: bytes) -> None:
+    with junction.admin() as admin:
+        accept = admin.post(f"/ExternalData/Accept/{scenario['id']}", content=body, headers={"Content-Type": "application/json"})
+        cache = admin.put(f"/management/scenarios/{scenario['id']}/cache", params={"keyJson": '"k"'}, content=body, headers={"Content-Type": "application/json"})
+        key = admin.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": body.decode()})
+    assert_json_error(accept, 400, "InvalidJson")
+    assert_json_error(cache, 400, "InvalidJson")
+    assert_json_error(key, 400, "InvalidKey")
+    assert junction.run_count(scenario["id"]) == 0
+    with junction.admin() as admin:
+        assert admin.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": '"k"'}).status_code == 404
+
+
+def test_oversized_and_malformed_management_requests(junction: Junction) -> None:
+    with junction.admin() as admin:
+        huge = admin.post("/management/scenarios", content=b'{"name": "' + b"x" * (5 * 1024 * 1024) + b'"}', headers={"Content-Type": "application/json"})
+        assert_json_error(huge, 413)
+        wrong_type = admin.post("/management/tokens", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
+        assert_json_error(wrong_type, 400)
+
+
+def test_forged_forwarding_headers_do_not_change_the_scheme(junction: Junction) -> None:
+    """devhost drops X-Forwarded-Proto from callers (as App Service overwrites it): an https-only
+    operation cannot be reached over http by claiming https."""
+    document = {"openapi": "3.0.3", "info": {"title": "p", "version": "1"}, "servers": [{"url": "/forged"}],
+                "paths": {"/x": {"get": {"operationId": "x", "responses": {"200": {"description": "ok"}}}}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "in"}]})
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/forged", json=document).status_code in (200, 201)
+        binding = {"scenarioId": scenario["id"], "authentication": {"type": "none"}, "allowedProtocols": ["https"]}
+        assert admin.put("/management/apis/forged/operations/x", json=binding).status_code == 200
+    try:
+        with httpx.Client(base_url=junction.url, timeout=30) as client:
+            response = client.get("/forged/x", headers={"X-Forwarded-Proto": "https", "X-ARR-SSL": "yes"})
+        assert_json_error(response, 403)
+        assert junction.run_count(scenario["id"]) == 0
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/forged")
