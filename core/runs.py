@@ -8,6 +8,7 @@ goes back to ``queued`` with its last error kept.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -18,6 +19,8 @@ from core.ids import parse_guid
 from core.jsonvalue import dumps
 from core.paging import page
 from core.storage import Storage
+
+logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINAL = frozenset({SUCCEEDED, FAILED})
@@ -36,6 +39,14 @@ def new_run_entity(scenario_id: str, run_id: str, trigger: dict[str, Any]) -> di
 
 def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[str, Any]) -> None:
     storage.table("runs").create_entity(new_run_entity(scenario_id, run_id, trigger))
+
+
+def discard_run(storage: Storage, scenario_id: str, run_id: str) -> None:
+    """Remove the record of a run that could not be started (best effort: storage may be down)."""
+    try:
+        storage.table("runs").delete_entity(scenario_id, run_id)
+    except Exception as exc:  # noqa: BLE001 - the original error is what the caller needs
+        logger.warning("could not remove the record of unstarted run %s: %s", run_id, type(exc).__name__)
 
 
 def read_run_entity(storage: Storage, scenario_id: str, run_id: str) -> Any:

@@ -53,7 +53,12 @@ def start_run(
     principal: Principal | None,
     run_id: str | None = None,
 ) -> str:
-    """Record a queued run and enqueue it; returns its id."""
+    """Record a queued run and enqueue it; returns its id.
+
+    If the message cannot be sent, the caller gets the error (503 when storage is down), so the
+    run was never accepted; its record is removed, best effort, rather than left ``queued``
+    with nothing to run it.
+    """
     run_id = run_id or new_run_id()
     runs.insert_run(storage, scenario_id, run_id, dict(trigger))
     message = {
@@ -64,5 +69,9 @@ def start_run(
         "trigger": message_trigger(trigger, principal),
         "input": body,
     }
-    enqueue(storage, message, f"{scenario_id}/{run_id}")
+    try:
+        enqueue(storage, message, f"{scenario_id}/{run_id}")
+    except Exception:
+        runs.discard_run(storage, scenario_id, run_id)
+        raise
     return run_id

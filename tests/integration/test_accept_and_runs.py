@@ -212,3 +212,12 @@ def test_forged_skiptokens_are_400(storage: Storage) -> None:
             continue  # {} is a valid empty token
         with pytest.raises(BadRequest):
             runs.list_runs(storage, "11111111-1111-1111-1111-111111111111", top=2, skiptoken=token, link=str)
+
+
+def test_a_run_whose_message_cannot_be_sent_leaves_no_record(storage: Storage, settings: Settings) -> None:
+    sid = _create(storage)
+    accept(storage, settings, _post(sid))
+    storage.queue().delete_queue()  # the queue vanishes under a warm instance: the send fails
+    with pytest.raises(Exception):  # noqa: B017 - whatever storage raised reaches the caller (a 503/5xx)
+        accept(storage, settings, _post(sid))
+    assert _run_count(storage, sid) == 1
