@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_STAMP := .venv-infra/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench fuzz lint deps clean
+.PHONY: run test bench fuzz load lint deps clean
 
 deps: $(STAMP) $(NODE_STAMP)
 
@@ -39,6 +39,10 @@ test: deps $(INFRA_STAMP)
 
 bench: deps
 	$(PY) -m bench
+
+# 10,000 Accepts at 16 clients through devhost, every run checked (about 10 minutes here).
+load: deps
+	$(PY) -m bench.load --requests 10000
 
 # The long fuzzing run: many more examples per operation than make test's bounded one.
 fuzz: deps

@@ -92,16 +92,20 @@ class Storage:
         self._queues: dict[str, QueueClient] = {}
         self._container: ContainerClient | None = None
         options = {**_CLIENT_OPTIONS, "raw_request_hook": self.counter}
+        # Queue and blob clients ignore retry_backoff_factor: their own ExponentialRetry starts at
+        # 15 s. Left as is, a queue outage would hold an Accept for most of a minute.
+        queue_options = {**options, "retry_policy": _quick_retry("queue")}
+        blob_options = {**options, "retry_policy": _quick_retry("blob")}
         if storage.connection_string:
             conn = storage.connection_string
             self._table_service = TableServiceClient.from_connection_string(conn, **options)
-            self._queue_service = QueueServiceClient.from_connection_string(conn, **options)
-            self._blob_service = BlobServiceClient.from_connection_string(conn, **options)
+            self._queue_service = QueueServiceClient.from_connection_string(conn, **queue_options)
+            self._blob_service = BlobServiceClient.from_connection_string(conn, **blob_options)
         else:
             credential = _identity_credential(storage)
             self._table_service = TableServiceClient(storage.table_uri or "", credential=credential, **options)
-            self._queue_service = QueueServiceClient(storage.queue_uri or "", credential=credential, **options)
-            self._blob_service = BlobServiceClient(storage.blob_uri or "", credential=credential, **options)
+            self._queue_service = QueueServiceClient(storage.queue_uri or "", credential=credential, **queue_options)
+            self._blob_service = BlobServiceClient(storage.blob_uri or "", credential=credential, **blob_options)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
@@ -194,6 +198,16 @@ class Storage:
             self.container().delete_blob(blob_name)
         except AzureError:
             logger.warning("could not delete payload blob %s", blob_name)
+
+
+def _quick_retry(service: str) -> Any:
+    """Two retries after about 0.5 s and 2.5 s, with each package's own retry class."""
+    if service == "queue":
+        from azure.storage.queue import ExponentialRetry
+    else:
+        from azure.storage.blob import ExponentialRetry  # type: ignore[assignment]
+
+    return ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2, random_jitter_range=0.2)
 
 
 def _as_bytes(value: Any) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import datetime
 import logging
 import os
@@ -107,8 +108,12 @@ class QueueListener:
         options: QueueOptions,
         executor: Executor,
         client_factory: Callable[[str, str], QueueClient] = queue_client,
+        lease: float = RECEIVE_VISIBILITY_SECONDS,
     ) -> None:
         self.function = function
+        # How long a received message stays invisible; renewed every half lease while it runs, so
+        # only a crashed host (never a slow function) lets it reappear, after at most one lease.
+        self.lease = max(1, int(lease))
         self.options = options
         self.executor = executor
         self.queue_name = str(function.trigger["queueName"]).lower()
@@ -174,7 +179,7 @@ class QueueListener:
         messages: list[QueueMessage] = await self._io(
             lambda: list(
                 self.client.receive_messages(
-                    messages_per_page=wanted, max_messages=wanted, visibility_timeout=RECEIVE_VISIBILITY_SECONDS
+                    messages_per_page=wanted, max_messages=wanted, visibility_timeout=self.lease
                 )
             )
         )
@@ -214,6 +219,7 @@ class QueueListener:
             expiration_time=message.expires_on,
             time_next_visible=message.next_visible_on,
         )
+        renewal = asyncio.create_task(self._renew(message)) if self.lease < RECEIVE_VISIBILITY_SECONDS else None
         try:
             await self.function.invoke(argument, self.executor)
         except Exception:  # noqa: BLE001 - a failed invocation is retried or poisoned, never fatal
@@ -223,13 +229,36 @@ class QueueListener:
                 message.id,
                 message.dequeue_count,
             )
+            await self._stop_renewal(renewal)
             await self._failed(message)
             return
+        await self._stop_renewal(renewal)
         try:
             await self._io(self.client.delete_message, message.id, message.pop_receipt)
         except ResourceNotFoundError:
             logger.warning("queue %s: message %s was already gone when deleted", self.queue_name, message.id)
         logger.info("function %s processed message %s", self.function.name, message.id)
+
+    async def _renew(self, message: QueueMessage) -> None:
+        """Keep a running message invisible (``--message-lease``), as the host renews its lease.
+
+        The new pop receipt is written back into ``message`` so deleting or releasing it works."""
+        while True:
+            await asyncio.sleep(self.lease / 2)
+            try:
+                updated = await self._io(
+                    self.client.update_message, message.id, pop_receipt=message.pop_receipt, visibility_timeout=self.lease
+                )
+                message.pop_receipt = updated.pop_receipt
+            except Exception as exc:  # noqa: BLE001 - storage down: the message may reappear; the app copes
+                logger.warning("queue %s: could not renew message %s: %s", self.queue_name, message.id, type(exc).__name__)
+
+    @staticmethod
+    async def _stop_renewal(renewal: asyncio.Task[None] | None) -> None:
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
 
     async def _failed(self, message: QueueMessage) -> None:
         if (message.dequeue_count or 0) >= self.options.max_dequeue_count:

@@ -75,8 +75,10 @@ class Devhost:
         queues: bool = True,
         timers: bool = True,
         trust_forwarded_client_cert: bool = False,
+        message_lease: float | None = None,
     ) -> None:
         self.root = Path(root)
+        self.message_lease = message_lease
         self.host = host
         self.port = port
         self.config = config or load_host_config(self.root)
@@ -117,7 +119,8 @@ class Devhost:
         self.stop_event = asyncio.Event()
         background: list[asyncio.Task[None]] = []
         for function in self.queue_functions:
-            listener = QueueListener(function, self.config.queues, self.executor)
+            lease = {} if self.message_lease is None else {"lease": self.message_lease}
+            listener = QueueListener(function, self.config.queues, self.executor, **lease)
             background.append(asyncio.create_task(listener.run(self.stop_event, SHUTDOWN_GRACE_SECONDS)))
         for function in self.timer_functions:
             background.append(asyncio.create_task(TimerRunner(function, self.executor).run(self.stop_event)))
@@ -187,6 +190,7 @@ def serve(
     trust_forwarded_client_cert: bool = False,
     start_azurite: bool = True,
     log_level: str = "info",
+    message_lease: float | None = None,
 ) -> int:
     """Run the app in ``root`` until interrupted; returns the process exit code.
 
@@ -217,6 +221,7 @@ def serve(
             queues=queues,
             timers=timers,
             trust_forwarded_client_cert=trust_forwarded_client_cert,
+            message_lease=message_lease,
         )
         asyncio.run(devhost.run())
         code = 0
@@ -269,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep X-ARR-ClientCert, X-Forwarded-Proto and the other front-end headers a client sends "
         "(only for testing certificate authentication; never expose devhost with this on)",
     )
+    parser.add_argument(
+        "--message-lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a received queue message stays invisible, renewed while its function runs "
+        "(default 600, the host's 10 minutes); a shorter lease brings a crashed host's messages back sooner",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -285,4 +298,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         trust_forwarded_client_cert=args.trust_forwarded_client_cert,
         start_azurite=not args.no_azurite,
         log_level=args.log_level,
+        message_lease=args.message_lease,
     )

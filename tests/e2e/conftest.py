@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from core.storage import Storage
 from core.tokens import create_token
 from devhost.azurite import Azurite, free_port
 from devhost.testing import DevhostProcess
+from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_BODY = 256 * 1024
@@ -67,19 +69,36 @@ class Junction:
         return len(list(self.storage.table("runs").query_entities("PartitionKey eq @pk", parameters={"pk": scenario_id})))
 
 
-@pytest.fixture(scope="session")
-def junction(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
-    env = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "JUNCTION_TABLE_PREFIX": "e2e",
-        "JUNCTION_MAX_BODY_BYTES": str(MAX_BODY),
+def aad_env(idp: LocalIdentityProvider, **extra: str) -> dict[str, str]:
+    """Settings that make Junction trust the local identity provider's tenant (and its CA)."""
+    return {
+        "JUNCTION_AAD_TENANT_ID": idp.tenant_id,
+        "JUNCTION_AAD_AUDIENCE": f"{AUDIENCE},{API_CLIENT_ID}",
+        "JUNCTION_AAD_AUTHORITY_HOST": idp.base_url,
+        "JUNCTION_GRAPH_ENDPOINT": idp.base_url,
+        **idp.env(),
+        **extra,
     }
+
+
+@contextlib.contextmanager
+def serve_junction(
+    azurite: Azurite, prefix: str, log_dir: Path, *, extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[Junction]:
+    """The real app on devhost, on its own table prefix, with an admin token made in storage."""
+    env = {"AzureWebJobsStorage": azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix, **(extra_env or {})}
     settings = load_settings(env)
     storage = Storage.from_settings(settings)
-    token = create_token(storage, name="e2e admin", scopes=["admin"]).token
-    log = tmp_path_factory.mktemp("devhost") / "devhost.log"
-    with DevhostProcess(ROOT, free_port(), env=env, log_path=log) as server:
+    token = create_token(storage, name=f"{prefix} admin", scopes=["admin"]).token
+    with DevhostProcess(ROOT, free_port(), env=env, args=list(args), log_path=log_dir / "devhost.log") as server:
         yield Junction(server.base_url, settings, storage, token, env)
+
+
+@pytest.fixture(scope="session")
+def junction(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
+    extra = {"JUNCTION_MAX_BODY_BYTES": str(MAX_BODY)}
+    with serve_junction(azurite, "e2e", tmp_path_factory.mktemp("devhost"), extra_env=extra) as server:
+        yield server
 
 
 @pytest.fixture

@@ -14,13 +14,9 @@ import httpx
 import pytest
 
 from cli.aad_login import acquire_token
-from core.settings import load_settings
-from core.storage import Storage
-from core.tokens import create_token
-from devhost.azurite import Azurite, free_port
-from devhost.testing import DevhostProcess
-from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually
-from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider
+from devhost.azurite import Azurite
+from tests.e2e.conftest import ROOT, Junction, aad_env, assert_json_error, eventually, serve_junction
+from tests.support.idp import AUDIENCE, LocalIdentityProvider
 from tests.support.pki import Authority, header_value
 from tests.support.upstream import Upstream
 
@@ -43,24 +39,12 @@ def upstream() -> Iterator[Upstream]:
 
 @pytest.fixture(scope="module")
 def gateway(azurite: Azurite, idp: LocalIdentityProvider, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
-    env = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "JUNCTION_TABLE_PREFIX": "e2eapi",
-        "JUNCTION_AAD_TENANT_ID": idp.tenant_id,
-        "JUNCTION_AAD_AUDIENCE": f"{AUDIENCE},{API_CLIENT_ID}",
-        "JUNCTION_AAD_AUTHORITY_HOST": idp.base_url,
-        "JUNCTION_GRAPH_ENDPOINT": idp.base_url,
-        "JUNCTION_OUTBOUND_ALLOWED_HOSTS": upstream.host,
-        **idp.env(),
-    }
-    settings = load_settings(env)
-    storage = Storage.from_settings(settings)
-    token = create_token(storage, name="api e2e admin", scopes=["admin"]).token
-    log = tmp_path_factory.mktemp("devhost-api") / "devhost.log"
+    extra = aad_env(idp, JUNCTION_OUTBOUND_ALLOWED_HOSTS=upstream.host)
     # Certificates arrive in X-ARR-ClientCert as App Service forwards them; devhost passes them
     # (and X-Forwarded-Proto) through only with this flag.
-    with DevhostProcess(ROOT, free_port(), env=env, args=["--trust-forwarded-client-cert"], log_path=log) as server:
-        yield Junction(server.base_url, settings, storage, token, env)
+    args = ["--trust-forwarded-client-cert"]
+    with serve_junction(azurite, "e2eapi", tmp_path_factory.mktemp("devhost-api"), extra_env=extra, args=args) as server:
+        yield server
 
 
 def _import(gateway: Junction, name: str, file: str) -> httpx.Response:

@@ -12,13 +12,9 @@ from typing import Any
 import pytest
 
 from cli.aad_login import acquire_token
-from core.settings import load_settings
-from core.storage import Storage
-from core.tokens import create_token
-from devhost.azurite import Azurite, free_port
-from devhost.testing import DevhostProcess
-from tests.e2e.conftest import ROOT, Junction, assert_json_error
-from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider
+from devhost.azurite import Azurite
+from tests.e2e.conftest import ROOT, Junction, aad_env, assert_json_error, serve_junction
+from tests.support.idp import AUDIENCE, LocalIdentityProvider
 
 ADMIN_ROLE = "Junction.Admin"
 
@@ -31,22 +27,9 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 
 @pytest.fixture(scope="module")
 def aad_junction(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
-    env = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "JUNCTION_TABLE_PREFIX": "e2eaad",
-        "JUNCTION_AAD_TENANT_ID": idp.tenant_id,
-        "JUNCTION_AAD_AUDIENCE": f"{AUDIENCE},{API_CLIENT_ID}",
-        "JUNCTION_AAD_AUTHORITY_HOST": idp.base_url,
-        "JUNCTION_GRAPH_ENDPOINT": idp.base_url,
-        "JUNCTION_AAD_ADMIN_ROLE": ADMIN_ROLE,
-        **idp.env(),
-    }
-    settings = load_settings(env)
-    storage = Storage.from_settings(settings)
-    admin_token = create_token(storage, name="aad e2e admin", scopes=["admin"]).token
-    log = tmp_path_factory.mktemp("devhost-aad") / "devhost.log"
-    with DevhostProcess(ROOT, free_port(), env=env, log_path=log) as server:
-        yield Junction(server.base_url, settings, storage, admin_token, env)
+    extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE=ADMIN_ROLE)
+    with serve_junction(azurite, "e2eaad", tmp_path_factory.mktemp("devhost-aad"), extra_env=extra) as server:
+        yield server
 
 
 def _app_token(idp: LocalIdentityProvider, *roles: str) -> str:

@@ -31,13 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import load_settings
-from core.storage import Storage
 from core.tokens import create_token
-from devhost.azurite import Azurite, free_port
-from devhost.testing import DevhostProcess
-from tests.e2e.conftest import ROOT, Junction
-from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider
+from devhost.azurite import Azurite
+from tests.e2e.conftest import aad_env, serve_junction
+from tests.support.idp import AUDIENCE, LocalIdentityProvider
 
 EXAMPLES = int(os.environ.get("JUNCTION_FUZZ_EXAMPLES", "6"))
 ST = str(Path(sys.executable).parent / "st")
@@ -85,22 +82,11 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 
 @pytest.fixture(scope="module")
 def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    env = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "JUNCTION_TABLE_PREFIX": "e2efuzz",
-        "JUNCTION_AAD_TENANT_ID": idp.tenant_id,
-        "JUNCTION_AAD_AUDIENCE": f"{AUDIENCE},{API_CLIENT_ID}",
-        "JUNCTION_AAD_AUTHORITY_HOST": idp.base_url,
-        "JUNCTION_GRAPH_ENDPOINT": idp.base_url,
-        "JUNCTION_AAD_ADMIN_ROLE": "Junction.Admin",
-        **idp.env(),
-    }
-    storage = Storage.from_settings(load_settings(env))
-    admin = create_token(storage, name="fuzz admin", scopes=["admin"]).token
-    trigger = create_token(storage, name="fuzz trigger", scopes=["trigger"]).token
-    log = tmp_path_factory.mktemp("devhost-fuzz") / "devhost.log"
-    with DevhostProcess(ROOT, free_port(), env=env, args=["--no-timers"], log_path=log) as server:
-        junction = Junction(server.base_url, load_settings(env), storage, admin, env)
+    extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE="Junction.Admin")
+    log_dir = tmp_path_factory.mktemp("devhost-fuzz")
+    with serve_junction(azurite, "e2efuzz", log_dir, extra_env=extra, args=["--no-timers"]) as junction:
+        admin = junction.admin_token
+        trigger = create_token(junction.storage, name="fuzz trigger", scopes=["trigger"]).token
         scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": {"jmespath": "trigger.data.path"}}]})
         with junction.admin() as client:
             assert client.put("/management/apis/fuzzed", json=EXAMPLE_API).status_code in (200, 201)
@@ -110,7 +96,7 @@ def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytes
             key = client.post("/management/apikeys", json={"name": "fuzz", "ruleset": [{"path": "/fuzz/**"}]}).json()["key"]
             assert client.post("/management/users", json={"username": "fuzzer", "password": "fuzz password"}).status_code == 201
         aad = idp.mint(idp.app_claims(AUDIENCE, roles=["Junction.Admin"]))
-        yield {"url": server.base_url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad, "log": str(log)}
+        yield {"url": junction.url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad}
 
 
 def _fuzz(fuzzed: dict[str, str], tmp_path: Path, *headers: str, include: list[str] | None = None) -> None:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 from core import runs, scenarios, tokens
 from core.accept import AcceptRequest, accept, get_cache_data
 from core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from core.settings import Settings
+from core.settings import Settings, StorageSettings
 from core.starter import MAX_INLINE_MESSAGE
 from core.storage import Storage
 from core.worker import MAX_ATTEMPTS, execute_run
+from devhost.azurite import Azurite, connection_string, free_port
 
 CACHE_IT = {
     "steps": [
@@ -221,3 +224,18 @@ def test_a_run_whose_message_cannot_be_sent_leaves_no_record(storage: Storage, s
     with pytest.raises(Exception):  # noqa: B017 - whatever storage raised reaches the caller (a 503/5xx)
         accept(storage, settings, _post(sid))
     assert _run_count(storage, sid) == 1
+
+
+def test_a_queue_outage_leaves_no_phantom_run_and_frees_the_idempotency_key(azurite: Azurite, storage: Storage, settings: Settings) -> None:
+    """Only the queue service is unreachable (its endpoint is a closed port): the caller gets the
+    storage error (503), no run record stays behind, and a retry with the same key starts one run."""
+    sid = _create(storage)
+    blob, _, table = azurite.ports
+    broken = Storage.from_settings(
+        dataclasses.replace(settings, storage=StorageSettings(connection_string=connection_string(blob, free_port(), table)))
+    )
+    with pytest.raises(ServiceRequestError):
+        accept(broken, settings, _post(sid, key="order-9"))
+    assert _run_count(storage, sid) == 0
+    retried = accept(storage, settings, _post(sid, key="order-9"))
+    assert not retried.replayed and _run_count(storage, sid) == 1
