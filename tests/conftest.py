@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devhost.azurite import Azurite
+from tests.support.upstream import Upstream
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +20,11 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     folder: Path = tmp_path_factory.mktemp("azurite")
     with Azurite(folder / "data", log_path=folder / "azurite.log") as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    """A local HTTP server that processes call out to (shared by the tests of one module)."""
+    server = Upstream().start()
+    yield server
+    server.stop()

@@ -31,13 +31,6 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[Upstream]:
-    server = Upstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(azurite: Azurite, idp: LocalIdentityProvider, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
     extra = aad_env(idp, JUNCTION_OUTBOUND_ALLOWED_HOSTS=upstream.host)
     # Certificates arrive in X-ARR-ClientCert as App Service forwards them; devhost passes them

@@ -21,6 +21,12 @@ from tests.support.idp import AUDIENCE, DeviceUser, LocalIdentityProvider, aad_s
 SCOPES = [f"{AUDIENCE}/.default"]
 
 
+def _sign_in(idp: LocalIdentityProvider, client_id: str, **credential: object) -> str:
+    """Calls the CLI's sign-in against the local provider; ``credential`` names the flow."""
+    credential.setdefault("scopes", SCOPES)
+    return acquire_token(tenant_id=idp.tenant_id, client_id=client_id, authority_host=idp.base_url, **credential)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvider]:
     yield from running_idp(tmp_path_factory.mktemp("idp"))
@@ -35,14 +41,7 @@ def test_client_secret(idp: LocalIdentityProvider, auth: AadAuthenticator, tmp_p
     secret = uuid.uuid4().hex
     client = idp.register_client(secret=secret, roles=("Junction.Trigger",))
     cache = tmp_path / "home" / ".junction" / "msal_cache.json"
-    token = acquire_token(
-        tenant_id=idp.tenant_id,
-        client_id=client.client_id,
-        scopes=SCOPES,
-        authority_host=idp.base_url,
-        client_secret=secret,
-        cache_path=cache,
-    )
+    token = _sign_in(idp, client.client_id, client_secret=secret, cache_path=cache)
     principal = auth.authenticate(token)
     assert principal.claims["azp"] == client.client_id
     assert principal.claims["idtyp"] == "app"
@@ -54,28 +53,14 @@ def test_client_secret(idp: LocalIdentityProvider, auth: AadAuthenticator, tmp_p
     assert secret not in cache.read_text()
 
     before = idp.token_requests
-    again = acquire_token(
-        tenant_id=idp.tenant_id,
-        client_id=client.client_id,
-        scopes=SCOPES,
-        authority_host=idp.base_url,
-        client_secret=secret,
-        cache_path=cache,
-    )
+    again = _sign_in(idp, client.client_id, client_secret=secret, cache_path=cache)
     assert again == token  # served from msal's cache on disk
     assert idp.token_requests == before
 
 
 def test_certificate(idp: LocalIdentityProvider, auth: AadAuthenticator, tmp_path: Path) -> None:
     client, pem = idp.register_certificate_client("cli-cert", roles=("Junction.Admin",))
-    token = acquire_token(
-        tenant_id=idp.tenant_id,
-        client_id=client.client_id,
-        scopes=SCOPES,
-        authority_host=idp.base_url,
-        certificate_path=pem,
-        cache_path=tmp_path / "cache.json",
-    )
+    token = _sign_in(idp, client.client_id, certificate_path=pem, cache_path=tmp_path / "cache.json")
     principal = auth.authenticate(token)
     assert principal.roles == ("Junction.Admin",)
     auth.authorize_admin(principal)
@@ -85,27 +70,13 @@ def test_certificate_of_another_app_is_refused(idp: LocalIdentityProvider, tmp_p
     client, _ = idp.register_certificate_client("registered")
     _, other_pem = idp.register_certificate_client("someone-else")
     with pytest.raises(AadLoginError, match="invalid_client"):
-        acquire_token(
-            tenant_id=idp.tenant_id,
-            client_id=client.client_id,
-            scopes=SCOPES,
-            authority_host=idp.base_url,
-            certificate_path=other_pem,
-            cache_path=None,
-        )
+        _sign_in(idp, client.client_id, certificate_path=other_pem, cache_path=None)
 
 
 def test_wrong_secret(idp: LocalIdentityProvider, tmp_path: Path) -> None:
     client = idp.register_client(secret="right")
     with pytest.raises(AadLoginError, match="invalid_client") as caught:
-        acquire_token(
-            tenant_id=idp.tenant_id,
-            client_id=client.client_id,
-            scopes=SCOPES,
-            authority_host=idp.base_url,
-            client_secret="wrong-secret-value",
-            cache_path=tmp_path / "c.json",
-        )
+        _sign_in(idp, client.client_id, client_secret="wrong-secret-value", cache_path=tmp_path / "c.json")
     assert "wrong-secret-value" not in str(caught.value)
     assert not (tmp_path / "c.json").exists()
 
@@ -114,15 +85,7 @@ def test_explicit_ca_bundle(idp: LocalIdentityProvider, monkeypatch: pytest.Monk
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     secret = uuid.uuid4().hex
     client = idp.register_client(secret=secret, roles=("Junction.Trigger",))
-    token = acquire_token(
-        tenant_id=idp.tenant_id,
-        client_id=client.client_id,
-        scopes=SCOPES,
-        authority_host=idp.base_url,
-        client_secret=secret,
-        cache_path=None,
-        ca_bundle=idp.ca_path,
-    )
+    token = _sign_in(idp, client.client_id, client_secret=secret, cache_path=None, ca_bundle=idp.ca_path)
     assert token.count(".") == 2
 
 
@@ -130,14 +93,7 @@ def test_untrusted_identity_provider(idp: LocalIdentityProvider, monkeypatch: py
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     client = idp.register_client(secret="x")
     with pytest.raises(AadLoginError, match="could not sign in"):
-        acquire_token(
-            tenant_id=idp.tenant_id,
-            client_id=client.client_id,
-            scopes=SCOPES,
-            authority_host=idp.base_url,
-            client_secret="x",
-            cache_path=None,
-        )
+        _sign_in(idp, client.client_id, client_secret="x", cache_path=None)
 
 
 def test_device_code(
@@ -150,14 +106,7 @@ def test_device_code(
     result: dict[str, str] = {}
 
     def sign_in() -> None:
-        result["token"] = acquire_token(
-            tenant_id=idp.tenant_id,
-            client_id=client.client_id,
-            scopes=scopes,
-            authority_host=idp.base_url,
-            device_code=True,
-            cache_path=cache,
-        )
+        result["token"] = _sign_in(idp, client.client_id, scopes=scopes, device_code=True, cache_path=cache)
 
     worker = threading.Thread(target=sign_in, daemon=True)
     worker.start()
@@ -173,14 +122,7 @@ def test_device_code(
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
 
     issued = idp.device_codes_issued
-    again = acquire_token(
-        tenant_id=idp.tenant_id,
-        client_id=client.client_id,
-        scopes=scopes,
-        authority_host=idp.base_url,
-        device_code=True,
-        cache_path=cache,
-    )
+    again = _sign_in(idp, client.client_id, scopes=scopes, device_code=True, cache_path=cache)
     assert again == result["token"]  # the cached account's token, no second sign-in
     assert idp.device_codes_issued == issued
 

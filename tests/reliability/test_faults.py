@@ -34,13 +34,6 @@ CLIENT_TIMEOUT = 30.0  # the hang guard: every request must come back within thi
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[Upstream]:
-    server = Upstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def own_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     folder = tmp_path_factory.mktemp("faults-azurite")
     emulator = Azurite(folder / "data", (free_port(), free_port(), free_port()), log_path=folder / "azurite.log")
