@@ -188,9 +188,9 @@ def patch_scenario(
     storage: Storage, scenario_id: str, patch: Any, if_match: str | None, allowed_hosts: Sequence[str] = ()
 ) -> Scenario:
     current = get_scenario(storage, scenario_id)
-    etag = _check_if_match(current, if_match)
+    # A patch that cannot make a valid scenario is a 400 whatever the ETag, as it is for PUT.
     normalised = _normalise(merge_patch(current.document, patch), allowed_hosts)
-    return _write(storage, current, normalised, etag)
+    return _write(storage, current, normalised, _check_if_match(current, if_match))
 
 
 def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) -> None:

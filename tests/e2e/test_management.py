@@ -47,6 +47,11 @@ def test_scenario_lifecycle_with_etags(junction: Junction) -> None:
         assert patched.status_code == 200 and patched.json()["name"] == "renamed"
         stale = admin.put(f"/management/scenarios/{sid}", json=SCENARIO, headers={"If-Match": etag})
         assert_json_error(stale, 412, "ETagMismatch")
+        for headers in ({"If-Match": etag}, {"If-Match": ""}):  # an invalid patch is a 400 whatever the ETag
+            invalid = admin.patch(f"/management/scenarios/{sid}", json=[None, None], headers=headers)
+            assert_json_error(invalid, 400)
+        assert_json_error(admin.patch(f"/management/scenarios/{sid}", json={"name": "x"}, headers={"If-Match": etag}), 412)
+        assert admin.get(f"/management/scenarios/{sid}").json()["name"] == "renamed"
         assert_json_error(admin.delete(f"/management/scenarios/{sid}", headers={"If-Match": etag}), 412)
         replaced = admin.put(f"/management/scenarios/{sid}", json={**SCENARIO, "name": "replaced"}, headers={"If-Match": patched.headers["ETag"]})
         assert replaced.status_code == 200
