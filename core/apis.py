@@ -415,20 +415,22 @@ def _normalise_oas3_param(document: Mapping[str, Any], param: Mapping[str, Any])
     if not isinstance(schema, dict):
         schema = {}
     out: dict[str, Any] = {"name": param["name"], "in": where, "required": bool(param.get("required")), "schema": schema}
+    # Every parameter keeps its style: core.params unwraps label/matrix values and reads
+    # objects (form, deepObject, simple) by it, and core.oproutes leaves styled paths untyped.
+    style = param.get("style") or ("form" if where in ("query", "cookie") else "simple")
+    explode = bool(param.get("explode", style == "form"))
+    out["style"] = style
+    out["explode"] = explode
     kind = schema.get("type")
     if kind == "array" or (isinstance(kind, list) and "array" in kind):
-        style = param.get("style") or ("form" if where in ("query", "cookie") else "simple")
-        explode = param.get("explode", style == "form")
         if style == "form":
             out["collectionFormat"] = "multi" if explode else "csv"
         elif style == "spaceDelimited":
             out["collectionFormat"] = "multi" if explode else "ssv"
         elif style == "pipeDelimited":
             out["collectionFormat"] = "multi" if explode else "pipes"
-        else:  # simple (label/matrix are read as simple; see docs/api-operations.md)
+        else:  # simple; label and matrix are unwrapped first by core.params
             out["collectionFormat"] = "csv"
-        out["style"] = style
-        out["explode"] = bool(explode)
     return out
 
 

@@ -382,7 +382,9 @@ def _inline_refs(node: Any, root: Mapping[str, Any], depth: int = 0) -> Any:
 def _bound_parameter(param: Mapping[str, Any]) -> dict[str, Any]:
     out = {"name": param["name"], "in": param["in"], "required": bool(param.get("required")) or param["in"] == "path"}
     out["schema"] = _inline_refs(param.get("schema") or {}, param.get("schema") or {})
-    if (out["schema"].get("type") == "array") and param["in"] == "query":
+    if param.get("style"):  # OpenAPI 3 documents: the style they declared
+        out.update(style=param["style"], explode=bool(param.get("explode")))
+    elif out["schema"].get("type") == "array" and param["in"] == "query":  # Swagger 2
         style, explode = _STYLES.get(param.get("collectionFormat") or "csv", ("form", False))
         out.update(style=style, explode=explode)
     return out

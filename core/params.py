@@ -14,7 +14,8 @@ the same, and is stricter where strictness protects the process:
   or the body's path and the schema path that failed.
 
 Parameters reach this module already normalised by ``core.apis`` (Swagger 2 and OpenAPI 3
-alike): ``{"name", "in", "required", "schema": {...}, "collectionFormat": csv|ssv|tsv|pipes|multi}``.
+alike): ``{"name", "in", "required", "schema": {...}, "collectionFormat": csv|ssv|tsv|pipes|multi}``,
+plus ``style`` and ``explode`` for OpenAPI 3 documents.
 """
 
 from __future__ import annotations
@@ -122,9 +123,77 @@ def _path_style(value: str, param: Mapping[str, Any], is_array: bool) -> list[st
     return body.split(",") if is_array else [body]
 
 
+def _object_pairs(value: str, param: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (property, value) pairs of an object parameter serialised in one string.
+
+    OpenAPI 3 writes ``{"R": 100, "G": 200}`` as ``R,100,G,200`` (simple, form), ``R=100,G=200``
+    (simple, explode), ``.R,100,G,200`` / ``.R=100.G=200`` (label) and ``;color=R,100,G,200`` /
+    ``;R=100;G=200`` (matrix).
+    """
+    style, explode, name = param.get("style"), bool(param.get("explode")), param["name"]
+    if style == "label":
+        if not value.startswith("."):
+            raise _bad(param, "must start with '.' (label style)")
+        value, separator = value[1:], "."
+    elif style == "matrix":
+        if explode:
+            if not value.startswith(";"):
+                raise _bad(param, "must be ;property=value;... (matrix style)")
+            value, separator = value[1:], ";"
+        else:
+            if not value.startswith(f";{name}="):
+                raise _bad(param, f"must start with ';{name}=' (matrix style)")
+            value, separator = value[len(name) + 2 :], ","
+    else:
+        separator = ","
+    if value == "":
+        return []
+    if explode and style in ("simple", "label", "matrix"):
+        pairs = [part.partition("=") for part in value.split(separator)]
+        if any(not equals for _, equals, _ in pairs):
+            raise _bad(param, "must be a list of property=value pairs")
+        return [(key, item) for key, _, item in pairs]
+    tokens = value.split(",")
+    if len(tokens) % 2:
+        raise _bad(param, "must be a list of property,value pairs")
+    return list(zip(tokens[::2], tokens[1::2], strict=True))
+
+
+def cast_object(pairs: Sequence[tuple[str, Sequence[str]]], param: Mapping[str, Any]) -> dict[str, Any]:
+    """An object parameter from its properties' raw values, each cast by its property schema.
+
+    Properties the schema does not name are cast by ``additionalProperties`` when it is a
+    schema, else kept as strings; whether they are allowed at all is the schema check's call.
+    """
+    if len(pairs) > MAX_ARRAY_ITEMS:
+        raise _bad(param, f"has more than {MAX_ARRAY_ITEMS} properties")
+    schema = param.get("schema") or {}
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    extra = schema.get("additionalProperties")
+    out: dict[str, Any] = {}
+    for key, values in pairs:
+        if key in out:
+            raise _bad(param, f"has the property '{_show(key)[1:-1]}' more than once")
+        property_schema = properties.get(key, extra if isinstance(extra, dict) else {})
+        if not isinstance(property_schema, dict):
+            property_schema = {}
+        if _type_of(property_schema) == "array":
+            items = property_schema.get("items") if isinstance(property_schema.get("items"), dict) else {}
+            out[key] = [cast_scalar(value, items, param) for value in values]
+        elif len(values) > 1:
+            raise _bad(param, f"has the property '{_show(key)[1:-1]}' more than once")
+        else:
+            out[key] = cast_scalar(values[0], property_schema, param)
+    return out
+
+
 def cast_value(values: Sequence[str], param: Mapping[str, Any]) -> Any:
     """A parameter's value from its raw occurrences (at least one)."""
     schema = param.get("schema") or {}
+    if _type_of(schema) == "object":
+        if len(values) > 1:
+            raise _bad(param, "was sent more than once")
+        return cast_object([(key, [item]) for key, item in _object_pairs(values[0], param)], param)
     is_array = _type_of(schema) == "array"
     if param.get("in") == "path" and param.get("style") in ("label", "matrix"):
         items = _path_style(values[0], param, is_array)
@@ -179,6 +248,7 @@ def extract_parameters(
     for name, value in headers.items():
         out["header"][name] = value
     out["cookie"].update(cookies)
+    declared_query = {param["name"] for param in declared if param.get("in") == "query"}
     for param in declared:
         where = param.get("in")
         if where not in _WHERE:
@@ -187,6 +257,9 @@ def extract_parameters(
         raw: Sequence[str] | None
         if where == "path":
             raw = [path[name]] if name in path else None
+        elif where == "query" and _type_of(param.get("schema") or {}) == "object" and _exploded_query_object(param):
+            _read_query_object(param, query, declared_query, out)
+            continue
         elif where == "query":
             raw = query.get(name) or None
         elif where == "header":
@@ -206,6 +279,43 @@ def extract_parameters(
         _check_schema(value, param)
         out[where][name] = value
     return out
+
+
+def _exploded_query_object(param: Mapping[str, Any]) -> bool:
+    """Objects spread over several query parameters rather than serialised in one."""
+    return param.get("style") == "deepObject" or (param.get("style", "form") == "form" and bool(param.get("explode")))
+
+
+def _read_query_object(
+    param: Mapping[str, Any], query: Mapping[str, Sequence[str]], taken: set[str], out: dict[str, dict[str, Any]]
+) -> None:
+    """``?color[R]=100&color[G]=200`` (deepObject) or ``?R=100&G=200`` (form, explode).
+
+    For the exploded form style only the properties the schema names can be recognised; they
+    are taken out of the undeclared pass-through so the process sees each value once. Names in
+    ``taken`` are declared query parameters of their own and are never read as properties.
+    """
+    name = param["name"]
+    if param.get("style") == "deepObject":
+        prefix = f"{name}["
+        keys = [key for key in query if key.startswith(prefix) and key.endswith("]")]
+        if any("[" in key[len(prefix) : -1] or "]" in key[len(prefix) : -1] for key in keys):
+            raise _bad(param, "nests objects, which the deepObject style does not define")
+        pairs = [(key[len(prefix) : -1], query[key]) for key in keys]
+    else:
+        properties = (param.get("schema") or {}).get("properties")
+        keys = [key for key in (properties if isinstance(properties, dict) else {}) if query.get(key) and key not in taken]
+        pairs = [(key, query[key]) for key in keys]
+    for key in keys:
+        out["query"].pop(key, None)
+    if not pairs:
+        if param.get("required"):
+            raise _bad(param, "is required")
+        out["query"][name] = (param.get("schema") or {}).get("default")
+        return
+    value = cast_object(pairs, param)
+    _check_schema(value, param)
+    out["query"][name] = value
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,6 +95,34 @@ def test_integer_parameter_beside_a_literal(gateway: Junction, petstore: dict[st
     assert by_id.headers["X-Run-Id"]
 
 
+def test_label_paths_and_deep_object_queries_over_http(gateway: Junction) -> None:
+    color = {"type": "object", "properties": {"R": {"type": "integer"}, "G": {"type": "integer"}}, "additionalProperties": False}
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "styles", "version": "1"},
+        "paths": {"/styles/{id}": {"get": {"operationId": "styled", "parameters": [
+            {"name": "id", "in": "path", "required": True, "style": "label", "schema": {"type": "integer"}},
+            {"name": "color", "in": "query", "style": "deepObject", "explode": True, "schema": color},
+        ], "responses": {"200": {"description": "ok"}}}}},
+    }  # fmt: skip
+    scenario = gateway.create_scenario(process=ECHO)
+    with gateway.admin() as admin:
+        assert admin.put("/management/apis/styles", json=document).status_code in (200, 201)
+    assert _bind(gateway, "styles", "styled", scenario["id"], authentication={"type": "none"}).status_code == 200
+    runs_before = gateway.run_count(scenario["id"])
+    with gateway.client() as client:
+        good = client.get("/styles/.5?color%5BR%5D=10&color[G]=20")
+        extra = client.get("/styles/.5?color[B]=1")
+        unlabelled = client.get("/styles/5")
+    with gateway.admin() as admin:
+        assert admin.delete("/management/apis/styles").status_code == 204
+    assert good.status_code == 200, good.text
+    assert good.json()["path"] == {"id": 5} and good.json()["query"] == {"color": {"R": 10, "G": 20}}
+    assert_json_error(extra, 400)
+    assert_json_error(unlabelled, 400)
+    assert gateway.run_count(scenario["id"]) == runs_before + 1  # refused calls start no run
+
+
 def test_a_string_parameter_beside_a_literal_is_refused_at_import(gateway: Junction) -> None:
     document = {
         "openapi": "3.0.3",

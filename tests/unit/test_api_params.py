@@ -160,3 +160,82 @@ def test_malformed_styled_path_values_are_400(style: str, raw: str) -> None:
     param = {"name": "id", "in": "path", "required": True, "style": style, "explode": False, "schema": {"type": "integer"}}
     with pytest.raises(BadRequest):
         cast_value([raw], param)
+
+
+COLOR = {
+    "type": "object",
+    "properties": {"R": {"type": "integer", "maximum": 255}, "G": {"type": "integer"}, "tag": {"type": "string"}},
+    "additionalProperties": False,
+}
+STYLED = {
+    "openapi": "3.0.3",
+    "info": {"title": "styles", "version": "1"},
+    "paths": {
+        "/label/{id}": {"get": {"operationId": "label", "parameters": [
+            {"name": "id", "in": "path", "required": True, "style": "label", "schema": {"type": "integer"}},
+        ], "responses": {"200": {"description": "ok"}}}},
+        "/matrix/{color}": {"get": {"operationId": "matrixObject", "parameters": [
+            {"name": "color", "in": "path", "required": True, "style": "matrix", "explode": True, "schema": COLOR},
+        ], "responses": {"200": {"description": "ok"}}}},
+        "/paint/{color}": {"get": {"operationId": "objects", "parameters": [
+            {"name": "color", "in": "path", "required": True, "schema": COLOR},
+            {"name": "filter", "in": "query", "style": "deepObject", "explode": True, "schema": COLOR},
+            {"name": "spread", "in": "query", "schema": {"type": "object", "properties": {"limit": {"type": "integer"}, "tag": {"type": "string"}}}},
+            {"name": "tag", "in": "query", "schema": {"type": "string"}},
+            {"name": "packed", "in": "query", "explode": False, "schema": COLOR},
+            {"name": "X-Color", "in": "header", "explode": True, "schema": COLOR},
+        ], "responses": {"200": {"description": "ok"}}}},
+    },
+}  # fmt: skip
+
+
+def styled(operation_id: str) -> dict[str, Any]:
+    dialect = apis.validate_document(STYLED)
+    return next(o for o in apis.extract_operations(STYLED, dialect) if o["operationId"] == operation_id)
+
+
+def test_styles_of_scalar_path_parameters_survive_the_import() -> None:
+    out = extract(styled("label"), path={"id": ".5"}, headers={})
+    assert out["path"]["id"] == 5
+
+
+def test_object_parameters_in_every_openapi3_style() -> None:
+    out = extract(
+        styled("objects"),
+        {"filter[R]": ["10"], "filter[G]": ["20"], "limit": ["3"], "tag": ["own"], "packed": ["R,1,G,2"], "other": ["x"]},
+        {"x-color": "R=7,tag=blue"},
+        path={"color": "R,255,G,0"},
+    )
+    assert out["path"]["color"] == {"R": 255, "G": 0}
+    assert out["query"]["filter"] == {"R": 10, "G": 20}
+    assert out["query"]["spread"] == {"limit": 3}  # "tag" is a declared parameter of its own
+    assert out["query"]["tag"] == "own"
+    assert out["query"]["packed"] == {"R": 1, "G": 2}
+    assert out["header"]["X-Color"] == {"R": 7, "tag": "blue"}
+    assert out["query"]["other"] == "x"
+    assert not any(key.startswith("filter[") for key in out["query"]) and "limit" not in out["query"]
+    matrix = extract(styled("matrixObject"), path={"color": ";R=1;G=2"}, headers={})
+    assert matrix["path"]["color"] == {"R": 1, "G": 2}
+
+
+def test_absent_object_parameters_are_null() -> None:
+    out = extract(styled("objects"), path={"color": "R,1"}, headers={})
+    assert out["query"]["filter"] is None and out["query"]["spread"] is None and out["query"]["packed"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "path", "named"),
+    [
+        ({"filter[R]": ["x"]}, "R,1", "filter"),  # not an integer
+        ({"filter[R]": ["300"]}, "R,1", "filter"),  # beyond the property's maximum
+        ({"filter[B]": ["1"]}, "R,1", "filter"),  # additionalProperties: false
+        ({"filter[R][x]": ["1"]}, "R,1", "filter"),  # nesting is not defined for deepObject
+        ({"filter[R]": ["1", "2"]}, "R,1", "filter"),  # a scalar property twice
+        ({"packed": ["R,1,G"]}, "R,1", "packed"),  # an odd number of tokens
+        ({}, "R,1,R,2", "color"),  # one property twice
+    ],
+)
+def test_bad_object_parameters_name_the_parameter(query: dict[str, list[str]], path: str, named: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        extract(styled("objects"), query, {}, path={"color": path})
+    assert f"'{named}'" in caught.value.message
