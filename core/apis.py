@@ -75,6 +75,8 @@ RESERVED_FIRST_SEGMENTS = frozenset({"management", "externaldata", "admin", "run
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/vnd.oai.openapi"})
 JSON_DOC_TYPES = frozenset({"application/vnd.oai.openapi+json"})
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+FORM_SEPARATORS = {"form": "csv", "spaceDelimited": "ssv", "pipeDelimited": "pipes"}
 AUTH_TYPES = ("none", "basic", "certificate", "apiKey", "oauth2")
 BINDING: dict[str, Any] = {
     "type": "object",
@@ -455,12 +457,18 @@ def _request_body(document: Mapping[str, Any], operation: Mapping[str, Any], par
     if dialect == "swagger2":
         body = next((p for p in params if p.get("in") == "body"), None)
         consumes = operation.get("consumes", document.get("consumes")) or []
+        fields = [
+            {**_normalise_swagger2_param(p), "in": "form"} for p in params if p.get("in") == "formData" and p.get("type") != "file"
+        ]
         if body is None:
-            return {"required": False, "contentTypes": list(consumes), "jsonSchema": None} if consumes else None
+            if not consumes and not fields:
+                return None
+            return {"required": False, "contentTypes": list(consumes), "jsonSchema": None, "formFields": fields}
         return {
             "required": bool(body.get("required")),
             "contentTypes": list(consumes),
             "jsonSchema": self_contained_schema(document, body.get("schema") or {}),
+            "formFields": [],
         }
     raw = operation.get("requestBody")
     if raw is None:
@@ -473,7 +481,37 @@ def _request_body(document: Mapping[str, Any], operation: Mapping[str, Any], par
         "required": bool(request_body.get("required")),
         "contentTypes": list(content),
         "jsonSchema": self_contained_schema(document, schema) if isinstance(schema, dict) else None,
+        "formFields": _oas3_form_fields(document, content),
     }
+
+
+def _oas3_form_fields(document: Mapping[str, Any], content: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The properties of an ``application/x-www-form-urlencoded`` body, as parameters.
+
+    A form carries only text, so its fields are cast like query parameters (arrays by the
+    property's ``encoding`` style, ``form`` + explode by default). Object-typed properties have
+    no agreed form encoding and are left as text.
+    """
+    form_type = next((t for t in content if media_type(t)[0] == FORM_TYPE), None)
+    media = _deref(document, content[form_type]) if form_type else None
+    schema = _inline(document, media.get("schema")) if isinstance(media, dict) else None
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return []
+    encoding = media.get("encoding") if isinstance(media.get("encoding"), dict) else {}
+    required = set(schema.get("required") or ())
+    fields: list[dict[str, Any]] = []
+    for name, prop in schema["properties"].items():
+        kind = prop.get("type") if isinstance(prop, dict) else "object"
+        if kind == "object" or (isinstance(kind, list) and "object" in kind):
+            continue
+        field: dict[str, Any] = {"name": name, "in": "form", "required": name in required, "schema": prop}
+        if prop.get("type") == "array":
+            rule = encoding.get(name) if isinstance(encoding.get(name), dict) else {}
+            style = rule.get("style", "form")
+            explode = rule.get("explode", style == "form")
+            field["collectionFormat"] = "multi" if explode else FORM_SEPARATORS.get(style, "csv")
+        fields.append(field)
+    return fields
 
 
 def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[str, Any]]:
@@ -481,7 +519,7 @@ def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[s
 
     ``{"operationId" (or None), "method", "path" (base path + path), "documentPath",
     "summary", "parameters": [normalised], "requestBody": {"required", "contentTypes",
-    "jsonSchema"} | None, "scopes": [...], "dialect"}``.
+    "jsonSchema", "formFields": [normalised, "in": "form"]} | None, "scopes": [...], "dialect"}``.
     """
     base = _base_path(document, dialect)
     operations: list[dict[str, Any]] = []

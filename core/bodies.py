@@ -67,6 +67,11 @@ def parse_body(body: bytes, content_type: str | None, limit: int) -> Any:
 
 def parse_form(body: bytes) -> dict[str, Any]:
     """A form as an object: a field sent once is a string, a repeated field a list."""
+    return {name: values[0] if len(values) == 1 else values for name, values in parse_form_fields(body).items()}
+
+
+def parse_form_fields(body: bytes) -> dict[str, list[str]]:
+    """A form's fields, each with every value it was sent with, in order."""
     try:
         text = body.decode("ascii")  # a urlencoded form is ASCII; its escapes decode as UTF-8
         pairs = parse_qsl(
@@ -77,14 +82,10 @@ def parse_form(body: bytes) -> dict[str, Any]:
         raise BadRequest("the form is not valid UTF-8", "InvalidForm") from None
     except ValueError as exc:
         raise BadRequest(f"the form is not valid: {exc}", "InvalidForm") from None
-    result: dict[str, Any] = {}
+    fields: dict[str, list[str]] = {}
     for key, value in pairs:
-        if key in result:
-            existing = result[key]
-            result[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
-        else:
-            result[key] = value
-    return result
+        fields.setdefault(key, []).append(value)
+    return fields
 
 
 class _NoDtdExpat:

@@ -38,11 +38,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from core import cors
-from core.bodies import check_size, is_json_type, is_xml_type, media_type, parse_form, parse_xml
+from core.bodies import check_size, is_json_type, is_xml_type, media_type, parse_form, parse_form_fields, parse_xml
 from core.errors import BadRequest, Forbidden, JunctionError, Unauthorized, UnsupportedMediaType
 from core.jsonvalue import dumps, parse_json
 from core.oproutes import BoundOperation, Match, RouteCache, RouteTable
-from core.params import extract_parameters, validate_body
+from core.params import extract_parameters, read_form, validate_body
 from core.settings import Settings
 from core.storage import Storage
 
@@ -353,9 +353,12 @@ def _parse_body(request: ApiRequest, operation: BoundOperation, settings: Settin
     check_size(raw, settings.max_body_bytes)
     spec = operation.operation.get("requestBody") or {}
     text = raw.decode("utf-8", errors="replace")
+    form_fields = spec.get("formFields") or ()
     if not raw:
         if spec.get("required"):
             raise BadRequest("the request body is required", "BodyRequired")
+        if any(field.get("required") for field in form_fields):
+            return "", read_form({}, form_fields)  # the 400 names the first required field
         return "", None
     mtype, params = media_type(request.header("content-type"))
     declared = spec.get("contentTypes") or []
@@ -373,7 +376,7 @@ def _parse_body(request: ApiRequest, operation: BoundOperation, settings: Settin
     if is_xml_type(mtype):
         return text, parse_xml(raw)
     if mtype == "application/x-www-form-urlencoded":
-        return text, parse_form(raw)
+        return text, read_form(parse_form_fields(raw), form_fields) if form_fields else parse_form(raw)
     return text, text
 
 

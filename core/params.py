@@ -323,6 +323,28 @@ def _read_query_object(
 # --------------------------------------------------------------------------------------------
 
 
+def read_form(fields: Mapping[str, Sequence[str]], declared: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A urlencoded body as an object, its declared fields cast like query parameters.
+
+    ``declared`` are the form's fields as ``core.apis`` stores them (Swagger 2 ``formData``
+    parameters, or the properties of an OpenAPI 3 form schema). Undeclared fields stay text (a
+    repeated one a list); absent declared ones are their default or null, required ones a 400.
+    """
+    out: dict[str, Any] = {name: values[0] if len(values) == 1 else list(values) for name, values in fields.items()}
+    for field in declared:
+        name = field["name"]
+        values = fields.get(name)
+        if not values:
+            if field.get("required"):
+                raise _bad(field, "is required")
+            out[name] = (field.get("schema") or {}).get("default")
+            continue
+        value = cast_value(values, field)
+        _check_schema(value, field)
+        out[name] = value
+    return out
+
+
 @functools.lru_cache(maxsize=256)
 def _validator(schema_text: str, dialect: str) -> Any:
     """A compiled validator per (schema, dialect): building one costs far more than using it."""

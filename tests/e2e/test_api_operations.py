@@ -123,6 +123,33 @@ def test_label_paths_and_deep_object_queries_over_http(gateway: Junction) -> Non
     assert gateway.run_count(scenario["id"]) == runs_before + 1  # refused calls start no run
 
 
+def test_swagger2_form_data_is_cast_over_http(gateway: Junction) -> None:
+    document = {
+        "swagger": "2.0",
+        "info": {"title": "forms", "version": "1"},
+        "paths": {"/forms/orders": {"post": {"operationId": "order", "consumes": ["application/x-www-form-urlencoded"], "parameters": [
+            {"name": "qty", "in": "formData", "required": True, "type": "integer"},
+            {"name": "tags", "in": "formData", "type": "array", "items": {"type": "string"}, "collectionFormat": "csv"},
+        ], "responses": {"200": {"description": "ok"}}}}},
+    }  # fmt: skip
+    scenario = gateway.create_scenario(process={"steps": [{"type": "return", "value": {"jmespath": "trigger.data.body"}}]})
+    with gateway.admin() as admin:
+        assert admin.put("/management/apis/forms", json=document).status_code in (200, 201)
+    assert _bind(gateway, "forms", "order", scenario["id"], authentication={"type": "none"}).status_code == 200
+    runs_before = gateway.run_count(scenario["id"])
+    with gateway.client() as client:
+        good = client.post("/forms/orders", data={"qty": "3", "tags": "a,b"})
+        not_a_number = client.post("/forms/orders", data={"qty": "three"})
+        empty = client.post("/forms/orders")
+    with gateway.admin() as admin:
+        assert admin.delete("/management/apis/forms").status_code == 204
+    assert good.status_code == 200, good.text
+    assert good.json() == {"qty": 3, "tags": ["a", "b"]}
+    assert "'qty'" in assert_json_error(not_a_number, 400)["message"]
+    assert "'qty'" in assert_json_error(empty, 400)["message"]
+    assert gateway.run_count(scenario["id"]) == runs_before + 1
+
+
 def test_a_string_parameter_beside_a_literal_is_refused_at_import(gateway: Junction) -> None:
     document = {
         "openapi": "3.0.3",

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from core import apis
+from core.bodies import parse_form_fields
 from core.errors import BadRequest
-from core.params import cast_value, extract_parameters, validate_body
+from core.params import cast_value, extract_parameters, read_form, validate_body
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 
@@ -239,3 +240,63 @@ def test_bad_object_parameters_name_the_parameter(query: dict[str, list[str]], p
     with pytest.raises(BadRequest) as caught:
         extract(styled("objects"), query, {}, path={"color": path})
     assert f"'{named}'" in caught.value.message
+
+
+FORM_SWAGGER2 = {
+    "swagger": "2.0",
+    "info": {"title": "forms", "version": "1"},
+    "paths": {"/orders": {"post": {"operationId": "order", "consumes": ["application/x-www-form-urlencoded"], "parameters": [
+        {"name": "qty", "in": "formData", "required": True, "type": "integer", "maximum": 100},
+        {"name": "express", "in": "formData", "type": "boolean", "default": False},
+        {"name": "tags", "in": "formData", "type": "array", "items": {"type": "string"}, "collectionFormat": "multi"},
+        {"name": "sizes", "in": "formData", "type": "array", "items": {"type": "number"}, "collectionFormat": "pipes"},
+        {"name": "note", "in": "formData", "type": "string"},
+    ], "responses": {"200": {"description": "ok"}}}}},
+}  # fmt: skip
+FORM_OAS3 = {
+    "openapi": "3.0.3",
+    "info": {"title": "forms", "version": "1"},
+    "paths": {"/orders": {"post": {"operationId": "order", "requestBody": {"content": {"application/x-www-form-urlencoded": {
+        "schema": {"type": "object", "required": ["qty"], "properties": {
+            "qty": {"type": "integer", "maximum": 100},
+            "express": {"type": "boolean", "default": False},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "sizes": {"type": "array", "items": {"type": "number"}},
+            "address": {"type": "object"},
+            "note": {"type": "string"},
+        }},
+        "encoding": {"sizes": {"style": "pipeDelimited", "explode": False}},
+    }}}, "responses": {"200": {"description": "ok"}}}}},
+}  # fmt: skip
+
+
+def form_fields(document: dict[str, Any]) -> list[dict[str, Any]]:
+    operation = apis.extract_operations(document, apis.validate_document(document))[0]
+    return operation["requestBody"]["formFields"]
+
+
+@pytest.mark.parametrize("document", [FORM_SWAGGER2, FORM_OAS3], ids=["swagger2", "openapi3"])
+def test_form_fields_are_cast_like_parameters(document: dict[str, Any]) -> None:
+    fields = form_fields(document)
+    body = parse_form_fields(b"qty=7&tags=a&tags=b&sizes=1.5|2&note=x%20y&extra=1&extra=2&address=k")
+    assert read_form(body, fields) == {
+        "qty": 7,
+        "express": False,  # the default
+        "tags": ["a", "b"],
+        "sizes": [1.5, 2.0],
+        "note": "x y",
+        "extra": ["1", "2"],  # undeclared: passed through as text
+        "address": "k",  # an object property has no agreed form encoding: text
+    }
+    assert read_form(parse_form_fields(b"qty=1&express=TRUE"), fields)["express"] is True
+
+
+@pytest.mark.parametrize("document", [FORM_SWAGGER2, FORM_OAS3], ids=["swagger2", "openapi3"])
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [(b"express=true", "is required"), (b"qty=x", "must be an integer"), (b"qty=101", "is not valid"), (b"qty=1&qty=2", "more than once"), (b"qty=", "is empty")],
+)
+def test_bad_form_fields_name_the_field(document: dict[str, Any], body: bytes, problem: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        read_form(parse_form_fields(body), form_fields(document))
+    assert caught.value.message.startswith("the form parameter 'qty'") and problem in caught.value.message
