@@ -207,8 +207,12 @@ def test_unknown_paths_are_404_and_other_methods_405(gateway: Junction, petstore
     with gateway.client() as client:
         assert_json_error(client.get("/api/nothing/here"), 404)
         wrong = client.put("/api/pet/getStatus")
+        runs_before = gateway.run_count(petstore["id"])
+        head = client.head("/api/pet/42")  # HEAD is not derived from GET: it would start a run
     assert_json_error(wrong, 405)
     assert "GET" in wrong.headers["Allow"]
+    assert head.status_code == 405 and "GET" in head.headers["Allow"]
+    assert gateway.run_count(petstore["id"]) == runs_before
 
 
 def test_accept_xml_and_status_and_header_mapping(gateway: Junction) -> None:
