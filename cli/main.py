@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from cli.http import ApiError, HttpClient
 
@@ -108,10 +108,27 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     if args.action == "create":
         _print(client.request("POST", "/management/scenarios", json_body=_read_json_file(args.file)))
     elif args.action == "list":
-        _print(client.request("GET", "/management/scenarios"))
+        _print({"value": _every_page(client, "/management/scenarios?top=1000")})
     else:
         _print(client.request("GET", f"/management/scenarios/{quote(args.id, safe='')}"))
     return 0
+
+
+def _every_page(client: HttpClient, path: str) -> list[Any]:
+    """Every item of a paged listing, following ``nextLink``.
+
+    Only the link's path and query are used, against the URL the CLI was given: a link naming
+    another host (a misconfigured ``JUNCTION_PUBLIC_BASE_URL``) must not receive the token.
+    """
+    items: list[Any] = []
+    next_path: str | None = path
+    while next_path:
+        page = client.request("GET", next_path)
+        items.extend(page.get("value") or [])
+        link = page.get("nextLink")
+        parts = urlsplit(link) if isinstance(link, str) and link else None
+        next_path = f"{parts.path}?{parts.query}" if parts and parts.query else None
+    return items
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

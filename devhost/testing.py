@@ -69,6 +69,7 @@ class DevhostProcess:
             log_path = name
         self.log_path = Path(log_path)
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     @property
     def base_url(self) -> str:
@@ -90,6 +91,14 @@ class DevhostProcess:
             command += ["--app", self.app]
         return command + self.args
 
+    def _log_since_start(self) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -100,6 +109,8 @@ class DevhostProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def start(self) -> DevhostProcess:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError(f"devhost is already running on {self.base_url} (pid {self.process.pid})")
         environment = dict(os.environ) if self.inherit_env else {}
         environment.update(self.extra_env)
         # devhost must be importable even when the root is another folder.
@@ -107,6 +118,7 @@ class DevhostProcess:
         environment["PYTHONPATH"] = os.pathsep.join(python_path)
         environment.setdefault("PYTHONUNBUFFERED", "1")
         with open(self.log_path, "ab") as log:
+            self._log_start = log.tell()  # a restart appends: only its own lines say it is ready
             self.process = subprocess.Popen(
                 self.command(),
                 cwd=str(self.root),
@@ -130,7 +142,7 @@ class DevhostProcess:
                 )
             # devhost prints a ready line once uvicorn accepts connections; no probe request is
             # sent, so no function (a catch-all, say) is invoked just to find out.
-            if f"{READY_LINE} http://127.0.0.1:{self.port}" in self.log_text() and is_listening(self.port):
+            if f"{READY_LINE} http://127.0.0.1:{self.port}" in self._log_since_start() and is_listening(self.port):
                 return
             if time.monotonic() > deadline:
                 self.stop()
@@ -157,6 +169,10 @@ class DevhostProcess:
         return None if self.process is None else self.process.poll()
 
     def __enter__(self) -> DevhostProcess:
+        # ``with DevhostProcess(...).start() as host`` must not start a second process: it would
+        # find the first one's ready line, fail to bind, and leave the first one running.
+        if self.process is not None and self.process.poll() is None:
+            return self
         return self.start()
 
     def __exit__(

@@ -13,10 +13,13 @@ import pytest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 from openapi_spec_validator import validate
 
+from cli.http import HttpClient
+from cli.main import _every_page
 from core import runs
 from core.ids import new_run_id
 from core.tokens import create_token
 from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually
+from tests.support.upstream import Upstream
 
 SCENARIO = {"name": "managed", "externalTriggers": {"enabled": True}, "process": {"steps": [{"type": "return", "value": 1}]}}
 
@@ -180,6 +183,19 @@ def _cli(junction: Junction, *args: str, token: str | None = None, stdin: str | 
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=60
     )
+
+
+def test_the_cli_lists_every_page(junction: Junction) -> None:
+    made = {junction.create_scenario(name=f"paged {i}")["id"] for i in range(3)}
+    client = HttpClient(junction.url, junction.admin_token)
+    listed = [scenario["id"] for scenario in _every_page(client, "/management/scenarios?top=2")]
+    assert made <= set(listed) and len(listed) == len(set(listed)) and len(listed) > 2
+
+
+def test_the_cli_follows_next_links_on_the_host_it_was_given_only(upstream: Upstream) -> None:
+    client = HttpClient(upstream.url, "jct_not_for_other_hosts")
+    assert _every_page(client, "/paged?page=1") == [1, 2, 3]
+    assert upstream.hits["/paged"] == 2  # the link's host (169.254.169.254) was never called
 
 
 def test_cli_bootstraps_a_token_and_drives_a_scenario(junction: Junction, tmp_path: Path) -> None:

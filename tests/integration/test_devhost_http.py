@@ -189,6 +189,23 @@ def test_trusted_front_end_keeps_forwarded_headers(azurite: Azurite, tmp_path: P
     assert "devhost stopping" in process.log_text()
 
 
+def test_entering_a_started_devhost_does_not_start_another(azurite: Azurite, tmp_path: Path) -> None:
+    root = sample_copy(tmp_path, {})
+    log = tmp_path / "devhost.log"
+    env = {"AzureWebJobsStorage": azurite.connection_string}
+    first = DevhostProcess(root, env=env, args=["--no-queues"], log_path=log).start()
+    original = first.process
+    with first as entered:
+        assert entered.process is original
+        with pytest.raises(RuntimeError, match="already running"):
+            first.start()
+    assert first.returncode == 0
+    assert log.read_text().count("devhost ready at") == 1
+    with DevhostProcess(root, first.port, env=env, args=["--no-queues"], log_path=log) as again:  # same log
+        assert get(again, "/api/items/7").status_code == 200  # it waited for its own ready line
+    assert log.read_text().count("devhost ready at") == 2
+
+
 def test_a_broken_app_is_reported_with_its_log(tmp_path: Path) -> None:
     (tmp_path / "function_app.py").write_text("raise RuntimeError('this app is broken')\n")
     with pytest.raises(DevhostStartError, match="this app is broken"):

@@ -52,6 +52,10 @@ class Upstream:
                     return self._send(404, {"error": "nope"})
                 if path == "/echo-auth":
                     return self._send(200, {"auth": self.headers.get("Authorization")})
+                if path == "/paged":  # a listing whose link names another host
+                    if "page=2" in self.path:
+                        return self._send(200, {"value": [3], "nextLink": None})
+                    return self._send(200, {"value": [1, 2], "nextLink": "http://169.254.169.254/paged?page=2"})
                 if path == "/xml":
                     return self._send_raw(200, b"<order><id>5</id></order>", "application/xml")
                 return self._send(200, {"path": path, "count": count, "orders": [{"id": 1}, {"id": 2}]})
