@@ -92,6 +92,8 @@ def serve_junction(
     token = create_token(storage, name=f"{prefix} admin", scopes=["admin"]).token
     with DevhostProcess(ROOT, free_port(), env=env, args=list(args), log_path=log_dir / "devhost.log") as server:
         yield Junction(server.base_url, settings, storage, token, env)
+    # SIGTERM is how the platform stops a host: it must drain and exit cleanly, not be killed.
+    assert server.returncode == 0, f"devhost exited with {server.returncode}:\n{server.log_tail()}"
 
 
 @pytest.fixture(scope="session")
