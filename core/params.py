@@ -127,8 +127,9 @@ def _object_pairs(value: str, param: Mapping[str, Any]) -> list[tuple[str, str]]
     """The (property, value) pairs of an object parameter serialised in one string.
 
     OpenAPI 3 writes ``{"R": 100, "G": 200}`` as ``R,100,G,200`` (simple, form), ``R=100,G=200``
-    (simple, explode), ``.R,100,G,200`` / ``.R=100.G=200`` (label) and ``;color=R,100,G,200`` /
-    ``;R=100;G=200`` (matrix).
+    (simple, explode), ``.R,100,G,200`` / ``.R=100.G=200`` (label), ``;color=R,100,G,200`` /
+    ``;R=100;G=200`` (matrix) and ``R%20100%20G%20200`` / ``R|100|G|200`` (spaceDelimited,
+    pipeDelimited).
     """
     style, explode, name = param.get("style"), bool(param.get("explode")), param["name"]
     if style == "label":
@@ -153,7 +154,7 @@ def _object_pairs(value: str, param: Mapping[str, Any]) -> list[tuple[str, str]]
         if any(not equals for _, equals, _ in pairs):
             raise _bad(param, "must be a list of property=value pairs")
         return [(key, item) for key, _, item in pairs]
-    tokens = value.split(",")
+    tokens = value.split({"spaceDelimited": " ", "pipeDelimited": "|"}.get(str(style), ","))
     if len(tokens) % 2:
         raise _bad(param, "must be a list of property,value pairs")
     return list(zip(tokens[::2], tokens[1::2], strict=True))

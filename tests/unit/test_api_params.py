@@ -219,6 +219,12 @@ def test_object_parameters_in_every_openapi3_style() -> None:
     assert matrix["path"]["color"] == {"R": 1, "G": 2}
 
 
+@pytest.mark.parametrize(("style", "raw"), [("spaceDelimited", "R 1 G 2"), ("pipeDelimited", "R|1|G|2"), ("form", "R,1,G,2")])
+def test_delimited_query_objects(style: str, raw: str) -> None:
+    param = {"name": "color", "in": "query", "style": style, "explode": False, "schema": COLOR}
+    assert cast_value([raw], param) == {"R": 1, "G": 2}
+
+
 def test_absent_object_parameters_are_null() -> None:
     out = extract(styled("objects"), path={"color": "R,1"}, headers={})
     assert out["query"]["filter"] is None and out["query"]["spread"] is None and out["query"]["packed"] is None
