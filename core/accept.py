@@ -37,6 +37,7 @@ class AcceptRequest:
     content_type: str | None
     authorization: str | None
     idempotency_key: str | None = None
+    content_encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> Acce
     check_size(request.body, settings.max_body_bytes)
     scenario, principal = _authorised_scenario(storage, request.scenario_id, request.authorization)
     has_body = request.method.upper() == "POST" and len(request.body) > 0
-    body = parse_body(request.body, request.content_type, settings.max_body_bytes) if has_body else None
+    body = parse_body(request.body, request.content_type, settings.max_body_bytes, request.content_encoding) if has_body else None
 
     run_id = new_run_id()
     if idempotency_key is not None:

@@ -45,9 +45,28 @@ def check_size(body: bytes, limit: int) -> None:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {limit}", "BodyTooLarge")
 
 
-def parse_body(body: bytes, content_type: str | None, limit: int) -> Any:
+def check_content_encoding(content_encoding: str | None) -> None:
+    """Refuse a compressed body (RFC 7694: 415 with ``Accept-Encoding: identity``).
+
+    Neither the Functions host nor Junction decompresses request bodies. Reading gzip bytes as
+    JSON would be a confusing 400, and reading a body labelled gzip as plain text would store
+    something other than what the caller meant; decompressing here would also let a small body
+    expand past ``JUNCTION_MAX_BODY_BYTES``.
+    """
+    codings = [item.strip().lower() for item in (content_encoding or "").split(",") if item.strip()]
+    if any(coding != "identity" for coding in codings):
+        error = UnsupportedMediaType(
+            f"Content-Encoding {content_encoding!r} is not supported; send the body uncompressed",
+            "UnsupportedContentEncoding",
+        )
+        error.headers["Accept-Encoding"] = "identity"
+        raise error
+
+
+def parse_body(body: bytes, content_type: str | None, limit: int, content_encoding: str | None = None) -> Any:
     """The parsed body of an Accept POST, as the run will see it in ``data[0].Body``."""
     check_size(body, limit)
+    check_content_encoding(content_encoding)
     mtype, params = media_type(content_type)
     charset = params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
@@ -124,6 +143,8 @@ def parse_xml(body: bytes) -> Any:
         value = xmltodict.parse(body, expat=_NoDtdExpat(), disable_entities=True)
     except ValueError as exc:
         raise BadRequest(str(exc), "InvalidXml") from None
+    except LookupError as exc:  # an encoding declaration naming a codec Python does not have
+        raise BadRequest(f"the XML declares an encoding that cannot be read: {exc}; send UTF-8", "InvalidXml") from None
     except ExpatError as exc:
         raise BadRequest(f"the body is not well-formed XML: {exc}", "InvalidXml") from None
     stack = [(value, 1)]

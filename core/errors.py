@@ -17,6 +17,9 @@ class JunctionError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
+        # Headers the response must carry besides those its status implies (CORS, a challenge,
+        # ``Accept-Encoding`` on a 415 for a compressed body).
+        self.headers: dict[str, str] = {}
 
 
 class BadRequest(JunctionError):

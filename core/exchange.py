@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
+
+from core.errors import BadRequest
 
 
 @dataclass(frozen=True)
@@ -32,3 +35,18 @@ class ManagementRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+def refuse_repeated_parameters(query_string: str) -> None:
+    """400 when a query parameter is sent more than once.
+
+    The Functions host (and devhost) hand a repeated parameter over as its values joined with
+    ``","``, so ``keyJson=[1&keyJson=2]`` would arrive as the valid key ``[1,2]``: a value the
+    caller never sent. No management or external-trigger parameter is a list, so a repeat is
+    refused rather than guessed at. (API operations read every value: see ``core.params``.)
+    """
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query_string, keep_blank_values=True, errors="replace"):
+        if name in seen:
+            raise BadRequest(f"the query parameter {name!r} is sent more than once; send it once", "RepeatedQueryParameter")
+        seen.add(name)

@@ -38,7 +38,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from core import cors
-from core.bodies import check_size, is_json_type, is_xml_type, media_type, parse_form, parse_form_fields, parse_xml
+from core.bodies import (
+    check_content_encoding,
+    check_size,
+    is_json_type,
+    is_xml_type,
+    media_type,
+    parse_form,
+    parse_form_fields,
+    parse_xml,
+)
 from core.errors import BadRequest, Forbidden, JunctionError, Unauthorized, UnsupportedMediaType
 from core.jsonvalue import dumps, parse_json
 from core.oproutes import BoundOperation, Match, RouteCache, RouteTable
@@ -132,8 +141,8 @@ def error_headers(error: BaseException) -> dict[str, str]:
 
 def _attach(error: JunctionError, headers: Mapping[str, str]) -> JunctionError:
     merged = dict(headers)
-    merged.update(getattr(error, "headers", None) or {})
-    error.headers = merged  # type: ignore[attr-defined]
+    merged.update(error.headers)
+    error.headers = merged
     return error
 
 
@@ -360,6 +369,7 @@ def _parse_body(request: ApiRequest, operation: BoundOperation, settings: Settin
         if any(field.get("required") for field in form_fields):
             return "", read_form({}, form_fields)  # the 400 names the first required field
         return "", None
+    check_content_encoding(request.header("content-encoding"))
     mtype, params = media_type(request.header("content-type"))
     declared = spec.get("contentTypes") or []
     if mtype and declared and not _type_allowed(mtype, declared):

@@ -1,13 +1,14 @@
 """Strict JSON for bytes from outside, and the canonical form used for cache keys.
 
 Python's json module accepts things an attacker can use: NaN/Infinity (not JSON), duplicate
-keys (two parsers may disagree on which wins), and nesting deep enough to exhaust the stack
-later on. Every JSON value Junction accepts from a caller goes through ``parse_json``.
+keys (two parsers may disagree on which wins), numbers too big for a float (they become
+infinity), and nesting deep enough to exhaust the stack later on. Every JSON value Junction accepts from a caller goes through ``parse_json``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from core.errors import BadRequest
@@ -28,7 +29,15 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    # ``1e999`` parses to inf, which no JSON writer (the queue message, the run record) accepts.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:32]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _depth_ok(value: Any, limit: int) -> bool:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from core import runs, scenarios, tokens
 from core.auth import require_admin
-from core.bodies import check_size, is_json_type, media_type
+from core.bodies import check_content_encoding, check_size, is_json_type, media_type
 from core.cache import ScenarioCache, parse_key
 from core.errors import NotFound, UnsupportedMediaType
 from core.exchange import ManagementRequest, Reply
@@ -28,6 +28,7 @@ MAX_MANAGEMENT_BODY = 4 * 1024 * 1024
 
 def _json_body(request: ManagementRequest, *, merge_patch: bool = False) -> Any:
     check_size(request.body, MAX_MANAGEMENT_BODY)
+    check_content_encoding(request.header("content-encoding"))
     mtype, _ = media_type(request.header("content-type"))
     if not (is_json_type(mtype) or (merge_patch and mtype == "application/merge-patch+json")):
         raise UnsupportedMediaType("send the body as application/json", "UnsupportedContentType")
@@ -160,6 +161,7 @@ def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) 
     require_admin(storage, request.header("authorization"))
     name = request.route.get("apiName") or ""
     if request.method == "PUT":
+        check_content_encoding(request.header("content-encoding"))
         view, etag, created = apis.import_api(
             storage, name, request.body, request.header("content-type"), if_match=request.header("if-match")
         )

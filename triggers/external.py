@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import azure.functions as func
 
 from core.accept import AcceptRequest, accept, get_cache_data
+from core.exchange import refuse_repeated_parameters
 from core.settings import get_settings
 from core.storage import get_storage
 from triggers.http import handles_errors, json_response, lower_headers
@@ -27,6 +30,7 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
             content_type=headers.get("content-type"),
             authorization=headers.get("authorization"),
             idempotency_key=headers.get("idempotency-key"),
+            content_encoding=headers.get("content-encoding"),
         ),
     )
     response_headers = {"X-Run-Id": result.run_id, "Cache-Control": "no-store"}
@@ -39,6 +43,7 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="ExternalData/GetCacheData/{scenarioId}", methods=["GET"])
 @handles_errors
 def get_cache_data_trigger(req: func.HttpRequest) -> func.HttpResponse:
+    refuse_repeated_parameters(urlsplit(req.url).query)
     headers = lower_headers(req)
     value = get_cache_data(
         get_storage(),

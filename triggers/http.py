@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from core import errors
-from core.exchange import ManagementRequest, Reply
+from core.exchange import ManagementRequest, Reply, refuse_repeated_parameters
 from core.jsonvalue import dumps
 from core.settings import get_settings
 from core.storage import as_domain_error
@@ -60,8 +60,8 @@ def error_response(error: errors.JunctionError) -> func.HttpResponse:
         headers["WWW-Authenticate"] = _challenge(error)
     elif isinstance(error, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allow)
-    # Headers the error carries (API operations: CORS, and a Basic or scoped Bearer challenge).
-    headers.update(getattr(error, "headers", None) or {})
+    # Headers the error carries (API operations: CORS, a Basic or scoped Bearer challenge).
+    headers.update(error.headers)
     body = {"error": {"code": error.code, "message": error.message}}
     return func.HttpResponse(dumps(body), status_code=status, headers=headers, mimetype=JSON, charset="utf-8")
 
@@ -101,6 +101,7 @@ def lower_headers(req: func.HttpRequest) -> dict[str, str]:
 
 
 def management_request(req: func.HttpRequest) -> ManagementRequest:
+    refuse_repeated_parameters(urlsplit(req.url).query)
     return ManagementRequest(
         method=req.method.upper(),
         base_url=base_url(req),

@@ -97,12 +97,21 @@ def test_very_long_headers_and_urls_are_refused_cleanly(junction: Junction, scen
 
 
 def test_duplicate_query_parameters_do_not_pick_a_winner(junction: Junction, trigger_token: str) -> None:
+    """The host joins a repeated parameter's values with ",": ``keyJson=[1&keyJson=2]`` would
+    become the key ``[1,2]``. Every such request is refused and writes nothing."""
     scenario = junction.create_scenario(externalTriggers={"enabled": True, "allowAnonymous": True})
+    sid = scenario["id"]
     with junction.admin() as admin:
-        admin.put(f"/management/scenarios/{scenario['id']}/cache", params={"keyJson": '"a"'}, json="secret-a")
+        admin.put(f"/management/scenarios/{sid}/cache", params={"keyJson": '"a"'}, json="secret-a")
+        write = admin.put(f"/management/scenarios/{sid}/cache?keyJson=%5B1&keyJson=2%5D", json="forged")
+        listing = admin.get("/management/scenarios?$top=1&$top=2")
+        joined = admin.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": "[1,2]"})
     with junction.client() as client:
-        response = client.get(f"/ExternalData/GetCacheData/{scenario['id']}?keyJson=%22a%22&keyJson=%22b%22")
-    assert_json_error(response, 400, "InvalidKey")
+        read = client.get(f"/ExternalData/GetCacheData/{sid}?keyJson=%22a%22&keyJson=%22b%22")
+        renamed = client.get(f"/ExternalData/GetCacheData/{sid}?keyJson=%22a%22&key%4Ason=%22b%22")
+    for response in (write, listing, read, renamed):
+        assert_json_error(response, 400, "RepeatedQueryParameter")
+    assert joined.status_code == 404  # the forged write stored nothing
 
 
 def test_unicode_normalisation_in_user_names_is_one_user(junction: Junction) -> None:
@@ -138,7 +147,7 @@ def test_big_numbers_round_trip_exactly(junction: Junction, scenario: dict[str, 
         assert cached.text == json.dumps({"n": number}, separators=(",", ":"))
 
 
-@pytest.mark.parametrize("body", [b'{"n": NaN}', b'{"n": Infinity}', b'{"n": -Infinity}', b'{"n": 1, "n": 2}', b'{"a": {"b": 1, "b": 1}}'])
+@pytest.mark.parametrize("body", [b'{"n": NaN}', b'{"n": Infinity}', b'{"n": -Infinity}', b'{"n": 1e999}', b'{"n": 1, "n": 2}', b'{"a": {"b": 1, "b": 1}}'])
 def test_non_json_numbers_and_duplicate_keys_are_400_and_store_nothing(junction: Junction, scenario: dict[str, Any], body: bytes) -> None:
     with junction.admin() as admin:
         accept = admin.post(f"/ExternalData/Accept/{scenario['id']}", content=body, headers={"Content-Type": "application/json"})
@@ -150,6 +159,31 @@ def test_non_json_numbers_and_duplicate_keys_are_400_and_store_nothing(junction:
     assert junction.run_count(scenario["id"]) == 0
     with junction.admin() as admin:
         assert admin.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": '"k"'}).status_code == 404
+
+
+def test_xml_declaring_an_unknown_encoding_is_400_and_stores_nothing(junction: Junction, scenario: dict[str, Any]) -> None:
+    with junction.admin() as admin:
+        response = admin.post(f"/ExternalData/Accept/{scenario['id']}", content=b'<?xml version="1.0" encoding="ebcdic"?><a/>', headers={"Content-Type": "application/xml"})
+    assert_json_error(response, 400, "InvalidXml")
+    assert junction.run_count(scenario["id"]) == 0
+
+
+def test_compressed_bodies_are_415_and_store_nothing(junction: Junction, scenario: dict[str, Any]) -> None:
+    """A body labelled gzip is neither decompressed (a bomb could pass the size limit) nor read as
+    if it were plain (it would store something the caller did not mean)."""
+    import gzip
+
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with junction.admin() as admin:
+        accept = admin.post(f"/ExternalData/Accept/{scenario['id']}", content=gzip.compress(b'{"a": 1}'), headers=headers)
+        mislabelled = admin.post(f"/ExternalData/Accept/{scenario['id']}", content=b'{"a": 1}', headers=headers)
+        cache = admin.put(f"/management/scenarios/{scenario['id']}/cache", params={"keyJson": '"k"'}, content=b'"v"', headers=headers)
+        cached = admin.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": '"k"'})
+    for response in (accept, mislabelled, cache):
+        assert_json_error(response, 415, "UnsupportedContentEncoding")
+        assert response.headers["Accept-Encoding"] == "identity"
+    assert cached.status_code == 404
+    assert junction.run_count(scenario["id"]) == 0
 
 
 def test_oversized_and_malformed_management_requests(junction: Junction) -> None:

@@ -251,5 +251,8 @@ def test_bodies(storage: Storage, settings: Settings, api: dict[str, Any]) -> No
         call(storage, settings, "POST", "/api/pet", headers={"Content-Type": "application/json"})
     with pytest.raises(UnsupportedMediaType):
         call(storage, settings, "POST", "/api/pet", headers={"Content-Type": "text/csv"}, body=b"a,b")
+    with pytest.raises(UnsupportedMediaType) as compressed:
+        call(storage, settings, "POST", "/api/pet", headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}, body=json.dumps(pet).encode())
+    assert compressed.value.code == "UnsupportedContentEncoding" and compressed.value.headers["Accept-Encoding"] == "identity"
     with pytest.raises(BadRequest):
         call(storage, settings, "POST", "/api/pet", headers={"Content-Type": "application/json"}, body=b"{bad")

@@ -42,6 +42,8 @@ def test_form_body_becomes_an_object() -> None:
         b'{"a": 1} trailing',
         b'{"a": NaN}',
         b'{"a": Infinity}',
+        b'{"a": 1e999}',
+        b'{"a": [-1.8e308]}',
         b'{"a": 1, "a": 2}',
         b"\xff\xfe{}",
     ],
@@ -94,6 +96,18 @@ def test_malformed_xml_is_400() -> None:
         parse_body(b"<a><b></a>", "application/xml", LIMIT)
 
 
+@pytest.mark.parametrize("declaration", ['encoding="ebcdic"', 'encoding="no-such-codec"', 'encoding="utf-32"'])
+def test_xml_declaring_an_unreadable_encoding_is_400(declaration: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        parse_body(f'<?xml version="1.0" {declaration}?><a>1</a>'.encode(), "application/xml", LIMIT)
+    assert info.value.code == "InvalidXml"
+
+
+def test_xml_declaring_latin1_is_read_as_declared() -> None:
+    body = '<?xml version="1.0" encoding="ISO-8859-1"?><a>é</a>'.encode("latin-1")
+    assert parse_body(body, "application/xml", LIMIT) == {"a": "é"}
+
+
 def test_deep_xml_is_400() -> None:
     with pytest.raises(BadRequest, match="nested too deeply"):
         parse_body(b"<a>" * 200 + b"x" + b"</a>" * 200, "application/xml", LIMIT)
@@ -115,6 +129,19 @@ def test_body_over_the_limit_is_413_before_parsing() -> None:
 def test_other_content_types_are_415(content_type: str | None) -> None:
     with pytest.raises(UnsupportedMediaType):
         parse_body(b'{"a": 1}', content_type, LIMIT)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "identity, gzip", "x-custom"])
+def test_a_compressed_body_is_415_naming_identity(coding: str) -> None:
+    with pytest.raises(UnsupportedMediaType) as info:
+        parse_body(b'{"a": 1}', "application/json", LIMIT, coding)
+    assert info.value.code == "UnsupportedContentEncoding"
+    assert info.value.headers == {"Accept-Encoding": "identity"}
+
+
+@pytest.mark.parametrize("coding", [None, "", "identity", " Identity "])
+def test_identity_content_encoding_is_the_plain_body(coding: str | None) -> None:
+    assert parse_body(b'{"a": 1}', "application/json", LIMIT, coding) == {"a": 1}
 
 
 def test_non_utf8_charset_is_415() -> None:
