@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 from core import clock
 from core.ids import run_id_floor
+from core.runs import PACKED_VALUES
+from core.starter import input_blob_name
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -20,13 +22,19 @@ def remove_old_runs(storage: Storage, days: int, now: datetime | None = None) ->
     cutoff = (now or clock.now()) - timedelta(days=days)
     table = storage.table("runs")
     removed = 0
+    blob_columns = [f"{prop}Blob" for prop in PACKED_VALUES.values()]
     old = table.query_entities(
-        "RowKey gt @cutoff", parameters={"cutoff": run_id_floor(cutoff.timestamp())}, select=["PartitionKey", "RowKey", "OutputBlob"]
+        "RowKey gt @cutoff",
+        parameters={"cutoff": run_id_floor(cutoff.timestamp())},
+        select=["PartitionKey", "RowKey", *blob_columns],
     )
     for entity in old:
         table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-        if entity.get("OutputBlob"):
-            storage.delete_blob(entity["OutputBlob"])
+        # Every large value the run kept, and the input of a run that never finished (a poison
+        # message leaves its input blob behind; a finished run's worker already deleted it).
+        for blob_name in [entity.get(column) for column in blob_columns] + [input_blob_name(entity["PartitionKey"], entity["RowKey"])]:
+            if blob_name:
+                storage.delete_blob(blob_name)
         removed += 1
     claims = storage.table("schedules")
     for entity in claims.query_entities("RowKey lt @cutoff", parameters={"cutoff": clock.iso(cutoff)}, select=["PartitionKey", "RowKey"]):

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINAL = frozenset({SUCCEEDED, FAILED})
+# The run values that may be large, each packed (``Storage.pack``) under this property name.
+PACKED_VALUES = {"output": "Output", "steps": "Steps", "intermediate": "Intermediate", "error": "Error"}
 
 
 def new_run_entity(scenario_id: str, run_id: str, trigger: dict[str, Any]) -> dict[str, Any]:
@@ -60,18 +62,14 @@ def update_run(storage: Storage, entity: Any, **changes: Any) -> None:
     """Merge ``changes`` into the run (``output`` is packed; ``error`` truncated)."""
     props: dict[str, Any] = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
     for name, value in changes.items():
-        if name == "output":
-            data = dumps(value).encode("utf-8")
-            props.update(storage.pack("Output", data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/output"))
-        elif name in ("steps", "intermediate"):
-            data = dumps(value).encode("utf-8")
-            label = name.capitalize()
-            props.update(storage.pack(label, data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/{name}"))
-        elif name == "error":  # kept whole, however long: packed like the output
-            data = b"" if value is None else str(value).encode("utf-8")
-            props.update(storage.pack("Error", data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/error"))
-        else:
+        if name not in PACKED_VALUES:
             props[name] = value
+            continue
+        if name == "error":  # kept whole, however long
+            data = b"" if value is None else str(value).encode("utf-8")
+        else:
+            data = dumps(value).encode("utf-8")
+        props.update(storage.pack(PACKED_VALUES[name], data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/{name}"))
     storage.table("runs").update_entity(props, mode="merge")
 
 

@@ -34,6 +34,8 @@ DEVELOPMENT_CONNECTION_STRING = (
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ALLOWED_HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?$")
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,19 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``host``, ``host:port`` or ``*.domain``: a URL or a bare ``*`` would silently match nothing
+    (or, worse, be read as "everything"), so the start-up stops instead."""
+    hosts = tuple(h.lower() for h in _csv(env, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"))
+    for host in hosts:
+        match = _ALLOWED_HOST.match(host)
+        if match is None or not 1 <= int(match["port"] or 443) <= 65535:
+            raise ConfigurationError(
+                f"JUNCTION_OUTBOUND_ALLOWED_HOSTS entries are host, host:port or *.domain, got {host!r}"
+            )
+    return hosts
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     prefix = _get(env, "JUNCTION_TABLE_PREFIX") or "junction"
     if not _PREFIX.match(prefix):
@@ -183,7 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     audiences = _csv(env, "JUNCTION_AAD_AUDIENCE")
     if tenant and not audiences:
         raise ConfigurationError("JUNCTION_AAD_AUDIENCE is required when JUNCTION_AAD_TENANT_ID is set")
-    hosts = tuple(h.lower() for h in _csv(env, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"))
+    hosts = _allowed_hosts(env)
     public = _get(env, "JUNCTION_PUBLIC_BASE_URL")
     if public is not None and urlsplit(public).scheme not in ("http", "https"):
         raise ConfigurationError("JUNCTION_PUBLIC_BASE_URL must be an http(s) URL")

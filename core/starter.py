@@ -33,11 +33,15 @@ def message_trigger(trigger: Mapping[str, Any], principal: Principal | None) -> 
     return {**trigger, "data": data, "claims": claims}
 
 
-def enqueue(storage: Storage, message: dict[str, Any], blob_key: str, large: Any = None) -> None:
+def input_blob_name(scenario_id: str, run_id: str) -> str:
+    return f"inputs/{scenario_id}/{run_id}.json"
+
+
+def enqueue(storage: Storage, message: dict[str, Any]) -> None:
     """Send a run message; ``message["input"]`` moves to a blob when the message would be too big."""
     text = dumps(message)
     if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
-        blob_name = f"inputs/{blob_key}.json"
+        blob_name = input_blob_name(message["scenarioId"], message["runId"])
         storage.container().upload_blob(blob_name, dumps(message).encode("utf-8"), overwrite=True)
         text = dumps({"v": MESSAGE_VERSION, "scenarioId": message["scenarioId"], "runId": message["runId"], "messageBlob": blob_name})
     storage.queue().send_message(text)
@@ -70,7 +74,7 @@ def start_run(
         "input": body,
     }
     try:
-        enqueue(storage, message, f"{scenario_id}/{run_id}")
+        enqueue(storage, message)
     except Exception:
         runs.discard_run(storage, scenario_id, run_id)
         raise

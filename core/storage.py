@@ -184,11 +184,15 @@ class Storage:
         return props
 
     def unpack(self, name: str, entity: Mapping[str, Any]) -> bytes | None:
-        """The bytes stored by ``pack``, or None when the entity has no such value."""
+        """The bytes stored by ``pack``, or None when the entity has no such value.
+
+        A merge cannot remove a property, so a value first kept in a blob and later written inline
+        leaves its ``Blob`` property behind; ``Parts`` says which write was last (0: the blob).
+        """
         blob_name = entity.get(f"{name}Blob")
-        if blob_name:
-            return bytes(self.container().download_blob(blob_name).readall())
         count = entity.get(f"{name}Parts")
+        if blob_name and not count:
+            return bytes(self.container().download_blob(blob_name).readall())
         if count is None:
             return None
         return b"".join(_as_bytes(entity.get(f"{name}{i}")) for i in range(int(count)))

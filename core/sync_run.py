@@ -76,7 +76,7 @@ def run_now(
             "input": body,
             "resume": {"position": outcome.position, "steps": outcome.steps, "result": context.result},
         }
-        enqueue(storage, continuation, f"{scenario.id}/{run_id}")
+        enqueue(storage, continuation)
         logger.info("run %s answered early; the rest continues from the queue", run_id)
         return SyncOutcome(run_id, runs.RUNNING, result=outcome.result)
     runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, steps=outcome.records)

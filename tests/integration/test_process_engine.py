@@ -20,7 +20,8 @@ from core.ids import new_run_id
 from core.retention import remove_old_runs
 from core.schedules import due_times, start_due_runs
 from core.settings import Settings
-from core.storage import Storage
+from core.starter import input_blob_name
+from core.storage import INLINE_LIMIT, Storage
 from core.sync_run import run_now
 from core.worker import execute_run
 from tests.support.upstream import Upstream
@@ -214,6 +215,39 @@ def test_retention_removes_only_old_runs(storage: Storage, settings: Settings) -
     assert remove_old_runs(storage, 30) == 2
     remaining = [r["id"] for r in runs.list_runs(storage, sid, top=10, skiptoken=None, link=str)["value"]]
     assert remaining == sorted(recent)
+
+
+def _large_run(storage: Storage, sid: str, run_id: str) -> list[str]:
+    """A run whose every packable value, and its queued input, went to Blob Storage."""
+    runs.insert_run(storage, sid, run_id, {"type": "test"})
+    entity = runs.read_run_entity(storage, sid, run_id)
+    big = "x" * (INLINE_LIMIT + 1)
+    runs.update_run(storage, entity, output=big, steps=[{"id": big}], intermediate=big, error=big)
+    storage.container().upload_blob(input_blob_name(sid, run_id), b"{}", overwrite=True)
+    return sorted(b.name for b in storage.container().list_blobs() if run_id in b.name)
+
+
+def test_retention_removes_every_blob_of_an_old_run(storage: Storage, settings: Settings) -> None:
+    sid = _scenario(storage, settings, [])
+    now = time.time()
+    old, recent = new_run_id(now - 31 * 86400), new_run_id(now - 29 * 86400)
+    old_blobs, recent_blobs = _large_run(storage, sid, old), _large_run(storage, sid, recent)
+    assert len(old_blobs) == len(recent_blobs) == 1 + len(runs.PACKED_VALUES)
+    assert remove_old_runs(storage, 30) == 1
+    left = {b.name for b in storage.container().list_blobs()}
+    assert not left & set(old_blobs)
+    assert set(recent_blobs) <= left
+    assert runs.get_run(storage, sid, recent)["output"] == "x" * (INLINE_LIMIT + 1)
+
+
+def test_a_value_written_inline_after_a_blob_reads_as_the_latest(storage: Storage, settings: Settings) -> None:
+    """A merge leaves the old ``ErrorBlob`` property behind; the latest write must still win."""
+    sid = _scenario(storage, settings, [])
+    run_id = new_run_id()
+    runs.insert_run(storage, sid, run_id, {"type": "test"})
+    runs.update_run(storage, runs.read_run_entity(storage, sid, run_id), error="first attempt: " + "e" * INLINE_LIMIT)
+    runs.update_run(storage, runs.read_run_entity(storage, sid, run_id), error="second attempt", Status=runs.FAILED)
+    assert runs.get_run(storage, sid, run_id)["error"] == "second attempt"
 
 
 def test_large_errors_are_kept_whole(storage: Storage, settings: Settings) -> None:

@@ -16,6 +16,13 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == 10 * 1024 * 1024
     assert not settings.aad_enabled
     assert settings.aad_authority_host == "https://login.microsoftonline.com"
+    assert settings.run_retention_days == 30
+    assert settings.outbound_allowed_hosts == ()
+
+
+def test_allowed_hosts_in_every_accepted_form() -> None:
+    settings = load_settings({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": " API.example.com , erp.example.net:8443,*.svc.example.org,127.0.0.1:9000"})
+    assert settings.outbound_allowed_hosts == ("api.example.com", "erp.example.net:8443", "*.svc.example.org", "127.0.0.1:9000")
 
 
 def test_identity_based_storage() -> None:
@@ -50,6 +57,12 @@ def test_frozen() -> None:
         ({**BASE, "JUNCTION_AAD_AUTHORITY_HOST": "http://login.example"}, "JUNCTION_AAD_AUTHORITY_HOST"),
         ({**BASE, "JUNCTION_AAD_GROUP_ID": "admins"}, "JUNCTION_AAD_GROUP_ID"),
         ({**BASE, "JUNCTION_TABLE_PREFIX": "bad-prefix"}, "JUNCTION_TABLE_PREFIX"),
+        ({**BASE, "JUNCTION_RUN_RETENTION_DAYS": "0"}, "JUNCTION_RUN_RETENTION_DAYS"),
+        ({**BASE, "JUNCTION_RUN_RETENTION_DAYS": "30d"}, "JUNCTION_RUN_RETENTION_DAYS"),
+        ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com,https://erp.example.net"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "*"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com:99999"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com/path"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
