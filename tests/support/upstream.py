@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,6 +16,7 @@ class Upstream:
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
         self.bodies: dict[str, list[bytes]] = {}
+        self.request_headers: dict[str, list[dict[str, str]]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -38,10 +40,19 @@ class Upstream:
                 count = upstream.hits[path] = upstream.hits.get(path, 0) + 1
                 length = int(self.headers.get("Content-Length") or 0)
                 upstream.bodies.setdefault(path, []).append(self.rfile.read(length) if length else b"")
+                upstream.request_headers.setdefault(path, []).append({k.lower(): v for k, v in self.headers.items()})
                 if path == "/flaky" and count <= 2:
                     return self._send(503, {"error": "busy"}, {"Retry-After": "0"})
                 if path == "/throttled" and count == 1:
                     return self._send(429, {}, {"Retry-After": "1"})
+                if path == "/busy":  # always failing, without Retry-After: the backoff applies
+                    return self._send(503, {"error": "busy"})
+                if path == "/throttled-long" and count == 1:
+                    return self._send(429, {}, {"Retry-After": "3600"})
+                if path == "/throttled-date" and count == 1:
+                    return self._send(429, {}, {"Retry-After": formatdate(time.time() + 5, usegmt=True)})
+                if path == "/headers":
+                    return self._send(200, {}, {"X-Total": "42", "ETag": '"v7"'})
                 if path == "/slow":
                     time.sleep(3)
                 if path == "/redirect-out":
