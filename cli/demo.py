@@ -1,8 +1,10 @@
 """``make run``: serve Junction on devhost with a demo scenario and show how to call it.
 
-Starts devhost (which starts Azurite when ``AzureWebJobsStorage=UseDevelopmentStorage=true``),
-creates an admin token straight in storage, creates (or reuses) a demo scenario whose process
-caches what it receives, and prints copy-paste curl lines. Ctrl-C stops everything.
+Starts ``junction serve`` (devhost, which starts Azurite when
+``AzureWebJobsStorage=UseDevelopmentStorage=true``), creates an admin token straight in storage,
+creates (or reuses) a demo scenario whose process caches what it receives, and prints
+copy-paste curl lines. Ctrl-C stops everything; so does the end of the process that started it
+(``make`` killed by a signal does not pass the signal on, and nothing should keep serving then).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def main() -> int:
     load_local_settings(root)
     port = int(os.environ.get("JUNCTION_PORT", "7071"))
     url = f"http://127.0.0.1:{port}"
-    devhost = subprocess.Popen([sys.executable, "-m", "devhost", "--root", str(root), "--port", str(port)])
+    parent = os.getppid()
+    devhost = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--root", str(root), "--port", str(port)])
     try:
         _wait_until_up(url, devhost)
         from core.settings import get_settings
@@ -100,7 +103,13 @@ Or with the CLI:  export JUNCTION_TOKEN={token}
 """,
             flush=True,
         )
-        return devhost.wait()
+        while True:
+            try:
+                return devhost.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                if os.getppid() != parent:  # orphaned: whoever started us is gone
+                    print("make run: the parent process ended; stopping", file=sys.stderr, flush=True)
+                    return 0
     except KeyboardInterrupt:
         return 0
     finally:

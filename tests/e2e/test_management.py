@@ -18,6 +18,7 @@ from cli.main import _every_page
 from core import runs
 from core.ids import new_run_id
 from core.tokens import create_token
+from devhost.azurite import free_port
 from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually
 from tests.support.upstream import Upstream
 
@@ -222,6 +223,17 @@ def test_cli_bootstraps_a_token_and_drives_a_scenario(junction: Junction, tmp_pa
 
     refused = _cli(junction, "scenario", "list", token="jct_" + "0" * 75)
     assert refused.returncode == 1 and "401" in refused.stderr
+
+
+def test_cli_flags_win_over_the_environment(junction: Junction) -> None:
+    env = {**os.environ, **junction.env, "JUNCTION_URL": f"http://127.0.0.1:{free_port()}", "JUNCTION_TOKEN": "jct_" + "0" * 75}
+    sid = junction.create_scenario(name="flags")["id"]
+    command = [sys.executable, "-m", "cli.main", "--url", junction.url, "--token", junction.admin_token, "scenario", "show", sid]
+    shown = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == sid
+    from_env = subprocess.run(command[:3] + command[7:], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert from_env.returncode == 1  # the environment's dead URL, without the flags
 
 
 def test_other_methods_on_junctions_own_paths_are_405_with_allow(junction: Junction) -> None:
