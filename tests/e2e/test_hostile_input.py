@@ -4,6 +4,7 @@ error rather than a traceback, and leaves nothing stored."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -38,10 +39,46 @@ def _raw(junction: Junction, method: str, target: str, headers: list[tuple[str, 
     ["..%2F..%2Fmanagement%2Ftokens", "%2e%2e%2f", f"{GUID}%00", f"{GUID}%2F..", "%EF%BC%8F" + GUID, f"..%5C{GUID}", f"{GUID[:-1]}%C3%A9"],
 )
 def test_traversal_and_encoded_separators_in_scenario_ids_are_400(junction: Junction, segment: str) -> None:
+    runs_before = len(list(junction.storage.table("runs").list_entities(select=["RowKey"])))
     for method, path in (("POST", f"/ExternalData/Accept/{segment}"), ("GET", f"/ExternalData/GetCacheData/{segment}?keyJson=1")):
-        status, body = _raw(junction, method, path, [("Authorization", f"Bearer {junction.admin_token}")])
+        status, body = _raw(junction, method, path, [("Authorization", f"Bearer {junction.admin_token}")], b"{}")
         assert status == 400, (path, body)
         assert json.loads(body)["error"]["code"] == "InvalidScenarioId"
+    assert len(list(junction.storage.table("runs").list_entities(select=["RowKey"]))) == runs_before
+
+
+@pytest.fixture(scope="module")
+def files_api(junction: Junction) -> Iterator[str]:
+    """An anonymous operation ``GET /files/files/{name}`` whose process echoes the parameter."""
+    document = {"openapi": "3.0.3", "info": {"title": "files", "version": "1"}, "servers": [{"url": "/files"}],
+                "paths": {"/files/{name}": {"get": {"operationId": "getFile", "responses": {"200": {"description": "ok"}},
+                          "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]}}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "#trigger.data.path.name"}]})
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/files", json=document).status_code in (200, 201)
+        binding = {"scenarioId": scenario["id"], "authentication": {"type": "none"}}
+        assert admin.put("/management/apis/files/operations/getFile", json=binding).status_code == 200
+    yield scenario["id"]
+    with junction.admin() as admin:
+        admin.delete("/management/apis/files")
+
+
+@pytest.mark.parametrize("segment", ["..", "%2e%2e", "%2E%2e", ".", "a%00", "%ff"])
+def test_traversal_in_api_path_parameters_is_refused_and_runs_nothing(junction: Junction, files_api: str, segment: str) -> None:
+    status, body = _raw(junction, "GET", f"/files/files/{segment}")
+    assert status in (400, 404), body
+    assert "error" in json.loads(body) and b"jct_" not in body
+    assert junction.run_count(files_api) == 0
+
+
+@pytest.mark.parametrize(("segment", "name"), [
+    ("a%2Fb", "a/b"), ("..%2F..%2Fmanagement%2Ftokens", "../../management/tokens"), ("%EF%BC%8F" + "etc", "\uff0fetc"), ("%5C..%5Cx", "\\..\\x"),
+])
+def test_encoded_separators_stay_inside_the_parameter(junction: Junction, files_api: str, segment: str, name: str) -> None:
+    """An encoded or look-alike separator is a character of the value, never a path step."""
+    status, body = _raw(junction, "GET", f"/files/files/{segment}")
+    assert status == 200, body
+    assert body.decode("utf-8") == name  # a string result is answered as text
 
 
 def test_dot_segments_are_resolved_before_routing_and_change_no_rule(junction: Junction) -> None:
@@ -63,6 +100,7 @@ def test_crlf_in_values_that_could_be_echoed_into_headers(junction: Junction, sc
         bad = admin.post(url, json={}, headers={"Idempotency-Key": "a\tb"})
     assert_json_error(bad, 400, "InvalidIdempotencyKey")
     assert "set-cookie" not in {k.lower() for k in bad.headers}
+    assert junction.run_count(scenario["id"]) == 1  # the accepted first request only
 
 
 def test_a_process_cannot_inject_response_headers(junction: Junction) -> None:
