@@ -88,6 +88,9 @@ param tablePrefix string = 'junction'
 @description('JUNCTION_PUBLIC_BASE_URL: public base URL printed in trigger URLs (e.g. behind a custom domain); empty means the host name each request came to (https://<function app>.azurewebsites.net).')
 param publicBaseUrl string = ''
 
+@description('JUNCTION_SECRET_<NAME> settings for http steps, comma-separated names (e.g. ORDERS_API,ERP). Each is a Key Vault reference to the secret <name> in lower case with _ as - (orders-api); set the values in the vault, never here.')
+param keyVaultSettingNames string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Hosting
 // ---------------------------------------------------------------------------------------------
@@ -176,6 +179,16 @@ module storage './app/storage.bicep' = {
   }
 }
 
+module keyVault './app/keyvault.bicep' = {
+  name: 'keyVault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 module monitoring './app/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
@@ -194,6 +207,7 @@ module rbac './app/rbac.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
     identityPrincipalId: identity.outputs.principalId
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
@@ -239,6 +253,8 @@ module functionApp './app/function.bicep' = {
     runRetentionDays: runRetentionDays
     tablePrefix: tablePrefix
     publicBaseUrl: publicBaseUrl
+    keyVaultName: keyVault.outputs.name
+    keyVaultSettingNames: keyVaultSettingNames
   }
 }
 
@@ -258,6 +274,7 @@ output AzureWebJobsStorage__tableServiceUri string = storage.outputs.tableEndpoi
 output AzureWebJobsStorage__queueServiceUri string = storage.outputs.queueEndpoint
 output AzureWebJobsStorage__blobServiceUri string = storage.outputs.blobEndpoint
 output JUNCTION_TABLE_PREFIX string = tablePrefix
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

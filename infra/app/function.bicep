@@ -105,6 +105,22 @@ param tablePrefix string = 'junction'
 @description('JUNCTION_PUBLIC_BASE_URL: base URL Junction prints in trigger URLs; empty means the host name each request came to.')
 param publicBaseUrl string = ''
 
+@description('Key Vault that holds the values of the JUNCTION_SECRET_* settings.')
+param keyVaultName string
+
+@description('Names of JUNCTION_SECRET_<NAME> settings, comma-separated (e.g. ORDERS_API,ERP); each is a Key Vault reference to the secret <name> (lower case, _ as -).')
+param keyVaultSettingNames string = ''
+
+// JUNCTION_SECRET_ORDERS_API = @Microsoft.KeyVault(VaultName=kv-...;SecretName=orders-api): the
+// platform resolves the reference with the app's identity (keyVaultReferenceIdentity below), so
+// the value is in no template, parameter file or deployment record. No version is named: a new
+// version of the secret is picked up within a day, or at once on restart.
+var secretSettingNames = empty(keyVaultSettingNames) ? [] : split(replace(keyVaultSettingNames, ' ', ''), ',')
+var secretSettings = [for settingName in secretSettingNames: {
+  name: 'JUNCTION_SECRET_${toUpper(settingName)}'
+  value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${toLower(replace(settingName, '_', '-'))})'
+}]
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone-redundant Flex Consumption plans exist only in regions with availability zones; the default must deploy in every Flex region
   name: planName
@@ -144,6 +160,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     clientCertEnabled: clientCertEnabled
     clientCertMode: clientCertMode
     clientCertExclusionPaths: clientCertExclusionPaths
+    keyVaultReferenceIdentity: identityId
     // Platform CORS stays off (no siteConfig.cors): Junction answers CORS per API operation, and
     // Flex Consumption does not support the platform CORS settings anyway.
     siteConfig: {
@@ -155,7 +172,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // Identity-based connections only: there is deliberately no AzureWebJobsStorage connection
       // string and no key anywhere. FUNCTIONS_WORKER_RUNTIME and the Python version come from
       // functionAppConfig.runtime (Flex Consumption does not use those app settings).
-      appSettings: [
+      appSettings: concat([
         {
           name: 'AzureWebJobsStorage__blobServiceUri'
           value: blobEndpoint
@@ -244,7 +261,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'JUNCTION_PUBLIC_BASE_URL'
           value: publicBaseUrl
         }
-      ]
+      ], secretSettings)
     }
     functionAppConfig: {
       deployment: {

@@ -86,11 +86,23 @@ def one(templates: Templates, resource_type: str) -> Resource:
 
 
 def app_settings(templates: Templates) -> dict[str, Any]:
-    """The function app's siteConfig.appSettings as {name: value expression}."""
+    """The function app's siteConfig.appSettings as {name: value expression}.
+
+    The list is literal, or ``concat(literal list, variable)`` where the variable is a ``for``
+    loop; a loop contributes one entry whose name is its template (``JUNCTION_SECRET_${...}``).
+    """
     site = one(templates, "Microsoft.Web/sites")
     entries = site.prop("properties", "siteConfig", "appSettings")
-    assert isinstance(entries, list), "the function app declares its app settings in siteConfig.appSettings"
-    return {entry["name"]: entry.get("value") for entry in entries}
+    parts = list(get(entries, "function", "parameters").values()) if get(entries, "function", "type") == "concat" else [entries]
+    settings: dict[str, Any] = {}
+    for part in parts:
+        if isinstance(part, str):  # a variable of the same file: a loop producing settings
+            variable = get(templates[site.file].get("variables") or {}, part, "value")
+            assert get(variable, "loop_type") is not None, f"appSettings concatenates {part}, which is not a for loop"
+            part = [get(variable, "config")]
+        assert isinstance(part, list), "the function app declares its app settings in siteConfig.appSettings"
+        settings.update({entry["name"]: entry.get("value") for entry in part})
+    return settings
 
 
 def dump(value: Any) -> str:

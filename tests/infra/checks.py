@@ -19,6 +19,8 @@ ROLE_IDS = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
 }
 
 # JUNCTION_* settings the app reads that are deliberately not deployed: secrets, which a keyless
@@ -29,6 +31,7 @@ UNDEPLOYED_SETTINGS = {
 }
 
 STORAGE = "Microsoft.Storage/storageAccounts"
+KEY_VAULT = "Microsoft.KeyVault/vaults"
 SITE = "Microsoft.Web/sites"
 
 Check = Callable[[Templates], None]
@@ -74,6 +77,19 @@ def storage_has_private_deployment_container(t: Templates) -> None:
     assert container.prop("properties", "publicAccess") == "None"
     site = one(t, SITE)
     assert site.prop("properties", "functionAppConfig", "deployment", "storage", "type") == "blobContainer"
+
+
+# --- key vault ------------------------------------------------------------------------------------
+
+
+@check
+def key_vault_is_rbac_only_and_recoverable(t: Templates) -> None:
+    vault = one(t, KEY_VAULT)
+    assert vault.prop("properties", "enableRbacAuthorization") is True, "RBAC only: no access policies"
+    assert vault.prop("properties", "accessPolicies") is None
+    assert vault.prop("properties", "enableSoftDelete") is True
+    assert vault.prop("properties", "enablePurgeProtection") is True
+    assert vault.prop("properties", "enabledForTemplateDeployment") is False, "no template may read the secrets"
 
 
 # --- monitoring ---------------------------------------------------------------------------------
@@ -195,6 +211,26 @@ def app_junction_settings() -> set[str]:
     return set(re.findall(r"\b(JUNCTION_[A-Z0-9_]+)\b", text))
 
 
+SECRET_PREFIX = "JUNCTION_SECRET_"
+
+
+@check
+def outbound_secrets_are_key_vault_references(t: Templates) -> None:
+    """The JUNCTION_SECRET_* settings http steps read (core/outbound.py) are deployable, and only as
+    Key Vault references resolved with the app's identity: the values are in no template."""
+    outbound = (ROOT / "core" / "outbound.py").read_text(encoding="utf-8")
+    assert f'"{SECRET_PREFIX}"' in outbound, "the app no longer reads JUNCTION_SECRET_* settings: update this check"
+    secret = {name: value for name, value in app_settings(t).items() if name.startswith(SECRET_PREFIX)}
+    assert len(secret) == 1, f"one loop of {SECRET_PREFIX}* settings, got {sorted(secret)}"
+    (name, value), = secret.items()
+    assert "${" in name, "the names come from a parameter, not a fixed list"
+    assert str(value).startswith("@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName="), f"not a Key Vault reference: {value}"
+    assert one(t, SITE).prop("properties", "keyVaultReferenceIdentity") == "identityId"
+    assert "keyVaultSettingNames" in t["app/function.bicep"]["parameters"]
+    module = t["main.bicep"]["modules"]["functionApp"]["config"]["params"]
+    assert module.get("keyVaultSettingNames") == "keyVaultSettingNames" and "keyVaultSettingNames" in t["main.bicep"]["parameters"]
+
+
 @check
 def every_junction_setting_is_a_parameter(t: Templates) -> None:
     settings = app_settings(t)
@@ -205,7 +241,7 @@ def every_junction_setting_is_a_parameter(t: Templates) -> None:
     missing = sorted(wanted - set(settings))
     assert not missing, f"app settings the deployment does not set: {missing}"
     for name, value in settings.items():
-        if not name.startswith("JUNCTION_"):
+        if not name.startswith("JUNCTION_") or name.startswith(SECRET_PREFIX):
             continue
         # The value is a parameter of function.bicep (string(param) for numbers) ...
         param = value if isinstance(value, str) else get(value, "function", "parameters", "value_to_convert")
@@ -260,6 +296,8 @@ def role_definition_ids_are_the_built_in_guids(t: Templates) -> None:
         "storageQueueDataContributor": ROLE_IDS["Storage Queue Data Contributor"],
         "storageTableDataContributor": ROLE_IDS["Storage Table Data Contributor"],
         "monitoringMetricsPublisher": ROLE_IDS["Monitoring Metrics Publisher"],
+        "keyVaultSecretsUser": ROLE_IDS["Key Vault Secrets User"],
+        "keyVaultSecretsOfficer": ROLE_IDS["Key Vault Secrets Officer"],
     }
     assert {name: variables.get(name) for name in expected} == expected
 
@@ -272,6 +310,7 @@ def identity_has_least_privilege_roles(t: Templates) -> None:
         ROLE_IDS["Storage Queue Data Contributor"]: "storage",
         ROLE_IDS["Storage Table Data Contributor"]: "storage",
         ROLE_IDS["Monitoring Metrics Publisher"]: "applicationInsights",
+        ROLE_IDS["Key Vault Secrets User"]: "keyVault",
     }
 
 
@@ -282,6 +321,7 @@ def deployer_roles_are_optional_data_roles(t: Templates) -> None:
         ROLE_IDS["Storage Blob Data Contributor"],
         ROLE_IDS["Storage Queue Data Contributor"],
         ROLE_IDS["Storage Table Data Contributor"],
+        ROLE_IDS["Key Vault Secrets Officer"],
     }
     for assignment in _assignments(t):
         if assignment.prop("properties", "principalId") == "deployerPrincipalId":
@@ -302,9 +342,8 @@ def role_assignment_names_are_deterministic(t: Templates) -> None:
         assert assignment.prop("properties", "principalId") in text, (
             f"{assignment.symbol}: guid() must include the principal"
         )
-        assert "roleId" in text or "monitoringMetricsPublisher" in text, (
-            f"{assignment.symbol}: guid() must include the role"
-        )
+        role = get(assignment.prop("properties", "roleDefinitionId"), "function", "parameters", "resource_name_1")
+        assert isinstance(role, str) and f'"{role}"' in text, f"{assignment.symbol}: guid() must include the role"
 
 
 @check

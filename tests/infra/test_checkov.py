@@ -34,6 +34,8 @@ ACCEPTED = {
     ("CKV_AZURE_17", "Microsoft.Web/sites.functionApp"): "client certificates are opt-in",
     ("CKV_AZURE_212", "Microsoft.Web/sites.functionApp"): "always-ready instances bill around the clock",
     ("CKV_AZURE_213", "Microsoft.Web/sites.functionApp"): "no health endpoint; scale to zero",
+    ("CKV_AZURE_109", "Microsoft.KeyVault/vaults.vault"): "no fixed outbound addresses without VNet integration",
+    ("CKV_AZURE_189", "Microsoft.KeyVault/vaults.vault"): "Key Vault references resolve over the public endpoint",
 }
 
 

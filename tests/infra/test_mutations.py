@@ -16,6 +16,7 @@ FUNCTION = "app/function.bicep"
 MONITORING = "app/monitoring.bicep"
 RBAC = "app/rbac.bicep"
 MAIN = "main.bicep"
+KEY_VAULT = "app/keyvault.bicep"
 
 # (check, file, text in the file, replacement)
 MUTATIONS = [
@@ -26,6 +27,19 @@ MUTATIONS = [
     ("storage_requires_https", STORAGE, "    supportsHttpsTrafficOnly: true\n", ""),
     ("storage_defaults_to_entra_auth", STORAGE, "    defaultToOAuthAuthentication: true\n", ""),
     ("storage_has_private_deployment_container", STORAGE, "publicAccess: 'None'", "publicAccess: 'Blob'"),
+    ("key_vault_is_rbac_only_and_recoverable", KEY_VAULT, "enableRbacAuthorization: true", "enableRbacAuthorization: false"),
+    ("key_vault_is_rbac_only_and_recoverable", KEY_VAULT, "    enablePurgeProtection: true\n", ""),
+    ("key_vault_is_rbac_only_and_recoverable", KEY_VAULT, "enabledForTemplateDeployment: false", "enabledForTemplateDeployment: true"),
+    (
+        "key_vault_is_rbac_only_and_recoverable",
+        KEY_VAULT,
+        "    enableRbacAuthorization: true\n",
+        "    enableRbacAuthorization: true\n    accessPolicies: []\n",
+    ),
+    ("outbound_secrets_are_key_vault_references", FUNCTION, "    keyVaultReferenceIdentity: identityId\n", ""),
+    ("outbound_secrets_are_key_vault_references", FUNCTION, "value: '@Microsoft.KeyVault(VaultName=${keyVaultName};", "value: '${keyVaultName};"),
+    ("outbound_secrets_are_key_vault_references", FUNCTION, "], secretSettings)", "])"),
+    ("outbound_secrets_are_key_vault_references", MAIN, "    keyVaultSettingNames: keyVaultSettingNames\n", ""),
     ("application_insights_disables_local_auth", MONITORING, "    DisableLocalAuth: true\n", ""),
     ("log_analytics_disables_local_auth", MONITORING, "      disableLocalAuth: true\n", ""),
     ("plan_is_flex_consumption_linux", FUNCTION, "name: 'FC1'", "name: 'Y1'"),
@@ -102,6 +116,26 @@ MUTATIONS = [
         RBAC,
         "(empty(deployerPrincipalId) ? [] : deployerStorageRoles)",
         "deployerStorageRoles",
+    ),
+    (
+        "deployer_roles_are_optional_data_roles",
+        RBAC,
+        "(empty(deployerPrincipalId) ? [] : deployerKeyVaultRoles)",
+        "deployerKeyVaultRoles",
+    ),
+    ("deployer_roles_are_optional_data_roles", RBAC, "var deployerKeyVaultRoles = [\n  keyVaultSecretsOfficer\n", "var deployerKeyVaultRoles = [\n"),
+    ("identity_has_least_privilege_roles", RBAC, "roleDefinitions', keyVaultSecretsUser)", "roleDefinitions', keyVaultSecretsOfficer)"),
+    (
+        "role_definition_ids_are_the_built_in_guids",
+        RBAC,
+        "4633458b-17de-408a-b874-0445c86b69e6",
+        "4633458b-17de-408a-b874-0445c86b69e7",
+    ),
+    (
+        "role_assignment_names_are_deterministic",
+        RBAC,
+        "name: guid(keyVault.id, identityPrincipalId, keyVaultSecretsUser)",
+        "name: guid(keyVault.id, identityPrincipalId)",
     ),
     (
         "role_assignment_names_are_deterministic",

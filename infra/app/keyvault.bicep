@@ -1,0 +1,51 @@
+// The Key Vault behind the JUNCTION_SECRET_* app settings: credentials that process http steps
+// send to outside systems (DESIGN 5). The values live only here; the function app reads them
+// through Key Vault references with its managed identity, so no secret passes through a
+// template, a parameter file, the azd environment or the deployment history. Access is RBAC
+// only (no access policies): the app's identity may read secrets, nothing more.
+
+@description('Key Vault name (3-24 letters, digits and dashes).')
+@minLength(3)
+@maxLength(24)
+param name string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the resource.')
+param tags object = {}
+
+@description('Days a deleted secret can be recovered.')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: Flex Consumption without VNet integration has no fixed outbound addresses, so a Deny rule would stop the platform resolving Key Vault references; every read needs an Entra ID token and the Key Vault Secrets User role
+  // checkov:skip=CKV_AZURE_189: same reason: the platform reaches the vault over its public endpoint; there are no access policies and no keys, RBAC decides every read
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    enabledForDeployment: false
+    enabledForDiskEncryption: false
+    enabledForTemplateDeployment: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+output name string = vault.name
+output uri string = vault.properties.vaultUri
