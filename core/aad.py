@@ -441,12 +441,19 @@ def _strings(value: Any, claim: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+# The last second of the year 9999: the largest time .NET's DateTime (and so Microsoft.Identity.Web)
+# can hold. A NaN would compare false with everything, so ``exp: NaN`` would never expire.
+_LATEST_TIME = 253_402_300_799
+
+
 def _number(claims: Mapping[str, Any], claim: str) -> float | None:
     value = claims.get(claim)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _invalid(f"the '{claim}' claim must be a number")
+    if not 0 <= value <= _LATEST_TIME:  # False for NaN as well
+        raise _invalid(f"the '{claim}' claim is not a time")
     return float(value)
 
 

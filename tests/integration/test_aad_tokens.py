@@ -169,6 +169,12 @@ def test_non_numeric_exp(idp: LocalIdentityProvider, auth: AadAuthenticator) -> 
     refused(auth, idp.mint(idp.user_claims(AUDIENCE, exp="tomorrow")), "number")
 
 
+@pytest.mark.parametrize(("claim", "value"), [("exp", float("nan")), ("exp", float("inf")), ("exp", 10**30), ("nbf", float("nan")), ("iat", -1)])
+def test_times_that_are_not_times(idp: LocalIdentityProvider, auth: AadAuthenticator, claim: str, value: float) -> None:
+    """``exp: NaN`` compares false with everything: unchecked, it would never expire."""
+    refused(auth, idp.mint(idp.user_claims(AUDIENCE, **{claim: value})), "not a time")
+
+
 # -- algorithms and forgeries -----------------------------------------------------------------
 
 
