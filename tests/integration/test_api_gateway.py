@@ -256,3 +256,31 @@ def test_bodies(storage: Storage, settings: Settings, api: dict[str, Any]) -> No
     assert compressed.value.code == "UnsupportedContentEncoding" and compressed.value.headers["Accept-Encoding"] == "identity"
     with pytest.raises(BadRequest):
         call(storage, settings, "POST", "/api/pet", headers={"Content-Type": "application/json"}, body=b"{bad")
+
+
+def _stored_text(storage: Storage, table: str) -> str:
+    """Every property of every entity in ``table``, as text (bytes decoded leniently)."""
+    parts = []
+    for entity in storage.table(table).list_entities():
+        for value in entity.values():
+            parts.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+    return "\n".join(parts)
+
+
+def test_api_keys_and_passwords_are_stored_only_as_hashes(storage: Storage) -> None:
+    import base64
+    import hashlib
+
+    created = apikeys.create_apikey(storage, {"name": "hashed", "ruleset": [{"path": "/api/*"}]})
+    password = "correct horse battery staple"
+    users.create_user(storage, {"username": "hashed-user", "password": password})
+    keys_text, users_text = _stored_text(storage, apikeys.TABLE), _stored_text(storage, users.TABLE)
+    secret = created["key"]
+    for text in (keys_text, users_text):
+        for form in (secret, secret.removeprefix("jak_"), password, base64.b64encode(password.encode()).decode()):
+            assert form not in text
+    key_entity = next(e for e in storage.table(apikeys.TABLE).list_entities() if e["RowKey"] == created["id"])
+    assert key_entity["Hash"] == hashlib.sha256(secret.encode()).hexdigest()
+    user = next(e for e in storage.table(users.TABLE).list_entities() if e["Username"] == "hashed-user")
+    salt = base64.b64decode(user["Salt"])
+    assert base64.b64decode(user["Hash"]) == users._scrypt(password, salt) and user["Params"].startswith("scrypt:")
