@@ -157,6 +157,41 @@ def test_overage_checked_with_a_certificate_credential(idp: LocalIdentityProvide
     auth.authorize_trigger(user(idp, auth, oid=oid, **OVERAGE))
 
 
+@pytest.fixture
+def app_service_identity(idp: LocalIdentityProvider, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The Functions host's managed-identity endpoint, as App Service exposes it to the app."""
+    client_id = str(uuid.uuid4())
+    idp.managed_identities[client_id] = str(uuid.uuid4())
+    monkeypatch.setenv("IDENTITY_ENDPOINT", idp.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", idp.identity_header)
+    idp.identity_requests.clear()
+    return client_id
+
+
+def test_overage_checked_with_the_managed_identity(idp: LocalIdentityProvider, app_service_identity: str) -> None:
+    """The deployed path: no JUNCTION_GRAPH_CLIENT_ID, the user-assigned identity (AZURE_CLIENT_ID)."""
+    auth = make_auth(idp, aad_group_id=GROUP, managed_identity_client_id=app_service_identity)
+    member, outsider = str(uuid.uuid4()), str(uuid.uuid4())
+    idp.memberships[member] = {GROUP}
+    auth.authorize_trigger(user(idp, auth, oid=member, **OVERAGE))
+    with pytest.raises(Forbidden) as caught:
+        auth.authorize_trigger(user(idp, auth, oid=outsider, **OVERAGE))
+    assert caught.value.code != "GroupCheckFailed"  # answered by Graph: not a member
+    assert idp.identity_requests[0] == {"api-version": "2019-08-01", "resource": idp.base_url, "client_id": app_service_identity}
+    assert len(idp.identity_requests) == 1  # msal caches the identity's token
+
+
+def test_managed_identity_refused_fails_closed(idp: LocalIdentityProvider, app_service_identity: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-platform-secret")
+    auth = make_auth(idp, aad_group_id=GROUP, managed_identity_client_id=app_service_identity)
+    oid = str(uuid.uuid4())
+    idp.memberships[oid] = {GROUP}
+    before = idp.graph_calls
+    with pytest.raises(Forbidden) as caught:
+        auth.authorize_trigger(user(idp, auth, oid=oid, **OVERAGE))
+    assert caught.value.code == "GroupCheckFailed" and idp.graph_calls == before
+
+
 def test_overage_without_oid_fails_closed(idp: LocalIdentityProvider, graph_app: dict[str, str]) -> None:
     auth = make_auth(idp, aad_group_id=GROUP, **graph_app)
     claims = idp.user_claims(AUDIENCE, **OVERAGE)

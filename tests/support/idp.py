@@ -129,6 +129,11 @@ class LocalIdentityProvider:
         self.graph_calls = 0
         self.token_requests = 0
         self.device_codes_issued = 0
+        # The App Service managed-identity endpoint (IDENTITY_ENDPOINT): the identities it knows
+        # ({client_id: oid}), the header secret it expects, and who asked for what.
+        self.managed_identities: dict[str, str] = {}
+        self.identity_header = uuid.uuid4().hex
+        self.identity_requests: list[dict[str, str]] = []
         self.device_user: DeviceUser | None = None
         """Set to approve device-code sign-ins as this user; None leaves them pending."""
         self._device_flows: dict[str, tuple[str, str]] = {}  # device_code -> (client_id, scope)
@@ -526,6 +531,27 @@ class LocalIdentityProvider:
             "access_token": access_token,
         }
 
+    @property
+    def identity_endpoint(self) -> str:
+        return f"{self.base_url}/msi/token"
+
+    def _managed_identity_token(self, query: Mapping[str, str], header: str | None) -> tuple[int, dict[str, Any]]:
+        """As App Service's endpoint: ``resource`` (not scopes), the client id of a user-assigned
+        identity, the ``X-IDENTITY-HEADER`` secret, and ``expires_on`` in epoch seconds."""
+        self.identity_requests.append(dict(query))
+        if header != self.identity_header:
+            return 401, {"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong"}
+        if query.get("api-version") != "2019-08-01" or not query.get("resource"):
+            return 400, {"statusCode": 400, "message": "api-version 2019-08-01 and resource are required"}
+        oid = self.managed_identities.get(query.get("client_id", ""))
+        if oid is None:
+            return 400, {"statusCode": 400, "message": "No managed identity with that client id"}
+        resource = query["resource"]
+        claims = self.app_claims(resource, azp=query["client_id"], oid=oid)
+        now = int(time.time())
+        return 200, {"access_token": self.mint(claims), "expires_on": str(now + TOKEN_LIFETIME),
+                     "resource": resource, "token_type": "Bearer", "client_id": query["client_id"]}  # fmt: skip
+
     def _devicecode(self, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         if form.get("client_id") not in self.clients:
             return 400, {"error": "unauthorized_client", "error_description": "AADSTS700016: unknown application"}
@@ -602,6 +628,9 @@ def _handler_for(idp: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 f"/{tenant}/.well-known/openid-configuration",
             ):
                 self._send(200, idp._discovery())
+            elif path == "/msi/token":
+                query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                self._send(*idp._managed_identity_token(query, self.headers.get("X-IDENTITY-HEADER")))
             elif path == f"/{tenant}/discovery/v2.0/keys":
                 idp.jwks_fetches += 1
                 if idp.jwks_down:
