@@ -48,6 +48,19 @@ def _print(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _default_scopes() -> list[str]:
+    """Junction's own app registration, ``<audience>/.default``: JUNCTION_AAD_SCOPE, else the first
+    JUNCTION_AAD_AUDIENCE. Never the caller's client ID: that would ask for a token to itself."""
+    if os.environ.get("JUNCTION_AAD_SCOPE"):
+        return os.environ["JUNCTION_AAD_SCOPE"].split()
+    audience = next((a.strip() for a in os.environ.get("JUNCTION_AAD_AUDIENCE", "").split(",") if a.strip()), None)
+    if audience is None:
+        raise SystemExit(
+            "--aad needs --aad-scope (e.g. api://junction/.default), or JUNCTION_AAD_SCOPE or JUNCTION_AAD_AUDIENCE set"
+        )
+    return [f"{audience.rstrip('/')}/.default"]
+
+
 def _bearer(args: argparse.Namespace) -> str | None:
     if args.aad:
         from cli.aad_login import acquire_token
@@ -55,7 +68,7 @@ def _bearer(args: argparse.Namespace) -> str | None:
         tenant = args.tenant_id or os.environ.get("JUNCTION_AAD_TENANT_ID")
         if not tenant or not args.client_id:
             raise SystemExit("--aad needs --tenant-id (or JUNCTION_AAD_TENANT_ID) and --client-id")
-        scopes = args.aad_scope or [f"api://{args.client_id}/.default"]
+        scopes = args.aad_scope or _default_scopes()
         # A certificate given on the command line wins over a secret from the environment.
         secret = None if args.certificate else args.client_secret or os.environ.get("JUNCTION_CLIENT_SECRET")
         return acquire_token(
@@ -213,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     aad.add_argument("--client-id", default=os.environ.get("JUNCTION_CLIENT_ID"), help="the calling app's client ID")
     aad.add_argument("--client-secret", help="client credentials: the app's secret (or JUNCTION_CLIENT_SECRET)")
     aad.add_argument("--certificate", help="client credentials: a PEM file with the app's certificate and key")
-    aad.add_argument("--aad-scope", action="append", help="scope to request (default api://<client-id>/.default)")
+    aad.add_argument("--aad-scope", action="append", help="scope to request (default: JUNCTION_AAD_SCOPE, else <first JUNCTION_AAD_AUDIENCE>/.default)")
     aad.add_argument("--ca-bundle", help="PEM file of CAs to trust for the authority (private or test issuers)")
     aad.add_argument("--authority-host", default=os.environ.get("JUNCTION_AAD_AUTHORITY_HOST", "https://login.microsoftonline.com"))
     sub = parser.add_subparsers(dest="command", required=True)

@@ -3,6 +3,7 @@ token used on the real app served by devhost (external triggers and management).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,33 @@ def test_the_cli_signs_in_with_msal_and_triggers(aad_junction: Junction, idp: Lo
     assert result.returncode == 0, result.stderr
     run = aad_junction.wait_for_run(scenario["id"], result.stdout.strip())
     assert run["status"] == "succeeded" and run["trigger"]["caller"]["kind"] == "aad"
+
+
+def test_the_cli_uses_aad_for_cache_and_management_commands(aad_junction: Junction, idp: LocalIdentityProvider) -> None:
+    """Without --aad-scope the scope is Junction's audience (JUNCTION_AAD_AUDIENCE), never the caller's own ID."""
+    scenario = _scenario(aad_junction)
+    with aad_junction.admin() as admin:
+        admin.put(f"/management/scenarios/{scenario['id']}/cache", params={"keyJson": '{"id": 1}'}, json={"cached": True})
+    client = idp.register_client(secret="cli-admin-secret", roles=(ADMIN_ROLE,))
+    env = {k: v for k, v in os.environ.items() if k not in ("JUNCTION_TOKEN", "JUNCTION_CLIENT_SECRET", "JUNCTION_AAD_SCOPE")}
+    env.update({"HOME": str(idp.folder), "JUNCTION_AAD_AUDIENCE": AUDIENCE, "JUNCTION_AAD_TENANT_ID": idp.tenant_id})
+    common = [
+        sys.executable, "-m", "cli.main", "--url", aad_junction.url, "--aad", "--client-id", client.client_id,
+        "--client-secret", "cli-admin-secret", "--authority-host", idp.base_url, "--ca-bundle", str(idp.ca_path),
+    ]  # fmt: skip
+
+    def cli(*args: str, environment: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*common, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+
+    cached = cli("cache", "get", scenario["id"], "--key", '{"id": 1}')
+    assert cached.returncode == 0, cached.stderr
+    assert json.loads(cached.stdout) == {"cached": True}
+    shown = cli("scenario", "show", scenario["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == scenario["id"]
+    without = {k: v for k, v in env.items() if k != "JUNCTION_AAD_AUDIENCE"}
+    refused = cli("scenario", "list", environment=without)
+    assert refused.returncode != 0 and "--aad-scope" in refused.stderr
 
 
 def test_an_app_token_without_the_trigger_role_is_403(aad_junction: Junction, idp: LocalIdentityProvider) -> None:
