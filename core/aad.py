@@ -93,7 +93,7 @@ def looks_like_jwt(token: str) -> bool:
     )
 
 
-def _invalid(message: str) -> Unauthorized:
+def invalid_token(message: str) -> Unauthorized:
     return Unauthorized(message, "InvalidToken", error="invalid_token")
 
 
@@ -166,8 +166,11 @@ class SigningKeys:
         refresh_interval: float = KID_REFRESH_INTERVAL_SECONDS,
         bootstrap_retry: float = BOOTSTRAP_RETRY_SECONDS,
         max_age: float = KEY_MAX_AGE_SECONDS,
+        expected_issuer: str | None = None,
     ) -> None:
         self._discovery_url = discovery_url
+        # OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
+        self._expected_issuer = expected_issuer
         self._timeout = timeout
         self._monotonic = monotonic
         self._refresh_interval = refresh_interval
@@ -229,6 +232,8 @@ class SigningKeys:
             config = fetch_json(self._discovery_url, self._timeout)
             if not isinstance(config, dict):
                 raise ValueError("the OpenID configuration is not a JSON object")
+            if self._expected_issuer is not None and config.get("issuer") != self._expected_issuer:
+                raise ValueError(f"the OpenID configuration names issuer {config.get('issuer')!r}, not {self._expected_issuer!r}")
             self._jwks_uri = _require_https(config.get("jwks_uri"), "jwks_uri")
         document = fetch_json(self._jwks_uri, self._timeout)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
@@ -416,7 +421,7 @@ def _timeout_session(requests: Any, timeout: float) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _header(token: str) -> dict[str, Any]:
+def jose_header(token: str) -> dict[str, Any]:
     """The JOSE header of a token that ``looks_like_jwt`` already vetted (base64url alphabet).
 
     Parsed here rather than with ``jwt.get_unverified_header``, which decodes and re-validates
@@ -427,9 +432,9 @@ def _header(token: str) -> dict[str, Any]:
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _invalid("the token header cannot be read") from None
+        raise invalid_token("the token header cannot be read") from None
     if not isinstance(header, dict):
-        raise _invalid("the token header cannot be read")
+        raise invalid_token("the token header cannot be read")
     return header
 
 
@@ -437,7 +442,7 @@ def _strings(value: Any, claim: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _invalid(f"the '{claim}' claim must be a list of strings")
+        raise invalid_token(f"the '{claim}' claim must be a list of strings")
     return tuple(value)
 
 
@@ -451,10 +456,25 @@ def _number(claims: Mapping[str, Any], claim: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _invalid(f"the '{claim}' claim must be a number")
+        raise invalid_token(f"the '{claim}' claim must be a number")
     if not 0 <= value <= _LATEST_TIME:  # False for NaN as well
-        raise _invalid(f"the '{claim}' claim is not a time")
+        raise invalid_token(f"the '{claim}' claim is not a time")
     return float(value)
+
+
+def check_times(claims: Mapping[str, Any], now: float) -> None:
+    """``exp`` and ``iat`` required, ``nbf`` honoured, with at most five minutes of clock skew."""
+    exp = _number(claims, "exp")
+    iat = _number(claims, "iat")
+    nbf = _number(claims, "nbf")
+    if exp is None or iat is None:
+        raise invalid_token("the token must carry 'exp' and 'iat'")
+    if now > exp + CLOCK_SKEW_SECONDS:
+        raise invalid_token("the token has expired")
+    if nbf is not None and nbf > now + CLOCK_SKEW_SECONDS:
+        raise invalid_token("the token is not valid yet")
+    if iat > now + CLOCK_SKEW_SECONDS:
+        raise invalid_token("the token was issued in the future")
 
 
 def is_app_only(claims: Mapping[str, Any]) -> bool:
@@ -522,19 +542,19 @@ class AadAuthenticator:
     def authenticate(self, token: str) -> Principal:
         """The principal behind ``token``; ``Unauthorized(error="invalid_token")`` otherwise."""
         if not looks_like_jwt(token):
-            raise _invalid("the bearer token is not a signed JWT")
-        header = _header(token)
+            raise invalid_token("the bearer token is not a signed JWT")
+        header = jose_header(token)
         if header.get("alg") != ALGORITHM:
             # Whatever the header asks for (none, HS256 with the public key, PS/ES): RS256 only.
-            raise _invalid("the token must be signed with RS256")
+            raise invalid_token("the token must be signed with RS256")
         if "crit" in header or "b64" in header or header.get("enc") is not None:
-            raise _invalid("the token uses header parameters Junction does not accept")
+            raise invalid_token("the token uses header parameters Junction does not accept")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise _invalid("the token has no key id")
+            raise invalid_token("the token has no key id")
         key = self.keys.get(kid)
         if key is None:
-            raise _invalid("the token is signed with a key the tenant does not publish")
+            raise invalid_token("the token is signed with a key the tenant does not publish")
         expected = self._expected
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -546,46 +566,35 @@ class AadAuthenticator:
                 options=self._options,  # type: ignore[arg-type]
             )
         except jwt.InvalidAudienceError:
-            raise _invalid("the token is for another audience") from None
+            raise invalid_token("the token is for another audience") from None
         except jwt.InvalidIssuerError:
-            raise _invalid("the token is from another issuer") from None
+            raise invalid_token("the token is from another issuer") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise _invalid(f"the token has no '{exc.claim}' claim") from None
+            raise invalid_token(f"the token has no '{exc.claim}' claim") from None
         except jwt.InvalidSignatureError:
-            raise _invalid("the token signature is not valid") from None
+            raise invalid_token("the token signature is not valid") from None
         except jwt.PyJWTError:
-            raise _invalid("the token is not valid") from None
+            raise invalid_token("the token is not valid") from None
         except (ValueError, TypeError):  # defensive: malformed input must never be a 500
-            raise _invalid("the token is not valid") from None
+            raise invalid_token("the token is not valid") from None
         self._check_times(claims)
         if not isinstance(claims.get("tid"), str) or claims["tid"].lower() != expected.tenant:
-            raise _invalid("the token is from another tenant")
+            raise invalid_token("the token is from another tenant")
         return self._principal(claims)
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
-        now = self._clock()
-        exp = _number(claims, "exp")
-        iat = _number(claims, "iat")
-        nbf = _number(claims, "nbf")
-        if exp is None or iat is None:
-            raise _invalid("the token must carry 'exp' and 'iat'")
-        if now > exp + CLOCK_SKEW_SECONDS:
-            raise _invalid("the token has expired")
-        if nbf is not None and nbf > now + CLOCK_SKEW_SECONDS:
-            raise _invalid("the token is not valid yet")
-        if iat > now + CLOCK_SKEW_SECONDS:
-            raise _invalid("the token was issued in the future")
+        check_times(claims, self._clock())
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         scp = claims.get("scp")
         if scp is not None and not isinstance(scp, str):
-            raise _invalid("the 'scp' claim must be a string")
+            raise invalid_token("the 'scp' claim must be a string")
         roles = _strings(claims.get("roles"), "roles")
         groups = _strings(claims.get("groups"), "groups")
         if scp is None and "roles" not in claims:
-            raise _invalid("the token carries neither delegated scopes ('scp') nor application roles")
+            raise invalid_token("the token carries neither delegated scopes ('scp') nor application roles")
         if scp is not None and claims.get("idtyp") == "app":
-            raise _invalid("an app-only token cannot carry delegated scopes")
+            raise invalid_token("an app-only token cannot carry delegated scopes")
         oid = claims.get("oid")
         name = next(
             (

@@ -96,6 +96,8 @@ BINDING: dict[str, Any] = {
                     "maxItems": 20,
                     "items": {"type": "string", "minLength": 1, "maxLength": 65536},
                 },
+                "issuer": {"type": "string", "minLength": 9, "maxLength": 500},
+                "audience": {"type": "string", "minLength": 1, "maxLength": 500},
                 "scopes": {
                     "type": "array",
                     "maxItems": 50,
@@ -837,9 +839,27 @@ def normalise_binding(body: Any, operation: Mapping[str, Any], settings: Setting
         raise BadRequest("binding.authentication.scopes is only for type 'oauth2'", "InvalidBinding")
     if kind == "certificate":
         auth["trustedIssuers"] = parse_trusted_issuers(auth_in.get("trustedIssuers") or [])
+    if ("issuer" in auth_in or "audience" in auth_in) and kind != "oauth2":
+        raise BadRequest("binding.authentication.issuer and audience are only for type 'oauth2'", "InvalidBinding")
     if kind == "oauth2":
-        if not settings.aad_enabled:
-            raise BadRequest("oauth2 needs Azure AD: set JUNCTION_AAD_TENANT_ID and JUNCTION_AAD_AUDIENCE", "AzureAdDisabled")
+        issuer = auth_in.get("issuer")
+        if issuer is not None:
+            # Another OpenID Connect issuer: only one the operator listed, and with an audience of
+            # its own (Junction's Azure AD audiences mean nothing to another issuer).
+            if issuer not in settings.oauth_issuers:
+                raise BadRequest(
+                    f"binding.authentication.issuer {issuer!r} is not one of JUNCTION_OAUTH_ISSUERS", "IssuerNotAllowed"
+                )
+            if "audience" not in auth_in:
+                raise BadRequest("binding.authentication.audience is required with an issuer", "InvalidBinding")
+            auth["issuer"], auth["audience"] = issuer, auth_in["audience"]
+        elif "audience" in auth_in:
+            raise BadRequest("binding.authentication.audience goes with an issuer; Azure AD uses JUNCTION_AAD_AUDIENCE", "InvalidBinding")
+        elif not settings.aad_enabled:
+            raise BadRequest(
+                "oauth2 needs Azure AD (JUNCTION_AAD_TENANT_ID and JUNCTION_AAD_AUDIENCE) or an issuer from JUNCTION_OAUTH_ISSUERS",
+                "AzureAdDisabled",
+            )
         auth["scopes"] = list(auth_in["scopes"]) if "scopes" in auth_in else list(operation.get("scopes") or [])
     return {
         "scenarioId": parse_guid(body["scenarioId"], "binding.scenarioId", "InvalidBinding"),

@@ -29,10 +29,11 @@ caller on the developer's machine pretend to use HTTPS.
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,7 @@ from core.errors import BadRequest, Forbidden, JunctionError, Unauthorized, Unsu
 from core.jsonvalue import dumps, parse_json
 from core.oproutes import BoundOperation, Match, RouteCache, RouteTable
 from core.params import extract_parameters, read_form, validate_body
+from core.principal import Principal
 from core.settings import Settings
 from core.storage import Storage
 
@@ -290,7 +292,7 @@ def _authenticate(storage: Storage, request: ApiRequest, operation: BoundOperati
 
         return verify_apikey(storage, request.header("x-api-key"), request.method, request.path), {}
     if kind == "oauth2":
-        return _oauth2(request, auth.get("scopes") or [], aad)
+        return _oauth2(request, auth, aad)
     raise Forbidden("this operation's authentication is not configured correctly", "BindingInvalid")
 
 
@@ -305,11 +307,15 @@ def _bearer_challenge(scopes: Sequence[str], error: str | None = None, descripti
     return {"WWW-Authenticate": ", ".join(parts)}
 
 
-def _oauth2(request: ApiRequest, scopes: Sequence[str], aad: Any) -> tuple[str | None, dict[str, Any]]:
+def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any) -> tuple[str | None, dict[str, Any]]:
     """RFC 6750: no token → 401 without error code; bad token → 401 invalid_token; valid token
-    without any one of the operation's scopes (in ``scp`` or ``roles``) → 403 insufficient_scope.
+    without any one of the operation's scopes (in ``scp``, ``scope`` or ``roles``) → 403
+    insufficient_scope. The token is Azure AD's, or the binding's configured issuer's.
     """
     from core.auth import bearer_token
+    from core.oidc import granted_scopes, issuer_tokens
+
+    scopes: Sequence[str] = auth.get("scopes") or []
 
     try:
         token = bearer_token(request.header("authorization"))
@@ -317,28 +323,28 @@ def _oauth2(request: ApiRequest, scopes: Sequence[str], aad: Any) -> tuple[str |
         raise _attach(exc, _bearer_challenge(scopes, "invalid_request", exc.message)) from None
     if token is None:
         raise _attach(Unauthorized("this operation needs 'Authorization: Bearer <token>'", "AuthenticationRequired"), _bearer_challenge(scopes))
-    if aad is None:
-        from core.aad import get_aad_authenticator
+    if auth.get("issuer"):
+        validator: Callable[[str], Principal] = functools.partial(issuer_tokens(auth["issuer"]).authenticate, audience=auth["audience"])
+    else:
+        if aad is None:
+            from core.aad import get_aad_authenticator
 
-        aad = get_aad_authenticator()
-    if aad is None:
-        error = Unauthorized("OAuth2 tokens cannot be checked: Azure AD is not configured", "InvalidToken", error="invalid_token")
-        raise _attach(error, _bearer_challenge(scopes, "invalid_token", error.message))
+            aad = get_aad_authenticator()
+        if aad is None:
+            error = Unauthorized("OAuth2 tokens cannot be checked: Azure AD is not configured", "InvalidToken", error="invalid_token")
+            raise _attach(error, _bearer_challenge(scopes, "invalid_token", error.message))
+        validator = aad.authenticate
     try:
-        principal = aad.authenticate(token)
+        principal = validator(token)
     except Unauthorized as exc:
         raise _attach(exc, _bearer_challenge(scopes, "invalid_token", exc.message)) from None
     claims = dict(principal.claims)
-    if scopes:
-        scp = claims.get("scp")
-        granted = set(scp.split(" ")) if isinstance(scp, str) else set()
-        granted.update(principal.roles)
-        if not granted & set(scopes):
-            message = f"the token needs one of the scopes: {', '.join(scopes)}"
-            raise _attach(
-                Forbidden(message, "InsufficientScope", error="insufficient_scope"),
-                _bearer_challenge(scopes, "insufficient_scope", message),
-            )
+    if scopes and not granted_scopes(claims) & set(scopes):
+        message = f"the token needs one of the scopes: {', '.join(scopes)}"
+        raise _attach(
+            Forbidden(message, "InsufficientScope", error="insufficient_scope"),
+            _bearer_challenge(scopes, "insufficient_scope", message),
+        )
     name = claims.get("name") if isinstance(claims.get("name"), str) else principal.name
     return name, claims
 

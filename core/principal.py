@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-PrincipalKind = Literal["anonymous", "pat", "aad"]
+PrincipalKind = Literal["anonymous", "pat", "aad", "oauth2"]
 
 
 @dataclass(frozen=True)

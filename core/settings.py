@@ -74,6 +74,7 @@ class Settings:
     managed_identity_client_id: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     outbound_allowed_hosts: tuple[str, ...] = ()
+    oauth_issuers: tuple[str, ...] = ()
     public_base_url: str | None = None
     run_retention_days: int = 30
 
@@ -174,6 +175,17 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     return hosts
 
 
+def _oauth_issuers(env: Mapping[str, str]) -> tuple[str, ...]:
+    """OpenID Connect issuers API operations may trust besides Azure AD, exactly as their tokens'
+    ``iss`` spells them (a trailing slash matters)."""
+    issuers = _csv(env, "JUNCTION_OAUTH_ISSUERS")
+    for issuer in issuers:
+        parts = urlsplit(issuer)
+        if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigurationError(f"JUNCTION_OAUTH_ISSUERS entries are https:// issuer URLs, got {issuer!r}")
+    return issuers
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     prefix = _get(env, "JUNCTION_TABLE_PREFIX") or "junction"
     if not _PREFIX.match(prefix):
@@ -221,6 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         managed_identity_client_id=_get(env, "AZURE_CLIENT_ID"),
         max_body_bytes=_max_body(env),
         outbound_allowed_hosts=hosts,
+        oauth_issuers=_oauth_issuers(env),
         public_base_url=public.rstrip("/") if public else None,
         run_retention_days=_retention(env),
     )

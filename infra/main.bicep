@@ -75,6 +75,9 @@ param maxBodyBytes int = 10485760
 @description('JUNCTION_OUTBOUND_ALLOWED_HOSTS: hosts that process http steps may call, comma-separated; empty means none.')
 param outboundAllowedHosts string = ''
 
+@description('JUNCTION_OAUTH_ISSUERS: OpenID Connect issuers (https URLs, comma-separated) that oauth2 API operations may trust besides Azure AD; empty means Azure AD only.')
+param oauthIssuers string = ''
+
 @description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
 @minValue(1)
 @maxValue(3650)
@@ -250,6 +253,7 @@ module functionApp './app/function.bicep' = {
     graphClientId: graphClientId
     maxBodyBytes: maxBodyBytes
     outboundAllowedHosts: outboundAllowedHosts
+    oauthIssuers: oauthIssuers
     runRetentionDays: runRetentionDays
     tablePrefix: tablePrefix
     publicBaseUrl: publicBaseUrl

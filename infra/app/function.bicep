@@ -96,6 +96,9 @@ param maxBodyBytes int = 10485760
 @description('JUNCTION_OUTBOUND_ALLOWED_HOSTS: hosts that http steps may call, comma-separated.')
 param outboundAllowedHosts string = ''
 
+@description('JUNCTION_OAUTH_ISSUERS: OpenID Connect issuers oauth2 API operations may trust besides Azure AD.')
+param oauthIssuers string = ''
+
 @description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
 param runRetentionDays int = 30
 
@@ -248,6 +251,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_OUTBOUND_ALLOWED_HOSTS'
           value: outboundAllowedHosts
+        }
+        {
+          name: 'JUNCTION_OAUTH_ISSUERS'
+          value: oauthIssuers
         }
         {
           name: 'JUNCTION_RUN_RETENTION_DAYS'

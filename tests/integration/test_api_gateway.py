@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,39 @@ def test_oauth2(storage: Storage, settings: Settings, api: dict[str, Any], idp: 
     with pytest.raises(Unauthorized) as caught:
         call(storage, aad_on, "GET", "/api/pet/1", aad=auth)
     assert caught.value.error is None and "error=" not in error_headers(caught.value)["WWW-Authenticate"]
+
+
+def test_oauth2_with_a_configured_issuer(storage: Storage, settings: Settings, api: dict[str, Any], idp: LocalIdentityProvider) -> None:
+    """DESIGN 7's "or configured issuer": any OpenID Connect issuer the operator lists in
+    JUNCTION_OAUTH_ISSUERS, with the binding's own audience; Azure AD need not be on."""
+    issuer = idp.issuer_v2
+    trusting = dataclasses.replace(settings, oauth_issuers=(issuer,))
+    binding = {**api, "authentication": {"type": "oauth2", "issuer": issuer, "audience": "partner-api", "scopes": ["orders.read"]}}
+    with pytest.raises(BadRequest) as refused:  # an issuer the operator did not list
+        bind(storage, settings, "getPetById", binding)
+    assert refused.value.code == "IssuerNotAllowed"
+    with pytest.raises(BadRequest):  # an issuer without an audience
+        bind(storage, trusting, "getPetById", {**api, "authentication": {"type": "oauth2", "issuer": issuer}})
+    bind(storage, trusting, "getPetById", binding)
+
+    def bearer(**claims: Any) -> dict[str, str]:
+        now = int(time.time())
+        base = {"iss": issuer, "aud": "partner-api", "sub": "partner-7", "iat": now, "exp": now + 600, "scope": "orders.read profile"}
+        return {"Authorization": "Bearer " + idp.mint({**base, **claims})}
+
+    prepared = call(storage, trusting, "GET", "/api/pet/1", headers=bearer(preferred_username="acme-erp"))
+    assert prepared.trigger["data"]["username"] == "acme-erp" and prepared.trigger["claims"]["sub"] == "partner-7"
+    for wrong in ({"aud": AUDIENCE}, {"iss": idp.issuer_v1}, {"exp": int(time.time()) - 3600}, {"exp": float("nan")}):
+        with pytest.raises(Unauthorized) as caught:
+            call(storage, trusting, "GET", "/api/pet/1", headers=bearer(**wrong))
+        assert caught.value.error == "invalid_token", wrong
+    with pytest.raises(Unauthorized):  # signed by a key the issuer does not publish
+        forged = idp.mint({"iss": issuer, "aud": "partner-api", "iat": int(time.time()), "exp": int(time.time()) + 60, "scope": "orders.read"})
+        header, payload, _ = forged.split(".")
+        call(storage, trusting, "GET", "/api/pet/1", headers={"Authorization": f"Bearer {header}.{payload}.AAAA"})
+    with pytest.raises(Forbidden) as caught:
+        call(storage, trusting, "GET", "/api/pet/1", headers=bearer(scope="profile"))
+    assert caught.value.error == "insufficient_scope"
 
 
 def test_bodies(storage: Storage, settings: Settings, api: dict[str, Any]) -> None:

@@ -63,6 +63,8 @@ def test_frozen() -> None:
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "*"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com:99999"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com/path"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
+        ({**BASE, "JUNCTION_OAUTH_ISSUERS": "http://idp.example.com/realms/acme"}, "JUNCTION_OAUTH_ISSUERS"),
+        ({**BASE, "JUNCTION_OAUTH_ISSUERS": "idp.example.com"}, "JUNCTION_OAUTH_ISSUERS"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
