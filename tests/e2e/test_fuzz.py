@@ -28,6 +28,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,7 @@ from core.tokens import create_token
 from devhost.azurite import Azurite
 from tests.e2e.conftest import aad_env, serve_junction
 from tests.support.idp import AUDIENCE, LocalIdentityProvider
+from tests.support.pki import Authority, header_value
 
 EXAMPLES = int(os.environ.get("JUNCTION_FUZZ_EXAMPLES", "6"))
 ST = str(Path(sys.executable).parent / "st")
@@ -70,6 +72,20 @@ EXAMPLE_API = {
             }
         },
         "/status": {"get": {"operationId": "status", "responses": {"200": {"description": "ok"}}}},
+        "/partners/{code}": {
+            "get": {
+                "operationId": "getPartner",
+                "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 12}}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/claims": {
+            "get": {
+                "operationId": "getClaims",
+                "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
     },
 }  # fmt: skip
 
@@ -84,19 +100,30 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE="Junction.Admin")
     log_dir = tmp_path_factory.mktemp("devhost-fuzz")
-    with serve_junction(azurite, "e2efuzz", log_dir, extra_env=extra, args=["--no-timers"]) as junction:
+    # Client certificates arrive as App Service forwards them (X-ARR-ClientCert over HTTPS).
+    args = ["--no-timers", "--trust-forwarded-client-cert"]
+    partners = Authority("Fuzz Partners CA")
+    with serve_junction(azurite, "e2efuzz", log_dir, extra_env=extra, args=args) as junction:
         admin = junction.admin_token
         trigger = create_token(junction.storage, name="fuzz trigger", scopes=["trigger"]).token
         scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": {"jmespath": "trigger.data.path"}}]})
         with junction.admin() as client:
             assert client.put("/management/apis/fuzzed", json=EXAMPLE_API).status_code in (200, 201)
-            for operation, kind in (("getOrder", "apiKey"), ("addOrder", "basic"), ("status", "none")):
-                binding = {"scenarioId": scenario["id"], "authentication": {"type": kind}}
-                assert client.put(f"/management/apis/fuzzed/operations/{operation}", json=binding).status_code == 200
+            auth: dict[str, dict[str, Any]] = {
+                "getOrder": {"type": "apiKey"}, "addOrder": {"type": "basic"}, "status": {"type": "none"},
+                "getPartner": {"type": "certificate", "trustedIssuers": [partners.pem]},
+                "getClaims": {"type": "oauth2", "scopes": ["orders.read"]},
+            }  # fmt: skip
+            for operation, authentication in auth.items():
+                binding = {"scenarioId": scenario["id"], "authentication": authentication}
+                response = client.put(f"/management/apis/fuzzed/operations/{operation}", json=binding)
+                assert response.status_code == 200, response.text
             key = client.post("/management/apikeys", json={"name": "fuzz", "ruleset": [{"path": "/fuzz/**"}]}).json()["key"]
             assert client.post("/management/users", json={"username": "fuzzer", "password": "fuzz password"}).status_code == 201
         aad = idp.mint(idp.app_claims(AUDIENCE, roles=["Junction.Admin"]))
-        yield {"url": junction.url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad}
+        reader = idp.mint(idp.user_claims(AUDIENCE, scp="orders.read"))
+        certificate = header_value(partners.issue("Fuzz Partner"))
+        yield {"url": junction.url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad, "reader": reader, "certificate": certificate}
 
 
 def _fuzz(fuzzed: dict[str, str], tmp_path: Path, *headers: str, include: list[str] | None = None) -> None:
@@ -143,10 +170,17 @@ def test_fuzz_the_bound_api_with_its_own_credentials(fuzzed: dict[str, str], tmp
     _fuzz(fuzzed, tmp_path, f"Authorization: Basic {basic}", include=["^/fuzz/orders$", "^/fuzz/status"])
 
 
+def test_fuzz_the_bound_api_with_a_client_certificate_and_an_oauth2_token(fuzzed: dict[str, str], tmp_path: Path) -> None:
+    _fuzz(fuzzed, tmp_path, "X-Forwarded-Proto: https", f"X-ARR-ClientCert: {fuzzed['certificate']}", include=["^/fuzz/partners/"])
+    _fuzz(fuzzed, tmp_path, f"Authorization: Bearer {fuzzed['reader']}", include=["^/fuzz/claims"])
+
+
 def test_the_fuzzed_document_describes_the_bound_api(fuzzed: dict[str, str]) -> None:
     import httpx
 
     document = httpx.get(f"{fuzzed['url']}/management/openapi.json", timeout=30).json()
     assert document["paths"]["/fuzz/orders/{id}"]["get"]["security"] == [{"apiKey": []}]
     assert document["paths"]["/fuzz/orders"]["post"]["security"] == [{"basic": []}]
+    assert document["paths"]["/fuzz/partners/{code}"]["get"]["security"] == [{"clientCertificate": []}]
+    assert document["paths"]["/fuzz/claims"]["get"]["security"] == [{"bearer": []}]
     assert json.dumps(document).count("ExternalData") >= 2

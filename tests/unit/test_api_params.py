@@ -306,3 +306,34 @@ def test_bad_form_fields_name_the_field(document: dict[str, Any], body: bytes, p
     with pytest.raises(BadRequest) as caught:
         read_form(parse_form_fields(body), form_fields(document))
     assert caught.value.message.startswith("the form parameter 'qty'") and problem in caught.value.message
+
+
+FORMATTED = [
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+    {"name": "ref", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+    {"name": "n", "in": "query", "schema": {"type": "integer", "format": "int32"}},
+    {"name": "tags", "in": "query", "schema": {"type": "array", "items": {"type": "string", "format": "date"}}},
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("since", ""), ("since", "2024-02-30"), ("at", "yesterday"), ("ref", "not-a-uuid"), ("n", str(2**31)), ("tags", "2024-01-01,soon")],
+)
+def test_declared_formats_are_asserted(name: str, value: str) -> None:
+    with pytest.raises(BadRequest, match=name):
+        extract_parameters(FORMATTED, path={}, query={name: [value]}, headers={}, cookies={})
+
+
+def test_values_in_their_format_pass() -> None:
+    query = {"since": ["2024-02-29"], "at": ["2024-02-29T10:00:00Z"], "ref": ["1a990d32-1299-4c6e-9ac7-aa1800cde08d"], "n": ["-5"], "tags": ["2024-01-01"]}
+    out = extract_parameters(FORMATTED, path={}, query=query, headers={}, cookies={})["query"]
+    assert out == {"since": "2024-02-29", "at": "2024-02-29T10:00:00Z", "ref": "1a990d32-1299-4c6e-9ac7-aa1800cde08d", "n": -5, "tags": ["2024-01-01"]}
+
+
+def test_body_formats_are_asserted() -> None:
+    schema = {"type": "object", "properties": {"due": {"type": "string", "format": "date"}}}
+    validate_body({"due": "2024-12-24"}, schema, "oas30")
+    with pytest.raises(BadRequest, match=r"body\.due"):
+        validate_body({"due": "Christmas"}, schema, "oas31")
