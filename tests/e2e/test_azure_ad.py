@@ -116,6 +116,18 @@ def test_the_cli_uses_aad_for_cache_and_management_commands(aad_junction: Juncti
     assert refused.returncode != 0 and "--aad-scope" in refused.stderr
 
 
+def test_get_cache_data_with_an_azure_ad_token(aad_junction: Junction, idp: LocalIdentityProvider) -> None:
+    scenario = _scenario(aad_junction)
+    with aad_junction.admin() as admin:
+        admin.put(f"/management/scenarios/{scenario['id']}/cache", params={"keyJson": '"k"'}, json=[1, 2])
+    with aad_junction.client(_app_token(idp, "Junction.Trigger")) as client:
+        found = client.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": '"k"'})
+    with aad_junction.client(_app_token(idp, "Something.Else")) as client:
+        refused = client.get(f"/ExternalData/GetCacheData/{scenario['id']}", params={"keyJson": '"k"'})
+    assert found.status_code == 200 and found.json() == [1, 2]
+    assert_json_error(refused, 403)
+
+
 def test_an_app_token_without_the_trigger_role_is_403(aad_junction: Junction, idp: LocalIdentityProvider) -> None:
     scenario = _scenario(aad_junction)
     with aad_junction.client(_app_token(idp, "Something.Else")) as client:
