@@ -36,7 +36,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -477,6 +477,56 @@ def check_times(claims: Mapping[str, Any], now: float) -> None:
         raise invalid_token("the token was issued in the future")
 
 
+def verify_token(
+    token: str,
+    keys: SigningKeys,
+    *,
+    audience: str | Sequence[str],
+    issuer: str | Sequence[str],
+    require: Sequence[str],
+    now: float,
+    publisher: str,
+) -> dict[str, Any]:
+    """The claims of a signed access token, after every check that is not about who the holder is.
+
+    RS256 only, whatever the header asks for (``none``, HS256 with the public key, PS/ES); no
+    ``crit``/``b64``/JWE headers; a key ``keys`` publishes; the signature; ``aud`` and ``iss``;
+    the ``require``d claims; and the times (``check_times``, against ``now``). Shared by Azure AD
+    and the configured OpenID Connect issuers (``core.oidc``).
+    """
+    if not looks_like_jwt(token):
+        raise invalid_token("the bearer token is not a signed JWT")
+    header = jose_header(token)
+    if header.get("alg") != ALGORITHM:
+        raise invalid_token("the token must be signed with RS256")
+    if "crit" in header or "b64" in header or header.get("enc") is not None:
+        raise invalid_token("the token uses header parameters Junction does not accept")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise invalid_token("the token has no key id")
+    key = keys.get(kid)
+    if key is None:
+        raise invalid_token(f"the token is signed with a key {publisher} does not publish")
+    # Times are checked below against ``now`` with the five-minute skew, not by pyjwt.
+    options = {"require": list(require), "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": True, "verify_iss": True}
+    try:
+        claims: dict[str, Any] = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience, issuer=issuer, options=options)  # type: ignore[arg-type]
+    except jwt.InvalidAudienceError:
+        raise invalid_token("the token is for another audience") from None
+    except jwt.InvalidIssuerError:
+        raise invalid_token("the token is from another issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise invalid_token(f"the token has no '{exc.claim}' claim") from None
+    except jwt.InvalidSignatureError:
+        raise invalid_token("the token signature is not valid") from None
+    except jwt.PyJWTError:
+        raise invalid_token("the token is not valid") from None
+    except (ValueError, TypeError):  # defensive: malformed input must never be a 500
+        raise invalid_token("the token is not valid") from None
+    check_times(claims, now)
+    return claims
+
+
 def is_app_only(claims: Mapping[str, Any]) -> bool:
     """An application calling as itself (client credentials), rather than a signed-in user.
 
@@ -527,63 +577,24 @@ class AadAuthenticator:
             f"{host}/{tenant}/v2.0/.well-known/openid-configuration", timeout=timeout, monotonic=monotonic
         )
         self.groups = groups or GraphGroupChecker(settings, timeout=timeout, monotonic=monotonic)
-        self._options: dict[str, Any] = {
-            "require": ["exp", "iat", "iss", "aud", "tid"],
-            # Times are checked below against the injected clock with the five-minute skew.
-            "verify_exp": False,
-            "verify_nbf": False,
-            "verify_iat": False,
-            "verify_aud": True,
-            "verify_iss": True,
-        }
 
     # -- authentication ------------------------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal:
         """The principal behind ``token``; ``Unauthorized(error="invalid_token")`` otherwise."""
-        if not looks_like_jwt(token):
-            raise invalid_token("the bearer token is not a signed JWT")
-        header = jose_header(token)
-        if header.get("alg") != ALGORITHM:
-            # Whatever the header asks for (none, HS256 with the public key, PS/ES): RS256 only.
-            raise invalid_token("the token must be signed with RS256")
-        if "crit" in header or "b64" in header or header.get("enc") is not None:
-            raise invalid_token("the token uses header parameters Junction does not accept")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise invalid_token("the token has no key id")
-        key = self.keys.get(kid)
-        if key is None:
-            raise invalid_token("the token is signed with a key the tenant does not publish")
         expected = self._expected
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=expected.audiences,
-                issuer=expected.issuers,
-                options=self._options,  # type: ignore[arg-type]
-            )
-        except jwt.InvalidAudienceError:
-            raise invalid_token("the token is for another audience") from None
-        except jwt.InvalidIssuerError:
-            raise invalid_token("the token is from another issuer") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise invalid_token(f"the token has no '{exc.claim}' claim") from None
-        except jwt.InvalidSignatureError:
-            raise invalid_token("the token signature is not valid") from None
-        except jwt.PyJWTError:
-            raise invalid_token("the token is not valid") from None
-        except (ValueError, TypeError):  # defensive: malformed input must never be a 500
-            raise invalid_token("the token is not valid") from None
-        self._check_times(claims)
+        claims = verify_token(
+            token,
+            self.keys,
+            audience=expected.audiences,
+            issuer=expected.issuers,
+            require=("exp", "iat", "iss", "aud", "tid"),
+            now=self._clock(),
+            publisher="the tenant",
+        )
         if not isinstance(claims.get("tid"), str) or claims["tid"].lower() != expected.tenant:
             raise invalid_token("the token is from another tenant")
         return self._principal(claims)
-
-    def _check_times(self, claims: Mapping[str, Any]) -> None:
-        check_times(claims, self._clock())
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         scp = claims.get("scp")
