@@ -195,7 +195,7 @@ def prepare_call(
     try:
         scheme = request_scheme(request)
         _check_protocol(binding, scheme)
-        username, claims = _authenticate(storage, request, operation, scheme, aad)
+        username, claims = _authenticate(storage, settings, request, operation, scheme, aad)
         body_text, body = _parse_body(request, operation, settings)
         cookies = dict(request.cookies) if request.cookies is not None else parse_cookies(request.header("cookie"))
         visible = {k: v for k, v in request.headers.items() if k not in HIDDEN_HEADERS}
@@ -271,7 +271,9 @@ def _request_uri(url: str, scheme: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _authenticate(storage: Storage, request: ApiRequest, operation: BoundOperation, scheme: str, aad: Any) -> tuple[str | None, dict[str, Any]]:
+def _authenticate(
+    storage: Storage, settings: Settings, request: ApiRequest, operation: BoundOperation, scheme: str, aad: Any
+) -> tuple[str | None, dict[str, Any]]:
     auth = operation.binding.get("authentication") or {"type": "none"}
     kind = auth.get("type", "none")
     if kind == "none":
@@ -292,7 +294,7 @@ def _authenticate(storage: Storage, request: ApiRequest, operation: BoundOperati
 
         return verify_apikey(storage, request.header("x-api-key"), request.method, request.path), {}
     if kind == "oauth2":
-        return _oauth2(request, auth, aad)
+        return _oauth2(request, auth, aad, settings.oauth_issuers)
     raise Forbidden("this operation's authentication is not configured correctly", "BindingInvalid")
 
 
@@ -307,7 +309,7 @@ def _bearer_challenge(scopes: Sequence[str], error: str | None = None, descripti
     return {"WWW-Authenticate": ", ".join(parts)}
 
 
-def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any) -> tuple[str | None, dict[str, Any]]:
+def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any, trusted_issuers: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
     """RFC 6750: no token → 401 without error code; bad token → 401 invalid_token; valid token
     without any one of the operation's scopes (in ``scp``, ``scope`` or ``roles``) → 403
     insufficient_scope. The token is Azure AD's, or the binding's configured issuer's.
@@ -323,6 +325,10 @@ def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any) -> tuple[str
         raise _attach(exc, _bearer_challenge(scopes, "invalid_request", exc.message)) from None
     if token is None:
         raise _attach(Unauthorized("this operation needs 'Authorization: Bearer <token>'", "AuthenticationRequired"), _bearer_challenge(scopes))
+    if auth.get("issuer") and auth["issuer"] not in trusted_issuers:
+        # The operator took the issuer out of JUNCTION_OAUTH_ISSUERS: its bindings stop at once.
+        error = Unauthorized("this operation's token issuer is no longer trusted", "InvalidToken", error="invalid_token")
+        raise _attach(error, _bearer_challenge(scopes, "invalid_token", error.message))
     if auth.get("issuer"):
         validator: Callable[[str], Principal] = functools.partial(issuer_tokens(auth["issuer"]).authenticate, audience=auth["audience"])
     else:

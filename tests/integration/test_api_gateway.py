@@ -269,6 +269,9 @@ def test_oauth2_with_a_configured_issuer(storage: Storage, settings: Settings, a
     with pytest.raises(Forbidden) as caught:
         call(storage, trusting, "GET", "/api/pet/1", headers=bearer(scope="profile"))
     assert caught.value.error == "insufficient_scope"
+    with pytest.raises(Unauthorized) as caught:  # the operator withdrew the issuer: bindings stop at once
+        call(storage, settings, "GET", "/api/pet/1", headers=bearer())
+    assert "no longer trusted" in caught.value.message
 
 
 def test_bodies(storage: Storage, settings: Settings, api: dict[str, Any]) -> None:
