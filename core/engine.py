@@ -85,15 +85,54 @@ def _compiled(expression: str) -> Any:
 # -- validation ------------------------------------------------------------------------------
 
 
-def _compile_or_fail(expression: Any, where: str) -> Any:
+# Nodes whose first child is evaluated against the current value and the rest against its result
+# (or each element of it): only the first child can still be looking at the root ``steps``.
+_CHAINS = frozenset({"subexpression", "pipe", "projection", "value_projection", "filter_projection", "flatten", "index_expression"})
+
+
+def step_references(parsed: Mapping[str, Any]) -> set[str]:
+    """Step ids an expression reads from the root as ``steps.<id>`` (``steps.x``, ``steps.x[0]``).
+
+    Inside a projection or after a pipe, ``steps`` is a field of the current element, not of the
+    root, so it is no reference; ``steps`` alone or ``steps.*`` names no particular step.
+    """
+    found: set[str] = set()
+
+    def walk(node: Any, at_root: bool) -> None:
+        if not isinstance(node, Mapping):
+            return
+        kind, children = node.get("type"), [c for c in node.get("children") or () if isinstance(c, Mapping)]
+        if kind == "subexpression" and at_root and len(children) >= 2 and children[0] == {"type": "field", "children": [], "value": "steps"}:
+            second = children[1]
+            if second.get("type") == "index_expression":
+                second = (second.get("children") or [{}])[0]
+            if second.get("type") == "field" and isinstance(second.get("value"), str):
+                found.add(second["value"])
+        if kind in _CHAINS:
+            for index, child in enumerate(children):
+                walk(child, at_root and index == 0)
+        else:
+            for child in children:
+                walk(child, at_root and kind != "expref")
+
+    walk(parsed, True)
+    return found
+
+
+def _compile_or_fail(expression: Any, where: str, step_ids: set[str] | None = None) -> Any:
     if not isinstance(expression, str) or not expression or len(expression) > 4096:
         raise BadRequest(f"{where}: a JMESPath expression is a non-empty string of at most 4096 characters", "InvalidProcess")
     from jmespath.exceptions import JMESPathError
 
     try:
-        return _compiled(expression)
+        compiled = _compiled(expression)
     except JMESPathError as exc:
         raise BadRequest(f"{where}: the JMESPath expression does not compile: {exc}", "InvalidProcess") from None
+    if step_ids is not None:
+        unknown = sorted(step_references(compiled.parsed) - step_ids)
+        if unknown:
+            raise BadRequest(f"{where}: steps.{unknown[0]} names no earlier step", "InvalidProcess")
+    return compiled
 
 
 def _check_value(value: Any, where: str, step_ids: set[str], *, allow_secret: bool = False) -> None:
@@ -101,7 +140,7 @@ def _check_value(value: Any, where: str, step_ids: set[str], *, allow_secret: bo
     if isinstance(value, Mapping) and len(value) == 1:
         (kind, inner), = value.items()
         if kind == "jmespath":
-            _compile_or_fail(inner, where)
+            _compile_or_fail(inner, where, step_ids)
             return
         if kind == "literal":
             return
@@ -168,9 +207,9 @@ def _validate_step(step: Any, where: str, state: _Validation, depth: int) -> Non
             raise BadRequest(f"{where}: a {kind} step needs {name!r}", "InvalidProcess")
     seen = state.seen
     if kind == "transform":
-        _compile_or_fail(step["expression"], f"{where}.expression")
+        _compile_or_fail(step["expression"], f"{where}.expression", seen)
     elif kind == "decision":
-        _compile_or_fail(step["if"], f"{where}.if")
+        _compile_or_fail(step["if"], f"{where}.if", seen)
         before = set(seen)
         _validate_block(step.get("then", []), f"{where}.then", state, depth + 1)
         then_ids = state.seen - before

@@ -85,6 +85,10 @@ def test_a_failing_expression_names_its_step() -> None:
         ([{"type": "cache", "key": "k", "value": 1, "eval": "x"}], "unknown field"),
         ([{"type": "return", "value": "#bogus.path"}], "is not a reference"),
         ([{"type": "transform", "id": "1bad", "expression": "a"}], "id must be"),
+        ([{"type": "transform", "id": "a", "expression": "steps.later.x"}, {"type": "transform", "id": "later", "expression": "a"}], "steps.later names no earlier step"),
+        ([{"type": "return", "value": {"jmespath": "{n: length(steps.missing[0])}"}}], "steps.missing names no earlier step"),
+        ([{"type": "decision", "if": "steps.typo == `1`", "then": []}], "steps.typo names no earlier step"),
+        ([{"type": "transform", "id": "self", "expression": "steps.self"}], "steps.self names no earlier step"),
     ],
 )
 def test_invalid_processes_are_refused_naming_the_step(steps: list[dict[str, Any]], fragment: str) -> None:
@@ -204,3 +208,33 @@ def test_allowed_http_steps_pass_validation() -> None:
         ]},
         allowed_hosts=("api.example.com", "*.partner.example"),
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("expression", "references"),
+    [
+        ("steps.a.b", {"a"}),
+        ("steps.a[0].b", {"a"}),
+        ("{x: steps.a, y: not_null(steps.b, `1`)}", {"a", "b"}),
+        ("steps.a | steps.not_root", {"a"}),  # after a pipe, steps is a field of the result
+        ("orders[*].steps.not_root", set()),  # inside a projection: a field of each order
+        ("items[?steps.not_root > `1`]", set()),
+        ("steps", set()),
+        ("steps.*", set()),
+        ("sort_by(items, &steps.not_root)", set()),
+    ],
+)
+def test_step_references_in_jmespath_are_those_read_from_the_root(expression: str, references: set[str]) -> None:
+    import jmespath
+
+    from core.engine import step_references
+
+    assert step_references(jmespath.compile(expression).parsed) == references
+
+
+def test_jmespath_may_read_earlier_steps_and_either_branch() -> None:
+    validate_process({"steps": [
+        {"type": "transform", "id": "order", "expression": "data[0].Body"},
+        {"type": "decision", "if": "steps.order.total > `100`", "then": [{"type": "transform", "id": "big", "expression": "steps.order"}]},
+        {"type": "return", "value": {"jmespath": "{order: steps.order, big: steps.big, lines: steps.order.lines[*].steps}"}},
+    ]})  # fmt: skip
