@@ -223,3 +223,14 @@ def test_no_hardcoded_cloud_urls():
         )
         for host in hosts:
             assert host not in code, f"{path.name}: use environment() instead of {host}"
+
+
+def test_the_deployed_run_queue_is_the_one_the_app_uses(templates):
+    """The queue trigger listens on <prefix>-runs (core.settings.run_queue_name, lower case); the
+    deployment must create that queue, whatever prefix the operator chooses."""
+    from core.settings import run_queue_name
+
+    deployed = templates["main.bicep"]["modules"]["storage"]["config"]["params"]["runQueueName"]
+    assert deployed == "${toLower(tablePrefix)}-runs"
+    for prefix in ("junction", "Tenant7"):
+        assert run_queue_name({"JUNCTION_TABLE_PREFIX": prefix}) == f"{prefix.lower()}-runs"
