@@ -28,6 +28,7 @@ Tokens are never logged, not even in part; the log says why a token was refused.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -477,6 +478,15 @@ def check_times(claims: Mapping[str, Any], now: float) -> None:
         raise invalid_token("the token was issued in the future")
 
 
+_ALGORITHMS = [ALGORITHM]
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_options(require: tuple[str, ...]) -> Any:
+    # Times are checked by ``check_times`` against the injected clock with the five-minute skew.
+    return {"require": list(require), "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": True, "verify_iss": True}
+
+
 def verify_token(
     token: str,
     keys: SigningKeys,
@@ -507,10 +517,10 @@ def verify_token(
     key = keys.get(kid)
     if key is None:
         raise invalid_token(f"the token is signed with a key {publisher} does not publish")
-    # Times are checked below against ``now`` with the five-minute skew, not by pyjwt.
-    options = {"require": list(require), "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": True, "verify_iss": True}
     try:
-        claims: dict[str, Any] = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience, issuer=issuer, options=options)  # type: ignore[arg-type]
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=_ALGORITHMS, audience=audience, issuer=issuer, options=_decode_options(tuple(require))
+        )
     except jwt.InvalidAudienceError:
         raise invalid_token("the token is for another audience") from None
     except jwt.InvalidIssuerError:
