@@ -17,6 +17,7 @@ from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
     ResourceExistsError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -198,8 +199,12 @@ class Storage:
         return b"".join(_as_bytes(entity.get(f"{name}{i}")) for i in range(int(count)))
 
     def delete_blob(self, blob_name: str) -> None:
+        """Best effort; a blob that is already gone is deleted (retention tries every old run's
+        input blob, which exists only for runs that never finished)."""
         try:
             self.container().delete_blob(blob_name)
+        except ResourceNotFoundError:
+            pass
         except AzureError:
             logger.warning("could not delete payload blob %s", blob_name)
 
