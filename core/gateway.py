@@ -29,11 +29,10 @@ caller on the developer's machine pretend to use HTTPS.
 from __future__ import annotations
 
 import codecs
-import functools
 import logging
 import re
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -315,7 +314,7 @@ def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any, trusted_issu
     insufficient_scope. The token is Azure AD's, or the binding's configured issuer's.
     """
     from core.auth import bearer_token
-    from core.oidc import granted_scopes, issuer_tokens
+    from core.oidc import granted_scopes
 
     scopes: Sequence[str] = auth.get("scopes") or []
 
@@ -325,23 +324,8 @@ def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any, trusted_issu
         raise _attach(exc, _bearer_challenge(scopes, "invalid_request", exc.message)) from None
     if token is None:
         raise _attach(Unauthorized("this operation needs 'Authorization: Bearer <token>'", "AuthenticationRequired"), _bearer_challenge(scopes))
-    if auth.get("issuer") and auth["issuer"] not in trusted_issuers:
-        # The operator took the issuer out of JUNCTION_OAUTH_ISSUERS: its bindings stop at once.
-        error = Unauthorized("this operation's token issuer is no longer trusted", "InvalidToken", error="invalid_token")
-        raise _attach(error, _bearer_challenge(scopes, "invalid_token", error.message))
-    if auth.get("issuer"):
-        validator: Callable[[str], Principal] = functools.partial(issuer_tokens(auth["issuer"]).authenticate, audience=auth["audience"])
-    else:
-        if aad is None:
-            from core.aad import get_aad_authenticator
-
-            aad = get_aad_authenticator()
-        if aad is None:
-            error = Unauthorized("OAuth2 tokens cannot be checked: Azure AD is not configured", "InvalidToken", error="invalid_token")
-            raise _attach(error, _bearer_challenge(scopes, "invalid_token", error.message))
-        validator = aad.authenticate
     try:
-        principal = validator(token)
+        principal = _oauth2_principal(token, auth, aad, trusted_issuers)
     except Unauthorized as exc:
         raise _attach(exc, _bearer_challenge(scopes, "invalid_token", exc.message)) from None
     claims = dict(principal.claims)
@@ -353,6 +337,25 @@ def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any, trusted_issu
         )
     name = claims.get("name") if isinstance(claims.get("name"), str) else principal.name
     return name, claims
+
+
+def _oauth2_principal(token: str, auth: Mapping[str, Any], aad: Any, trusted_issuers: Sequence[str]) -> Principal:
+    """The token's principal: from the binding's configured issuer, else from Azure AD."""
+    issuer = auth.get("issuer")
+    if issuer:
+        if issuer not in trusted_issuers:  # the operator withdrew it: its bindings stop at once
+            raise Unauthorized("this operation's token issuer is no longer trusted", "InvalidToken", error="invalid_token")
+        from core.oidc import issuer_tokens
+
+        return issuer_tokens(issuer).authenticate(token, auth["audience"])
+    if aad is None:
+        from core.aad import get_aad_authenticator
+
+        aad = get_aad_authenticator()
+    if aad is None:
+        raise Unauthorized("OAuth2 tokens cannot be checked: Azure AD is not configured", "InvalidToken", error="invalid_token")
+    principal: Principal = aad.authenticate(token)
+    return principal
 
 
 # --------------------------------------------------------------------------------------------
