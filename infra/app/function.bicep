@@ -1,5 +1,5 @@
 // The Flex Consumption (FC1) Linux plan and the Junction function app (Python 3.11).
-// HTTPS only, TLS 1.2, no FTP, no basic publishing credentials, runs as the user-assigned identity;
+// HTTPS only, TLS 1.2, no FTP or SCM basic publishing credentials, runs as the user-assigned identity;
 // storage and Application Insights are reached with that identity (no connection strings, no keys).
 
 @description('Function app name (globally unique: it is the host name).')
@@ -143,6 +143,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Junction's trigger URLs are called by outside systems (webhooks, schedulers), so the app must be public; every route authenticates in the app
   // checkov:skip=CKV_AZURE_17: client certificates are opt-in (clientCertEnabled) for API operations that use certificate authentication; requiring them would lock out anonymous and token callers
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero; always-ready instances would bill around the clock (see docs/deploy.md, cost at rest)
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM error 51021); FTP stays off through the ftp basicPublishingCredentialsPolicies below (allow: false), so no FTP credential exists
   // checkov:skip=CKV_AZURE_213: Junction has no health endpoint in its contract (its catch-all route would answer 404), and a scale-to-zero plan has no idle instances to probe
   name: name
   location: location
@@ -169,7 +170,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       // Identity-based connections only: there is deliberately no AzureWebJobsStorage connection

@@ -140,7 +140,13 @@ def function_app_requires_tls12(t: Templates) -> None:
 
 @check
 def function_app_disables_ftp(t: Templates) -> None:
-    assert one(t, SITE).prop("properties", "siteConfig", "ftpsState") == "Disabled"
+    """Flex Consumption refuses ``siteConfig.ftpsState`` (ARM error 51021), so FTP is kept off by
+    the ``ftp`` basic publishing credentials policy alone (no FTP credential exists), and checkov's
+    CKV_AZURE_78 is an accepted exception (tests/infra/test_checkov.py)."""
+    site = one(t, SITE)
+    assert site.prop("properties", "siteConfig", "ftpsState") is None, "Flex Consumption rejects ftpsState"
+    ftp = [p for p in resources(t, f"{SITE}/basicPublishingCredentialsPolicies") if p.prop("name") == "ftp"]
+    assert [p.prop("properties", "allow") for p in ftp] == [False], "the ftp publishing policy must allow nothing"
 
 
 @check

@@ -47,7 +47,13 @@ MUTATIONS = [
     ("function_app_runs_python_311", FUNCTION, "version: '3.11'", "version: '3.10'"),
     ("function_app_is_https_only", FUNCTION, "    httpsOnly: true\n", ""),
     ("function_app_requires_tls12", FUNCTION, "      minTlsVersion: '1.2'\n", ""),
-    ("function_app_disables_ftp", FUNCTION, "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'"),
+    ("function_app_disables_ftp", FUNCTION, "      remoteDebuggingEnabled: false\n", "      remoteDebuggingEnabled: false\n      ftpsState: 'Disabled'\n"),
+    (
+        "function_app_disables_ftp",
+        FUNCTION,
+        "  name: 'ftp'\n  properties: {\n    allow: false",
+        "  name: 'ftp'\n  properties: {\n    allow: true",
+    ),
     (
         "function_app_disables_basic_publishing_credentials",
         FUNCTION,
