@@ -112,8 +112,8 @@ param clientCertMode string = 'Optional'
 @description('Semicolon-separated path prefixes for which no client certificate is requested (e.g. /ExternalData;/management).')
 param clientCertExclusionPaths string = ''
 
-@description('Maximum Flex Consumption instances.')
-@minValue(1)
+@description('Maximum instances per function group: the HTTP functions scale together as one group, and each queue or timer function scales on its own, so the app as a whole can reach this many times the number of groups. 40 is the lowest value Flex Consumption accepts in most regions, 1000 the highest.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 

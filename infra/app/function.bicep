@@ -34,8 +34,8 @@ param deploymentContainerUrl string
 @description('Application Insights connection string (identifies the resource; ingestion needs Entra ID).')
 param applicationInsightsConnectionString string
 
-@description('Maximum instances the app scales out to (1-1000).')
-@minValue(1)
+@description('Maximum instances per function group (HTTP functions together; each queue or timer function alone). Flex Consumption accepts 40 to 1000 in most regions.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 

@@ -1,4 +1,5 @@
-"""The security properties of the deployment, each a function over the parsed templates.
+"""The properties of the deployment (security, and what Flex Consumption accepts), each a
+function over the parsed templates.
 
 Each check raises AssertionError when its property is missing. test_security.py runs them on
 infra/ as it is; test_mutations.py runs them on copies with the property removed, to prove that
@@ -183,6 +184,28 @@ def function_app_client_certificates_are_opt_in(t: Templates) -> None:
         assert params["clientCertEnabled"]["type"] == "bool"
         assert params["clientCertEnabled"]["default"] is False, f"{file}: client certificates must be off by default"
         assert params["clientCertMode"]["default"] == "Optional"
+
+
+def decorator(template: dict, param: str, kind: str) -> object:
+    """The argument of a parameter's decorator (``min_value``, ``allowed`` ...), or None."""
+    for item in template["parameters"][param].get("decorators") or []:
+        if item["type"] == kind:
+            return item["argument"]
+    return None
+
+
+@check
+def maximum_instance_count_is_within_what_flex_accepts(t: Templates) -> None:
+    """maximumInstanceCount applies per function group (the HTTP group, each queue or timer
+    function); Flex Consumption refuses values under 40 in most regions, and over 1000."""
+    for file in ("main.bicep", "app/function.bicep"):
+        template = t[file]
+        assert decorator(template, "maximumInstanceCount", "min_value") == 40, f"{file}: @minValue(40)"
+        assert decorator(template, "maximumInstanceCount", "max_value") == 1000, f"{file}: @maxValue(1000)"
+        assert 40 <= template["parameters"]["maximumInstanceCount"]["default"] <= 1000
+    site = one(t, SITE)
+    scale = site.prop("properties", "functionAppConfig", "scaleAndConcurrency")
+    assert get(scale, "maximumInstanceCount") == "maximumInstanceCount"
 
 
 # --- app settings --------------------------------------------------------------------------------

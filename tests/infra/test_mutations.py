@@ -78,6 +78,8 @@ MUTATIONS = [
         "param clientCertEnabled bool = false",
         "param clientCertEnabled bool = true",
     ),
+    ("maximum_instance_count_is_within_what_flex_accepts", MAIN, "@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount", "@minValue(1)\n@maxValue(1000)\nparam maximumInstanceCount"),
+    ("maximum_instance_count_is_within_what_flex_accepts", FUNCTION, "@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount", "@minValue(1)\n@maxValue(1000)\nparam maximumInstanceCount"),
     ("storage_connection_is_identity_based", FUNCTION, "value: 'managedidentity'", "value: 'connectionstring'"),
     (
         "storage_connection_is_identity_based",
