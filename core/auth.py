@@ -85,6 +85,12 @@ def require_admin(storage: Storage, authorization: str | None) -> Principal:
     if principal.kind == "pat":
         if "admin" not in principal.scopes:
             raise Forbidden("the token lacks the 'admin' scope", "InsufficientScope", error="insufficient_scope")
+        if principal.scenario_ids is not None:
+            # Stored before such tokens were refused: its scenario limit would not hold on routes
+            # that name no scenario (tokens, APIs, users), so it administers nothing.
+            raise Forbidden(
+                "a token limited to scenarios is not an admin token", "ScopedAdminToken", error="insufficient_scope"
+            )
         return principal
     if principal.kind == "aad":
         from core.aad import get_aad_authenticator

@@ -68,6 +68,12 @@ def create_token(
     """Create a token; the secret exists only in the return value."""
     if not scopes or not set(scopes) <= SCOPES:
         raise BadRequest(f"scopes must be a non-empty list of {sorted(SCOPES)}", "InvalidScopes")
+    if "admin" in scopes and scenario_ids is not None:
+        # An admin can read and change every scenario and mint tokens, so a scenario limit on it
+        # could only ever be cosmetic: the combination is refused (docs/reliability.md).
+        raise BadRequest(
+            "an admin token cannot be limited to scenarios; limit a 'trigger' token instead", "AdminTokenCannotBeScoped"
+        )
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         raise BadRequest(f"expiresInDays must be from 1 to {MAX_EXPIRY_DAYS}", "InvalidExpiry")
     ids = sorted({parse_guid(s, "every scenarioIds entry", "InvalidScenarioId") for s in scenario_ids}) if scenario_ids is not None else None

@@ -1,0 +1,79 @@
+"""Attacks from outside (issue 13), each over real HTTP against devhost: what a hostile caller
+found, and what Junction answers now. docs/reliability.md lists them in its hostile-input table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import pytest
+
+from core import clock
+from tests.e2e.conftest import Junction, assert_json_error
+
+GUID = "1a990d32-1299-4c6e-9ac7-aa1800cde08d"
+
+
+def _stored_token(junction: Junction, *, scopes: list[str], scenario_ids: list[str] | None) -> str:
+    """A token written straight to storage, as one made before a rule existed would be."""
+    token_id = secrets.token_hex(16)
+    token = f"jct_{token_id}{secrets.token_urlsafe(32)}"
+    junction.storage.table("tokens").create_entity({
+        "PartitionKey": "token", "RowKey": token_id, "Name": "legacy", "Hash": hashlib.sha256(token.encode()).hexdigest(),
+        "Scopes": ",".join(scopes), "ScenarioIds": ",".join(scenario_ids) if scenario_ids else None, "CreatedAt": clock.now_iso(),
+    })  # fmt: skip
+    return token
+
+
+# -- 1. an admin token limited to one scenario ----------------------------------------------
+
+
+def _management_routes(junction: Junction) -> list[tuple[str, str]]:
+    """Every management method and path, from the published document (so new routes are covered)."""
+    with junction.client() as client:
+        document = client.get("/management/openapi.json").json()
+    routes = []
+    for path, item in document["paths"].items():
+        if not path.startswith("/management/") or path == "/management/openapi.json":
+            continue
+        for method in item:
+            if method in ("get", "put", "post", "patch", "delete"):
+                routes.append((method.upper(), path))
+    return routes
+
+
+def test_an_admin_token_cannot_be_limited_to_scenarios(junction: Junction, scenario: dict[str, Any]) -> None:
+    with junction.admin() as admin:
+        for scopes in (["admin"], ["admin", "trigger"]):
+            refused = admin.post("/management/tokens", json={"name": "scoped", "scopes": scopes, "scenarioIds": [scenario["id"]]})
+            assert_json_error(refused, 400, "AdminTokenCannotBeScoped")
+        assert "scoped" not in [t["name"] for t in admin.get("/management/tokens").json()["value"]]
+
+
+def test_a_stored_scoped_admin_token_administers_nothing_on_any_route(junction: Junction, scenario: dict[str, Any]) -> None:
+    """A token stored with ``admin`` and a scenario limit (before the combination was refused) is
+    refused by every management route, even for its own scenario, and can mint nothing."""
+    own = scenario["id"]
+    token = _stored_token(junction, scopes=["admin"], scenario_ids=[own])
+    values = {"scenarioId": own, "runId": GUID, "tokenId": "0" * 32, "apiName": "x", "operationId": "op", "apikeyId": "0" * 32, "username": "u"}
+    routes = _management_routes(junction)
+    assert len(routes) >= 26
+    with junction.client(token) as client:
+        for method, template in routes:
+            path = template.format(**values)
+            response = client.request(method, path, params={"keyJson": '"k"'} if path.endswith("/cache") else None, json={"name": "x", "scopes": ["admin"]})
+            assert_json_error(response, 403, "ScopedAdminToken")
+        # Its trigger rights stay confined to its scenario.
+        assert client.post(f"/ExternalData/Accept/{own}", json={}).status_code == 200
+        other = junction.create_scenario()
+        assert_json_error(client.post(f"/ExternalData/Accept/{other['id']}", json={}), 403, "ScenarioNotAllowed")
+    with junction.admin() as admin:
+        assert admin.get(f"/management/scenarios/{own}").json()["name"] == scenario["name"]
+        assert [t for t in admin.get("/management/tokens").json()["value"] if t["name"] == "x"] == []
+
+
+@pytest.fixture
+def scenario(junction: Junction) -> dict[str, Any]:
+    return junction.create_scenario()
