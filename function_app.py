@@ -9,5 +9,6 @@ app.register_functions(external.bp)
 app.register_functions(management.bp)
 app.register_functions(run_queue.bp)
 app.register_functions(timers.bp)
-# Last: its catch-all route {*path} serves the API operations bound to scenarios.
+# Its catch-all route {*path} serves the API operations bound to scenarios. Registration order does
+# not matter to the host (it tries routes by function name); see the rule in triggers/api_operations.py.
 app.register_functions(api_operations.bp)

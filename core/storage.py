@@ -50,6 +50,21 @@ _CLIENT_OPTIONS: dict[str, Any] = {
 
 TABLES = ("scenarios", "cache", "tokens", "runs", "idempotency")
 
+# The Azure SDK logs every request and response it sends, headers included, at INFO
+# (azure.core.pipeline.policies.http_logging_policy). Under the Functions host every record of the
+# app's loggers goes to the customer's Application Insights as a User log: over a hundred per call.
+SDK_LOGGERS = ("azure",)
+SDK_LOG_LEVEL = logging.WARNING
+
+
+def quiet_sdk_logging() -> None:
+    """Keep the Azure SDK's loggers at WARNING unless someone already chose a level for them
+    (a developer debugging storage may set ``azure`` to DEBUG before the clients are built)."""
+    for name in SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        if sdk.level == logging.NOTSET:
+            sdk.setLevel(SDK_LOG_LEVEL)
+
 
 class RequestCounter:
     """Counts storage requests, so tests and benchmarks can see what one operation costs."""
@@ -84,6 +99,7 @@ class Storage:
         run_queue: str = "junction-runs",
         payload_container: str = "junction-payloads",
     ) -> None:
+        quiet_sdk_logging()
         self.counter = RequestCounter()
         self._prefix = table_prefix
         self._run_queue = run_queue

@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import re
 import sys
 import threading
 import uuid
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SUPPORTED_TRIGGERS = ("httpTrigger", "queueTrigger", "timerTrigger")
+# The host's rule for function names (Utility.ValidateName), ASCII only; "host" is reserved.
+FUNCTION_NAME = re.compile(r"(?!host$)[A-Za-z][A-Za-z0-9_\-]{0,127}", re.IGNORECASE)
 
 
 class Out(func.Out[T], Generic[T]):
@@ -143,9 +146,14 @@ def index_functions(app: Any, directory: str = "") -> list[FunctionInfo]:
     names: set[str] = set()
     for function in app.get_functions():
         name = function.get_function_name()
-        if name in names:
+        if not FUNCTION_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a valid function name (a letter, then up to 127 letters, digits, '_' or '-'; not 'host'); "
+                "the host refuses it too"
+            )
+        if name.upper() in names:
             raise ValueError(f"two functions are named {name!r}; the host refuses that too")
-        names.add(name)
+        names.add(name.upper())
         bindings = [{k: _plain(v) for k, v in b.get_dict_repr().items()} for b in function.get_bindings()]
         trigger = next((b for b in bindings if str(b.get("type", "")).endswith("Trigger")), None)
         if trigger is None:

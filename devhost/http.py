@@ -26,7 +26,7 @@ import azure.functions as func
 
 from devhost.config import MAX_REQUEST_BODY_BYTES
 from devhost.functions import FunctionInfo, Out
-from devhost.routing import RouteTable
+from devhost.routing import RouteTable, host_order_key
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,19 @@ class PayloadTooLarge(Exception):
     """The request body is over the limit; raised while streaming so it is never all in memory."""
 
 
+def route_table(functions: Iterable[FunctionInfo], route_prefix: str) -> RouteTable[FunctionInfo]:
+    """The HTTP functions' routes as the host builds them: a function without a ``route`` is
+    served at its name; ``RouteTemplateError`` where the host would refuse one at start-up."""
+    table: RouteTable[FunctionInfo] = RouteTable(route_prefix)
+    # In the host's order, so a conflict is reported against the function that sorts later.
+    for function in sorted(functions, key=lambda f: host_order_key(f.name)):
+        if function.trigger_type != "httpTrigger":
+            continue
+        route = function.trigger.get("route") or function.name
+        table.add(str(route), function.trigger.get("methods"), function, name=function.name)
+    return table
+
+
 class HttpHost:
     """ASGI application serving the HTTP-triggered functions of one FunctionApp."""
 
@@ -104,21 +117,20 @@ class HttpHost:
         trust_forwarded: bool = False,
         max_body_bytes: int = MAX_REQUEST_BODY_BYTES,
     ) -> None:
-        self.table: RouteTable[FunctionInfo] = RouteTable(route_prefix)
+        self.table = route_table(functions, route_prefix)
         self.executor = executor
         self.trust_forwarded = trust_forwarded
         self.max_body_bytes = max_body_bytes
         self.in_flight = 0
-        for function in functions:
-            if function.trigger_type != "httpTrigger":
-                continue
-            route = function.trigger.get("route") or function.name
-            self.table.add(str(route), function.trigger.get("methods"), function)
+        for shadowing in self.table.shadowed():
+            # The host routes by function name, first match wins, and says nothing about it.
+            logger.warning("route order: %s", shadowing.describe())
 
     def describe(self, base_url: str) -> list[str]:
-        """Lines like ``func start`` prints: ``accept: [GET,POST] http://host:port/route``."""
+        """Lines like ``func start`` prints: ``accept: [GET,POST] http://host:port/route``, in the
+        order the host tries the routes."""
         lines = []
-        for route in sorted(self.table.routes, key=lambda r: r.target.name.lower()):
+        for route in self.table.routes:
             methods = ",".join(sorted(route.methods)) if route.methods else "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
             lines.append(f"{route.target.name}: [{methods}] {base_url}/{route.template.text}")
         return lines

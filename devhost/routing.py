@@ -1,21 +1,26 @@
-"""Route templates as the Azure Functions host (ASP.NET Core attribute routing) understands them.
+"""Route templates and route order as the Azure Functions host applies them.
 
 The Functions host hands a function's ``route`` to ASP.NET Core routing, so a template such as
-``ExternalData/Accept/{scenarioId}`` or ``{*path}`` behaves by ASP.NET's rules, not by a regular
-expression. devhost has to reproduce those rules closely enough that an app which works here works
-in Azure, and in particular:
+``ExternalData/Accept/{scenarioId}`` or ``{*path}`` is *parsed and matched* by ASP.NET's rules, not
+by a regular expression:
 
 * literal segments match case-insensitively;
 * parameters may carry constraints (``{id:int}``, ``{id:guid}``, ``{n:range(1,5)}`` ...), may be
   optional (``{name?}``), have a default (``{name=x}``), or catch everything that is left
   (``{*rest}`` / ``{**rest}``);
-* when several templates match, the most specific wins, segment by segment from the left:
-  literal, then complex segment (``{a}.{b}``), then constrained parameter, then plain parameter,
-  then optional parameter, then catch-all. A catch-all registered by one function therefore never
-  steals a path that a more specific template of another function matches;
 * the path is split on ``/`` *before* percent-decoding, and each segment is decoded exactly once,
   so ``%2F`` inside a value is a character of that value and never a new segment (``..%2F`` cannot
   climb into another route).
+
+But the *order* in which routes are tried is the host's own, not ASP.NET's specificity: the host
+registers one route per HTTP function in the order of the function names (its function metadata
+is sorted with ``StringComparer.OrdinalIgnoreCase``) and the first route whose template and
+methods match wins (azure-functions-host #9876, #6062, #3153). A catch-all whose function name
+sorts first therefore takes every request, literal paths included. ``RouteTable.shadowed`` finds
+such cases so devhost can warn at start-up; the host itself says nothing.
+
+The host also refuses, at start-up, routes in its own reserved space (beginning with ``admin`` or
+``runtime``) and two functions with the same route template and an overlapping method.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 logger = logging.getLogger(__name__)
 
@@ -434,17 +439,38 @@ def normalise_methods(methods: Iterable[object] | None) -> frozenset[str] | None
     return frozenset(names)
 
 
+def host_order_key(name: str) -> str:
+    """Sort key of a function name as the host orders its functions: ``StringComparer.OrdinalIgnoreCase``
+    compares the upper-cased characters ordinally (so ``_`` sorts after every letter). Function
+    names are ASCII (``index_functions`` refuses others, as the host does), so ``str.upper`` is exact."""
+    return name.upper()
+
+
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+
+
 @dataclass(frozen=True)
 class Route(Generic[T]):
-    """A template bound to the methods it answers and whatever the caller routes to (``target``)."""
+    """A template bound to the methods it answers, the function ``name`` that orders it, and
+    whatever the caller routes to (``target``)."""
 
     template: RouteTemplate
     methods: frozenset[str] | None
     target: T
+    name: str
+    route: str = ""
     order: int = 0
 
     def allows(self, method: str) -> bool:
         return self.methods is None or method.upper() in self.methods
+
+    def common_methods(self, other: Route[object]) -> frozenset[str] | None:
+        """Methods both routes answer (``None`` = every method); empty when they share none."""
+        if self.methods is None:
+            return other.methods
+        if other.methods is None:
+            return self.methods
+        return self.methods & other.methods
 
 
 @dataclass(frozen=True)
@@ -453,8 +479,26 @@ class RouteMatch(Generic[T]):
     values: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Shadowing(Generic[T]):
+    """``earlier`` (sorted before ``later``) takes requests ``later`` matches, e.g. ``example``."""
+
+    earlier: Route[T]
+    later: Route[T]
+    methods: frozenset[str] | None
+    example: str
+
+    def describe(self) -> str:
+        methods = ",".join(sorted(self.methods)) if self.methods else "any method"
+        return (
+            f"function {self.later.name!r} (route {self.later.template.text!r}) is shadowed by "
+            f"{self.earlier.name!r} (route {self.earlier.template.text!r}), whose name sorts first: the host "
+            f"sends {methods} {self.example} to {self.earlier.name!r}"
+        )
+
+
 class RouteTable(Generic[T]):
-    """All HTTP routes of an app; ``find`` picks the most specific match for a method and path."""
+    """All HTTP routes of an app in the host's order; ``find`` returns the first that matches."""
 
     def __init__(self, prefix: str = "api") -> None:
         self.prefix = prefix.strip("/")
@@ -466,23 +510,156 @@ class RouteTable(Generic[T]):
             return f"{self.prefix}/{route}"
         return self.prefix or route
 
-    def add(self, route: str, methods: Iterable[object] | None, target: T) -> Route[T]:
+    def add(self, route: str, methods: Iterable[object] | None, target: T, *, name: str) -> Route[T]:
+        """Register function ``name``'s route; refused (``RouteTemplateError``) where the host
+        refuses it at start-up: a malformed template, a route in the host's reserved space, or the
+        same template as another function with a method in common."""
+        text = route.strip("/")
+        if text.lower().startswith(RESERVED_ROUTE_PREFIXES):
+            raise RouteTemplateError(
+                f"function {name!r}: the specified route {route!r} conflicts with one or more built in routes "
+                "(a route may not begin with 'admin' or 'runtime'); the host refuses it too"
+            )
         template = RouteTemplate.parse(self.full_template(route))
-        entry = Route(template, normalise_methods(methods), target, order=len(self.routes))
+        entry = Route(template, normalise_methods(methods), target, name, text, order=len(self.routes))
+        for other in self.routes:
+            if other.route.lower() == text.lower() and entry.common_methods(other) != frozenset():
+                raise RouteTemplateError(
+                    f"function {name!r}: the route specified ({route!r}) conflicts with the route defined by "
+                    f"function {other.name!r} (same template, a method in common); the host refuses it too"
+                )
         self.routes.append(entry)
-        self.routes.sort(key=lambda r: (r.template.precedence, r.order))
+        self.routes.sort(key=lambda r: (host_order_key(r.name), r.order))
         return entry
 
     def find(self, method: str, raw_path: str) -> RouteMatch[T] | None:
-        """The best route for this request, or None (the host answers 404 then, also for a method
-        that a matching path does not allow)."""
+        """The route the host picks for this request, or None (the host answers 404 then, also for
+        a method that a matching path does not allow)."""
         segments = split_path(raw_path)
         if segments is None:
             return None
-        for route in self.routes:  # already sorted by precedence, then registration order
+        for route in self.routes:  # in the host's order: by function name
             if not route.allows(method):
                 continue
             values = route.template.match(segments)
             if values is not None:
                 return RouteMatch(route, values)
         return None
+
+    def shadowed(self) -> list[Shadowing[T]]:
+        """Every pair where a route sorted earlier takes requests that a later one matches, with
+        an example request.
+
+        Not reported: an earlier route that is strictly more specific than the later one by
+        ASP.NET's precedence (a literal before a parameter, say) - ASP.NET specificity would pick
+        it too, so nothing surprises. What is reported is where name order and specificity
+        disagree, typically a catch-all whose name sorts first. Constraints are honoured through
+        sample values, so the check may miss an overlap that only exotic values (a ``regex``) reach.
+        """
+        found: list[Shadowing[T]] = []
+        for index, later in enumerate(self.routes):
+            for earlier in self.routes[:index]:
+                methods = earlier.common_methods(later)
+                if methods == frozenset():
+                    continue
+                if earlier.template.precedence < later.template.precedence:
+                    continue
+                example = overlap_example(earlier.template, later.template)
+                if example is not None:
+                    found.append(Shadowing(earlier, later, methods, example))
+        return found
+
+
+# Values tried for parameters when looking for a path two templates both match.
+_SAMPLE_VALUES = (
+    "x",
+    "1",
+    "a.b",
+    "true",
+    "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+    "2000-01-01",
+    "abc",
+    "0",
+)
+
+
+def _parameter_samples(parameter: Parameter) -> list[str]:
+    samples = list(_SAMPLE_VALUES)
+    for constraint in parameter.constraints:
+        for number in re.findall(r"-?[0-9]+", constraint):
+            samples += [number, "a" * max(0, min(int(number), 64))]
+    if parameter.default:
+        samples.append(parameter.default)
+    return [s for s in samples if s and parameter.accepts(s)]
+
+
+def _segment_samples(segment: Segment) -> list[str]:
+    """Decoded values that ``segment`` matches (a few; possibly none when constraints are exotic)."""
+    if segment.literal is not None:
+        return [segment.literal]
+    parameter = segment.parameter
+    if parameter is not None:
+        return _parameter_samples(parameter)
+    text = []
+    for part in segment.parts:
+        if isinstance(part, str):
+            text.append(part)
+        else:
+            samples = _parameter_samples(part)
+            if not samples:
+                return []
+            text.append(samples[0])
+    return ["".join(text)]
+
+
+def _length_range(template: RouteTemplate) -> tuple[int, float]:
+    """Fewest and most path segments the template matches (``inf`` with a catch-all)."""
+    segments = template.segments
+    if segments and segments[-1].parameter is not None:
+        last = segments[-1].parameter
+        if last.catch_all:
+            return len(segments) - 1, math.inf
+        if last.optional or last.default is not None:
+            return len(segments) - 1, len(segments)
+    return len(segments), len(segments)
+
+
+def _segment_at(template: RouteTemplate, position: int) -> Segment | None:
+    """The template segment that matches path segment ``position`` (None: a catch-all takes it)."""
+    if position < len(template.segments):
+        segment = template.segments[position]
+        parameter = segment.parameter
+        return None if parameter is not None and parameter.catch_all else segment
+    return None
+
+
+def _accepts(segment: Segment | None, decoded: str) -> bool:
+    return segment is None or _match_segment(segment, decoded, {})
+
+
+def overlap_example(first: RouteTemplate, second: RouteTemplate) -> str | None:
+    """A path both templates match (``/a/b``), or None when none was found.
+
+    Path segments are independent in a template, so a value is chosen for each position that
+    both segments accept, from the literals of either template and sample parameter values; the
+    full path is then checked with ``match`` (a catch-all's constraint sees the joined value).
+    """
+    low1, high1 = _length_range(first)
+    low2, high2 = _length_range(second)
+    low, high = max(low1, low2), min(high1, high2)
+    finite = [n for n in (low1, high1, low2, high2) if n != math.inf]
+    high = min(high, max(finite) + 1)
+    for count in range(int(low), int(high) + 1):
+        chosen: list[str] = []
+        for position in range(count):
+            segments = (_segment_at(first, position), _segment_at(second, position))
+            candidates = [v for s in segments if s is not None for v in _segment_samples(s)] + list(_SAMPLE_VALUES)
+            value = next((c for c in candidates if _accepts(segments[0], c) and _accepts(segments[1], c)), None)
+            if value is None:
+                break
+            chosen.append(value)
+        else:
+            raw = [quote(v, safe="") for v in chosen]
+            if first.match(raw) is not None and second.match(raw) is not None:
+                return "/" + "/".join(raw)
+    return None

@@ -28,6 +28,7 @@ from devhost.config import ConfigError, HostConfig, load_host_config, load_local
 from devhost.functions import FunctionInfo, index_functions, load_app
 from devhost.http import HttpHost
 from devhost.queues import QueueListener
+from devhost.routing import RouteTemplateError
 from devhost.timers import TimerRunner
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def serve(
         code = 0
     except (ConfigError, ValueError, LookupError, ImportError, TypeError, RuntimeError, OSError) as exc:
         # A broken app module deserves its traceback; a bad setting only its message.
-        logger.error("devhost cannot start: %s", exc, exc_info=not isinstance(exc, ConfigError))
+        logger.error("devhost cannot start: %s", exc, exc_info=not isinstance(exc, ConfigError | RouteTemplateError))
         print(f"devhost: {exc}", file=sys.stderr, flush=True)
         code = 1
     except KeyboardInterrupt:

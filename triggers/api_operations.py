@@ -1,7 +1,8 @@
 """The catch-all trigger that serves API-bound operations at their own paths.
 
-Its route ``{*path}`` has the lowest precedence, so the external-trigger and management routes
-keep theirs; everything else is looked up among the bound operations.
+Its route ``{*path}`` must be tried after every other HTTP route, so the external-trigger and
+management routes keep theirs; everything else is looked up among the bound operations. The
+Functions host has no route specificity: see the rule beside the function name below.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 bp = func.Blueprint()
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+CATCH_ALL_FUNCTION = "zzApiOperations"  # must sort last: the route order rule below
 
 
 def api_request(req: func.HttpRequest) -> ApiRequest:
@@ -41,7 +43,15 @@ def api_request(req: func.HttpRequest) -> ApiRequest:
     )
 
 
-@bp.function_name("apiOperations")
+# ROUTE ORDER RULE. The Functions host tries HTTP routes in the order of the function *names*
+# (case-insensitive ordinal: names compared upper-cased, so "_" sorts after every letter) and the
+# first route whose template and methods match wins; there is no ASP.NET specificity
+# (azure-functions-host #9876, #6062, #3153). This catch-all therefore needs a name that sorts
+# after every other HTTP function's name, or it takes their requests on Azure ("apiOperations"
+# sorted before "getCacheData" and "management*" and did). A request whose path matches another
+# route but whose method does not passes on to this one. Any new HTTP function must sort before
+# it: tests/unit/test_function_routes.py fails when one of Junction's routes is shadowed.
+@bp.function_name(CATCH_ALL_FUNCTION)
 @bp.route(route="{*path}", methods=METHODS)
 @handles_errors
 def api_operations(req: func.HttpRequest) -> func.HttpResponse:

@@ -79,7 +79,7 @@ def test_methods_choose_the_function_or_404(devhost: DevhostProcess) -> None:
 
 def test_catch_all_gets_only_what_nothing_else_matches(devhost: DevhostProcess) -> None:
     body = get(devhost, "/api/some/deep/path?x=1").json()
-    assert body["function"] == "catchAll"
+    assert body["function"] == "zCatchAll"
     assert body["route"] == {"path": "some/deep/path"}
     assert get(devhost, "/api/echo").json()["function"] == "echo"
 
@@ -212,3 +212,73 @@ def test_a_broken_app_is_reported_with_its_log(tmp_path: Path) -> None:
         DevhostProcess(
             tmp_path, env={"AzureWebJobsStorage": "UseDevelopmentStorage=false"}, args=["--no-azurite"]
         ).start()
+
+
+PROBE_APP = """
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.function_name("beta")
+@app.route(route="literal/path", methods=["GET"])
+def beta(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("beta")
+
+
+@app.function_name("alpha")
+@app.route(route="{*path}", methods=["GET"])
+def alpha(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("alpha")
+
+
+@app.function_name("gamma")
+@app.route(route="literal/path", methods=["POST"])
+def gamma(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("gamma")
+"""
+
+
+def probe_app(folder: Path, source: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "function_app.py").write_text(source)
+    (folder / "host.json").write_text(json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": ""}}}))
+    return folder
+
+
+def test_routes_go_by_function_name_as_on_azure(tmp_path: Path) -> None:
+    """A catch-all named ``alpha`` takes the literal path of ``beta``, as the Functions host does; a
+    method the catch-all does not allow passes on to the next route (``gamma``)."""
+    root = probe_app(tmp_path / "probe", PROBE_APP)
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=false"}
+    with DevhostProcess(root, env=env, args=["--no-azurite", "--no-queues", "--no-timers"]) as process:
+        assert get(process, "/literal/path").text == "alpha"
+        assert get(process, "/literal/path", method="POST").text == "gamma"
+        assert get(process, "/anything/else").text == "alpha"
+        log = process.log_text()
+    assert "route order: function 'beta' (route 'literal/path') is shadowed by 'alpha'" in log
+    assert "GET /literal/path to 'alpha'" in log
+    assert "'gamma'" not in log.split("Functions:")[0]  # gamma shares no method with alpha
+    # The banner lists the routes in the order the host tries them.
+    banner = log[log.index("Functions:") :]
+    assert banner.index("alpha:") < banner.index("beta:") < banner.index("gamma:")
+
+
+@pytest.mark.parametrize(
+    ("routes", "message"),
+    [
+        ([("one", "admin/things", "GET")], "conflicts with one or more built in routes"),
+        ([("one", "runtime", "GET")], "conflicts with one or more built in routes"),
+        ([("one", "items/{id}", "GET"), ("two", "items/{id}", "GET")], "conflicts with the route defined by function 'one'"),
+    ],
+)
+def test_devhost_refuses_routes_the_host_refuses(tmp_path: Path, routes: list[tuple[str, str, str]], message: str) -> None:
+    source = "import azure.functions as func\n\napp = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n"
+    for name, route, method in routes:
+        source += (
+            f"\n\n@app.function_name({name!r})\n@app.route(route={route!r}, methods=[{method!r}])\n"
+            f"def {name}(req: func.HttpRequest) -> func.HttpResponse:\n    return func.HttpResponse('x')\n"
+        )
+    root = probe_app(tmp_path / "refused", source)
+    with pytest.raises(DevhostStartError, match=message):
+        DevhostProcess(root, env={"AzureWebJobsStorage": "UseDevelopmentStorage=false"}, args=["--no-azurite"]).start()

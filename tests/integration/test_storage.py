@@ -9,6 +9,7 @@ import pytest
 from core import scenarios, tokens
 from core.cache import ScenarioCache
 from core.errors import BadRequest, NotFound, PreconditionFailed, Unauthorized
+from core.settings import Settings
 from core.storage import CHUNK, INLINE_LIMIT, Storage
 
 PROCESS = {"steps": [{"type": "return", "value": "#trigger.data.body"}]}
@@ -134,3 +135,23 @@ def test_storage_requests_are_counted(storage: Storage) -> None:
     before = storage.counter.total
     list(storage.table("scenarios").list_entities())
     assert storage.counter.total == before + 1
+
+
+def test_the_sdk_logs_no_request_below_warning(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Under the Functions worker the root logger is at INFO and every record becomes a User log in
+    Application Insights; the SDK's per-request INFO logs (headers included) must not get there."""
+    import logging
+
+    sdk = logging.getLogger("azure")
+    previous = sdk.level
+    sdk.setLevel(logging.NOTSET)  # nobody configured it, as under the worker
+    try:
+        caplog.set_level(logging.INFO)  # the worker's root level
+        storage = Storage.from_settings(settings)
+        ScenarioCache(storage, "11111111-1111-1111-1111-111111111111").set("k", 1)
+        storage.queue().send_message("x")
+        noisy = [r for r in caplog.records if r.name.startswith("azure") and r.levelno < logging.WARNING]
+        assert noisy == []
+        assert storage.counter.total >= 3  # requests were made
+    finally:
+        sdk.setLevel(previous)

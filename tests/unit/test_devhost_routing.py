@@ -1,17 +1,19 @@
-"""Route templates as the Functions host matches them: constraints, optional and catch-all
-parameters, precedence between functions, case and percent-decoding."""
+"""Route templates as the Functions host matches them (constraints, optional and catch-all
+parameters, case and percent-decoding) and the host's route order: by function name, first match
+wins, no specificity."""
 
 from __future__ import annotations
 
 import pytest
 
-from devhost.routing import RouteTable, RouteTemplate, RouteTemplateError, split_path
+from devhost.routing import RouteTable, RouteTemplate, RouteTemplateError, host_order_key, overlap_example, split_path
 
 
-def table(*routes: tuple[str, list[str] | None], prefix: str = "") -> RouteTable[str]:
+def table(*routes: tuple[str, str, list[str] | None], prefix: str = "") -> RouteTable[str]:
+    """Routes as (function name, template, methods); a match reports its template."""
     result: RouteTable[str] = RouteTable(prefix)
-    for route, methods in routes:
-        result.add(route, methods, route)
+    for name, route, methods in routes:
+        result.add(route, methods, route, name=name)
     return result
 
 
@@ -20,13 +22,14 @@ def found(routes: RouteTable[str], path: str, method: str = "GET") -> tuple[str,
     return None if match is None else (match.route.target, match.values)
 
 
+# Junction's routes with its catch-all named to sort last (triggers/api_operations.py).
 JUNCTION_LIKE = table(
-    ("{*path}", None),
-    ("ExternalData/Accept/{scenarioId}", ["GET", "POST"]),
-    ("ExternalData/GetCacheData/{scenarioId}", ["GET"]),
-    ("management/scenarios/{scenarioId}", ["GET", "PUT", "PATCH", "DELETE"]),
-    ("management/scenarios/{scenarioId}/runs/{runId}", ["GET"]),
-    ("management/openapi.json", ["GET"]),
+    ("zzApiOperations", "{*path}", None),
+    ("accept", "ExternalData/Accept/{scenarioId}", ["GET", "POST"]),
+    ("getCacheData", "ExternalData/GetCacheData/{scenarioId}", ["GET"]),
+    ("managementScenario", "management/scenarios/{scenarioId}", ["GET", "PUT", "PATCH", "DELETE"]),
+    ("managementRun", "management/scenarios/{scenarioId}/runs/{runId}", ["GET"]),
+    ("managementOpenApi", "management/openapi.json", ["GET"]),
 )
 
 
@@ -47,36 +50,93 @@ JUNCTION_LIKE = table(
         ("/", ("{*path}", {})),
     ],
 )
-def test_catch_all_never_steals_a_more_specific_route(path: str, expected: tuple[str, dict[str, str]]) -> None:
+def test_a_catch_all_named_to_sort_last_gets_only_the_rest(path: str, expected: tuple[str, dict[str, str]]) -> None:
     assert found(JUNCTION_LIKE, path) == expected
+    assert JUNCTION_LIKE.shadowed() == []
 
 
-def test_registration_order_does_not_matter_for_precedence() -> None:
-    first = table(("{*path}", ["GET"]), ("a/{id}", ["GET"]), ("a/b", ["GET"]))
-    last = table(("a/b", ["GET"]), ("a/{id}", ["GET"]), ("{*path}", ["GET"]))
-    for routes in (first, last):
-        assert found(routes, "/a/b") == ("a/b", {})
-        assert found(routes, "/a/c") == ("a/{id}", {"id": "c"})
-        assert found(routes, "/a/b/c") == ("{*path}", {"path": "a/b/c"})
+def test_routes_are_tried_in_function_name_order_first_match_wins() -> None:
+    # The host sorts its functions by name and takes the first route that matches: no specificity.
+    routes = table(("alpha", "{*path}", ["GET"]), ("beta", "a/b", ["GET"]), ("gamma", "a/{id}", ["GET"]))
+    assert found(routes, "/a/b") == ("{*path}", {"path": "a/b"})
+    assert found(routes, "/a/c") == ("{*path}", {"path": "a/c"})
+    # Registration order does not matter, only the names.
+    reordered = table(("gamma", "a/{id}", ["GET"]), ("beta", "a/b", ["GET"]), ("alpha", "{*path}", ["GET"]))
+    assert [r.name for r in reordered.routes] == ["alpha", "beta", "gamma"]
+    assert found(reordered, "/a/b") == ("{*path}", {"path": "a/b"})
+    # Named the other way round, the same templates behave as specificity would.
+    last = table(("zeta", "{*path}", ["GET"]), ("beta", "a/b", ["GET"]), ("gamma", "a/{id}", ["GET"]))
+    assert found(last, "/a/b") == ("a/b", {})
+    assert found(last, "/a/c") == ("a/{id}", {"id": "c"})
+    assert found(last, "/a/b/c") == ("{*path}", {"path": "a/b/c"})
 
 
-def test_precedence_literal_constrained_plain_optional_catch_all() -> None:
+def test_a_parameter_sorted_first_takes_a_literal_and_a_constrained_route() -> None:
     routes = table(
-        ("x/{*rest}", ["GET"]),
-        ("x/{name?}", ["GET"]),
-        ("x/{name}", ["GET"]),
-        ("x/{id:int}", ["GET"]),
-        ("x/fixed", ["GET"]),
+        ("a1", "x/{name}", ["GET"]),
+        ("a2", "x/{id:int}", ["GET"]),
+        ("a3", "x/fixed", ["GET"]),
     )
-    assert found(routes, "/x/fixed") == ("x/fixed", {})
-    assert found(routes, "/x/42") == ("x/{id:int}", {"id": "42"})
-    assert found(routes, "/x/abc") == ("x/{name}", {"name": "abc"})
-    assert found(routes, "/x") == ("x/{name?}", {})
-    assert found(routes, "/x/a/b") == ("x/{*rest}", {"rest": "a/b"})
-    assert RouteTemplate.parse("x/fixed").precedence < RouteTemplate.parse("x/{id:int}").precedence
-    assert RouteTemplate.parse("x/{id:int}").precedence < RouteTemplate.parse("x/{name}").precedence
-    assert RouteTemplate.parse("x/{name}").precedence < RouteTemplate.parse("x/{name?}").precedence
-    assert RouteTemplate.parse("x/{name?}").precedence < RouteTemplate.parse("x/{*rest}").precedence
+    assert found(routes, "/x/fixed") == ("x/{name}", {"name": "fixed"})
+    assert found(routes, "/x/42") == ("x/{name}", {"name": "42"})
+    shadowed = {(s.earlier.name, s.later.name) for s in routes.shadowed()}
+    assert shadowed == {("a1", "a2"), ("a1", "a3")}
+    # The constrained route sorted first only takes what it accepts.
+    constrained_first = table(("a1", "x/{id:int}", ["GET"]), ("a2", "x/{name}", ["GET"]))
+    assert found(constrained_first, "/x/42") == ("x/{id:int}", {"id": "42"})
+    assert found(constrained_first, "/x/abc") == ("x/{name}", {"name": "abc"})
+
+
+def test_name_order_is_ordinal_on_upper_case() -> None:
+    # StringComparer.OrdinalIgnoreCase compares upper-cased characters: "_" (0x5F) after "Z" (0x5A).
+    assert sorted(["b_x", "bz", "Ba", "bA_"], key=host_order_key) == ["Ba", "bA_", "bz", "b_x"]
+    routes = table(("b_x", "{*path}", ["GET"]), ("bz", "z", ["GET"]))
+    assert found(routes, "/z") == ("z", {})
+
+
+def test_shadowing_is_reported_where_name_order_and_specificity_disagree() -> None:
+    routes = table(
+        ("alpha", "{*path}", ["GET", "POST"]),
+        ("beta", "items/{id}", ["GET"]),
+        ("delta", "other", ["DELETE"]),  # no method in common with alpha
+        ("epsilon", "items/new", ["GET"]),  # shadowed by alpha and by beta
+        ("zeta", "items/{id}/parts", ["POST"]),
+    )
+    report = {(s.earlier.name, s.later.name): s for s in routes.shadowed()}
+    assert set(report) == {("alpha", "beta"), ("alpha", "epsilon"), ("beta", "epsilon"), ("alpha", "zeta")}
+    assert report[("alpha", "beta")].example == "/items/x"
+    assert report[("beta", "epsilon")].example == "/items/new"
+    text = report[("alpha", "zeta")].describe()
+    assert "'zeta'" in text and "'alpha'" in text and "POST /items/x/parts" in text
+    # A literal sorted before a parameter is what specificity picks too: not reported.
+    assert table(("a", "items/new", ["GET"]), ("b", "items/{id}", ["GET"])).shadowed() == []
+
+
+def test_overlap_examples_respect_constraints_and_lengths() -> None:
+    parse = RouteTemplate.parse
+    assert overlap_example(parse("n/{a:int}"), parse("n/{b:alpha}")) is None
+    assert overlap_example(parse("n/{a:int}"), parse("n/{b:range(5,9)}")) == "/n/5"
+    assert overlap_example(parse("a/{x?}"), parse("a")) == "/a"
+    assert overlap_example(parse("a/b"), parse("a/b/c")) is None
+    assert overlap_example(parse("f/{name}.{ext}"), parse("f/{all}")) == "/f/x.x"
+    assert overlap_example(parse("{*p}"), parse("q/{x}/{y}")) == "/q/x/x"
+
+
+def test_the_host_refuses_reserved_and_conflicting_routes() -> None:
+    for reserved in ("admin/things", "/Admin", "administrator", "runtime/x", "runtimes"):
+        with pytest.raises(RouteTemplateError, match="built in routes"):
+            table(("f", reserved, None))
+    # The prefix is not part of the check: api/admin is fine, as on the host.
+    assert found(table(("f", "x/admin", None)), "/x/admin") == ("x/admin", {})
+    with pytest.raises(RouteTemplateError, match="conflicts with the route defined by function 'a'"):
+        table(("a", "items/{id}", ["GET", "PUT"]), ("b", "/Items/{id}/", ["put"]))
+    with pytest.raises(RouteTemplateError, match="conflicts"):
+        table(("a", "items", None), ("b", "items", ["DELETE"]))
+    # Same template, no method in common: both load.
+    both = table(("a", "items/{id}", ["GET"]), ("b", "items/{id}", ["DELETE"]))
+    assert [r.name for r in both.routes] == ["a", "b"]
+    # A different template text is no conflict for the host, even when it matches the same paths.
+    assert len(table(("a", "items/{id}", ["GET"]), ("b", "items/{key}", ["GET"])).shadowed()) == 1
 
 
 @pytest.mark.parametrize(
@@ -173,12 +233,12 @@ def test_dot_segments_are_resolved_before_routing() -> None:
 
 
 def test_literals_are_case_insensitive_values_keep_their_case() -> None:
-    routes = table(("Items/{Name}", ["GET"]))
+    routes = table(("items", "Items/{Name}", ["GET"]))
     assert found(routes, "/ITEMS/MiXeD") == ("Items/{Name}", {"Name": "MiXeD"})
 
 
 def test_methods_filter_candidates_and_nothing_is_404() -> None:
-    routes = table(("things/{id}", ["POST"]), ("{*rest}", ["GET"]))
+    routes = table(("things", "things/{id}", ["POST"]), ("zRest", "{*rest}", ["GET"]))
     assert found(routes, "/things/1", "POST") == ("things/{id}", {"id": "1"})
     assert found(routes, "/things/1", "post") == ("things/{id}", {"id": "1"})
     # GET is not allowed on things/{id}: the catch-all (which allows GET) answers instead.
@@ -187,13 +247,13 @@ def test_methods_filter_candidates_and_nothing_is_404() -> None:
 
 
 def test_no_methods_means_every_method() -> None:
-    routes = table(("any", None))
+    routes = table(("any", "any", None))
     for method in ("GET", "POST", "PATCH", "OPTIONS"):
         assert found(routes, "/any", method) == ("any", {})
 
 
 def test_route_prefix() -> None:
-    routes = table(("items/{id}", ["GET"]), prefix="api")
+    routes = table(("items", "items/{id}", ["GET"]), prefix="api")
     assert found(routes, "/api/items/1") == ("items/{id}", {"id": "1"})
     assert found(routes, "/API/items/1") == ("items/{id}", {"id": "1"})
     assert found(routes, "/items/1") is None

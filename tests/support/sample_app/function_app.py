@@ -72,10 +72,12 @@ async def echo(req: func.HttpRequest) -> func.HttpResponse:
     return _describe(req, "echo")
 
 
-@app.function_name("catchAll")
+# The host tries routes in the order of the function names, first match wins: a catch-all must
+# have a name that sorts after every other HTTP function, or it takes their requests.
+@app.function_name("zCatchAll")
 @app.route(route="{*path}", methods=["GET", "POST"])
 def catch_all(req: func.HttpRequest) -> func.HttpResponse:
-    return _describe(req, "catchAll")
+    return _describe(req, "zCatchAll")
 
 
 @app.function_name("boom")

@@ -1,0 +1,83 @@
+"""Junction's own HTTP routes under the Functions host's route order.
+
+The host tries routes in the order of the function names (case-insensitive ordinal) and the first
+route whose template and methods match wins; a catch-all whose name sorts early takes the requests
+of every route after it (issue 21 A1: ``apiOperations`` answered for ``getCacheData`` and the whole
+management API on Azure). devhost builds its route table the same way, so these checks use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devhost.config import load_host_config
+from devhost.routing import Route, RouteTable, overlap_example
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The app reads its settings when it is imported; a child process keeps them out of this one.
+LIST_HTTP_FUNCTIONS = """
+import json
+from devhost.functions import index_functions
+from function_app import app
+print(json.dumps([[f.name, f.trigger.get("route") or f.name, f.trigger.get("methods")]
+                  for f in index_functions(app) if f.trigger_type == "httpTrigger"]))
+"""
+
+
+@pytest.fixture(scope="module")
+def routes() -> RouteTable[str]:
+    env = {**os.environ, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    listed = subprocess.run(
+        [sys.executable, "-c", LIST_HTTP_FUNCTIONS], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    table: RouteTable[str] = RouteTable(load_host_config(ROOT).route_prefix)
+    for name, route, methods in json.loads(listed.stdout):
+        table.add(route, methods, name, name=name)
+    return table
+
+
+def test_no_route_of_junction_is_shadowed(routes: RouteTable[str]) -> None:
+    assert [s.describe() for s in routes.shadowed()] == []
+
+
+def test_the_catch_all_is_tried_last(routes: RouteTable[str]) -> None:
+    last = routes.routes[-1]
+    assert last.template.text == "{*path}"
+    assert len(routes.routes) > 10
+
+
+def _methods(route: Route[str]) -> list[str]:
+    return sorted(route.methods) if route.methods else ["GET"]
+
+
+def test_every_route_answers_its_own_requests(routes: RouteTable[str]) -> None:
+    for route in routes.routes:
+        example = overlap_example(route.template, route.template)
+        assert example is not None, route.template.text
+        for method in _methods(route):
+            found = routes.find(method, example)
+            assert found is not None and found.route.name == route.name, (method, example, route.name)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "function"),
+    [
+        ("GET", "/ExternalData/GetCacheData/s1", "getCacheData"),
+        ("POST", "/ExternalData/Accept/s1", "accept"),
+        ("GET", "/management/scenarios", "managementScenarios"),
+        ("GET", "/management/openapi.json", "managementOpenApi"),
+        ("DELETE", "/management/users/alice", "managementUser"),
+        ("PUT", "/management/scenarios", "zzApiOperations"),  # no management route allows PUT there
+        ("GET", "/api/pet/1", "zzApiOperations"),
+    ],
+)
+def test_requests_reach_the_intended_function(routes: RouteTable[str], method: str, path: str, function: str) -> None:
+    found = routes.find(method, path)
+    assert found is not None and found.route.name == function
