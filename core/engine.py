@@ -53,17 +53,23 @@ Position = list[int | str]
 
 
 class ProcessFailed(Exception):
-    """A step failed for a reason retrying will not fix, or a ``throw`` step ended the run.
+    """A step failed, or a ``throw`` step ended the run.
 
     ``response`` is the HTTP response a ``throw`` step asked for (for API callers).
+    ``retryable`` marks a failure that may pass if the run is tried again (an upstream's 5xx or
+    429, a time-out, a connection error): a queued run is retried by the queue; everything else
+    (a step that fails on its input, a 4xx, a ``throw``) ends the run at once.
     """
 
-    def __init__(self, step: str, message: str, response: Any = None) -> None:
+    def __init__(self, step: str, message: str, response: Any = None, *, retryable: bool = False) -> None:
         super().__init__(f"step {step}: {message}")
         self.step = step
         self.message = message
         self.response = response
+        self.retryable = retryable
         self.records: list[dict[str, Any]] = []
+        self.intermediate: Any = None
+        self.answered_early = False
 
 
 class CacheWriter(Protocol):
@@ -312,13 +318,20 @@ def _truthy(value: Any) -> bool:
 @dataclass(frozen=True)
 class ProcessResult:
     """How a process ended: ``returned`` (a return step), ``completed`` (ran out of steps) or
-    ``intermediate`` (answered early; ``position`` is where to continue)."""
+    ``intermediate`` (answered early; ``position`` is where to continue).
+
+    ``intermediate`` is the value of an ``intermediateReturn`` this call passed without stopping
+    (a queued run has no caller to answer, so the run record keeps it); ``answered_early`` says
+    whether there was one, since its value may itself be null.
+    """
 
     kind: str
     result: Any
     steps: dict[str, Any]
     records: list[dict[str, Any]]
     position: Position | None = None
+    intermediate: Any = None
+    answered_early: bool = False
 
 
 @dataclass
@@ -378,7 +391,7 @@ class _Runner:
             return action()
         except ProcessFailed as exc:
             self._finish(record, "failed", error=exc.message)
-            raise ProcessFailed(name, exc.message, exc.response) from exc
+            raise ProcessFailed(name, exc.message, exc.response, retryable=exc.retryable) from exc
         except (JMESPathError, TypeError, ValueError) as exc:
             self._finish(record, "failed", error=str(exc))
             raise ProcessFailed(name, str(exc)) from exc
@@ -452,7 +465,9 @@ def run_process(
         ended = runner.block(process.get("steps", []), [], start)
     except ProcessFailed as exc:
         exc.records = runner.records  # the run record shows how far it got
+        exc.intermediate, exc.answered_early = runner.intermediate, runner.answered_early
         raise
+    early = {"intermediate": runner.intermediate, "answered_early": runner.answered_early}
     if ended is None:
-        return ProcessResult("completed", context.result, context.steps, runner.records)
-    return ProcessResult(ended.kind, ended.value, context.steps, runner.records, ended.position)
+        return ProcessResult("completed", context.result, context.steps, runner.records, **early)
+    return ProcessResult(ended.kind, ended.value, context.steps, runner.records, ended.position, **early)

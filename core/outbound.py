@@ -37,6 +37,10 @@ class OutboundError(Exception):
     """The call could not be made or failed; the engine turns it into a failed step."""
 
 
+class UpstreamUnavailable(OutboundError):
+    """A connection error or time-out after the step's own retries: may pass, so the run is retried."""
+
+
 def host_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
@@ -148,7 +152,7 @@ def request(
                 return response_json(response)
         except (requests.ConnectionError, requests.Timeout) as exc:
             if attempt >= retries:
-                raise OutboundError(f"{type(exc).__name__} calling {urlsplit(url).hostname} after {attempt + 1} attempt(s)") from None
+                raise UpstreamUnavailable(f"{type(exc).__name__} calling {urlsplit(url).hostname} after {attempt + 1} attempt(s)") from None
         delay = _retry_delay(response, attempt)
         logger.info("retrying %s %s in %.1f s (attempt %d)", method, urlsplit(url).hostname, delay, attempt + 1)
         sleep(delay)
@@ -220,9 +224,11 @@ def call_step(step: Mapping[str, Any], resolve: Callable[[Any], Any], allowed_ho
             allowed_hosts=allowed_hosts,
         )
     except OutboundError as exc:
-        raise ProcessFailed("http", str(exc)) from None
-    if step.get("failOnError", True) and result["status"] >= 400:
-        raise ProcessFailed("http", f"{urlsplit(url).hostname} answered {result['status']}")
+        raise ProcessFailed("http", str(exc), retryable=isinstance(exc, UpstreamUnavailable)) from None
+    status = result["status"]
+    if step.get("failOnError", True) and status >= 400:
+        # 5xx and 429 may pass: the queue retries the run. Another 4xx will answer the same again.
+        raise ProcessFailed("http", f"{urlsplit(url).hostname} answered {status}", retryable=status >= 500 or status == 429)
     return result
 
 
@@ -234,4 +240,4 @@ def poll_source(source: Mapping[str, Any], allowed_hosts: Sequence[str]) -> Any:
     try:
         return call_step(step, lambda value: value, allowed_hosts)["body"]
     except ProcessFailed as exc:
-        raise ProcessFailed("source", exc.message) from None
+        raise ProcessFailed("source", exc.message, retryable=exc.retryable) from None

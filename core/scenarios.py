@@ -37,6 +37,7 @@ class Scenario:
     created_at: str | None
     updated_at: str | None
     in_blob: bool = False
+    schedule_since: str | None = None
 
     @property
     def triggers_enabled(self) -> bool:
@@ -87,15 +88,24 @@ def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     return normalised
 
 
-def _entity(storage: Storage, scenario_id: str, document: dict[str, Any], created_at: str) -> dict[str, Any]:
+def _entity(
+    storage: Storage, scenario_id: str, document: dict[str, Any], created_at: str, previous: Scenario | None = None
+) -> dict[str, Any]:
+    now = clock.now_iso()
+    schedule = document.get("schedule") or ""
+    # A schedule runs from when it was set: its first due time is the first one after that, so a
+    # new (or changed) schedule never starts runs for due times before it existed.
+    unchanged = previous is not None and (previous.document.get("schedule") or "") == schedule
+    since = (previous.schedule_since or previous.updated_at) if unchanged and previous is not None else None
     return {
         "PartitionKey": PARTITION,
         "RowKey": scenario_id,
         "Name": document["name"],
-        "HasSchedule": bool(document.get("schedule")),
-        "Schedule": document.get("schedule") or "",
+        "HasSchedule": bool(schedule),
+        "Schedule": schedule,
+        "ScheduleSince": (since or now) if schedule else "",
         "CreatedAt": created_at,
-        "UpdatedAt": clock.now_iso(),
+        "UpdatedAt": now,
         **storage.pack("Doc", dumps(document).encode("utf-8"), f"scenarios/{scenario_id}"),
     }
 
@@ -109,6 +119,7 @@ def _from_entity(storage: Storage, entity: Any) -> Scenario:
         created_at=entity.get("CreatedAt"),
         updated_at=entity.get("UpdatedAt"),
         in_blob=bool(entity.get("DocBlob")),
+        schedule_since=entity.get("ScheduleSince") or None,
     )
 
 
@@ -124,13 +135,14 @@ def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str
     normalised = _normalise(document, allowed_hosts)
     scenario_id = new_id()
     now = clock.now_iso()
-    metadata = storage.table("scenarios").create_entity(_entity(storage, scenario_id, normalised, now))
+    entity = _entity(storage, scenario_id, normalised, now)
+    metadata = storage.table("scenarios").create_entity(entity)
     logger.info("created scenario %s", scenario_id)
-    return Scenario(scenario_id, normalised, metadata["etag"], now, now)
+    return Scenario(scenario_id, normalised, metadata["etag"], now, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None)
 
 
 def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_match: str | None) -> Scenario:
-    entity = _entity(storage, current.id, document, current.created_at or clock.now_iso())
+    entity = _entity(storage, current.id, document, current.created_at or clock.now_iso(), current)
     try:
         metadata = storage.table("scenarios").update_entity(
             entity,
@@ -144,7 +156,9 @@ def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_mat
         if exc.status_code == 412:
             raise _stale(current.id) from None
         raise
-    return Scenario(current.id, document, metadata["etag"], current.created_at, entity["UpdatedAt"])
+    return Scenario(
+        current.id, document, metadata["etag"], current.created_at, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None
+    )
 
 
 def _stale(scenario_id: str) -> PreconditionFailed:

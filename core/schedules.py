@@ -4,7 +4,9 @@ A timer-triggered function calls ``start_due_runs`` every 15 seconds. Each due t
 by inserting ``(scenario, due time)`` into the schedule table: Table Storage lets exactly one
 insert of a key succeed, so when several instances tick at once each due time starts one run.
 A tick looks back ``LOOKBACK`` so a late tick still starts what fell due; due times older than
-that (the app was stopped) are skipped, not caught up.
+that (the app was stopped) are skipped, not caught up. The look-back never reaches before the
+schedule was set (``ScheduleSince``, kept by ``core.scenarios``): a new schedule starts with its
+first due time after that moment, never with a burst of back-dated runs.
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ def _claim(storage: Storage, scenario_id: str, due: datetime) -> bool:
         return False
 
 
+def _since(entity: Any, now: datetime) -> datetime:
+    """Due times after this moment are started: the look-back, but never before the schedule was
+    set. Scenarios stored before ``ScheduleSince`` existed use their last update instead."""
+    set_at = entity.get("ScheduleSince") or entity.get("UpdatedAt")
+    try:
+        since = clock.parse_iso(set_at) if set_at else None
+    except ValueError:
+        since = None
+    return max(now - LOOKBACK, since) if since is not None else now - LOOKBACK
+
+
 def start_due_runs(storage: Storage, settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
     """Start a run for every due time not yet claimed; returns what this call started."""
     from core.starter import start_run
@@ -68,13 +81,13 @@ def start_due_runs(storage: Storage, settings: Settings, now: datetime | None = 
     scheduled = storage.table("scenarios").query_entities(
         "PartitionKey eq @pk and HasSchedule eq @yes",
         parameters={"pk": "scenario", "yes": True},
-        select=["RowKey", "Schedule"],
+        select=["RowKey", "Schedule", "ScheduleSince", "UpdatedAt"],
     )
     for entity in scheduled:
         scenario_id, expression = entity["RowKey"], entity.get("Schedule")
         if not expression:
             continue
-        for due in due_times(expression, now - LOOKBACK, now):
+        for due in due_times(expression, _since(entity, now), now):
             if not _claim(storage, scenario_id, due):
                 continue
             trigger = {"type": "schedule", "dueAt": clock.iso(due), "caller": {"kind": "schedule"}}

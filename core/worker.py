@@ -1,9 +1,11 @@
 """Executes queued runs (called by the queue-triggered function, once per message).
 
-Retries belong to the queue: a transient failure (storage, say) is raised so the host makes the
-message visible again, and after ``MAX_ATTEMPTS`` the host moves it to the poison queue; the run
-is marked ``failed`` on that last attempt so its record never stays ``queued``. A failure that
-retrying cannot fix (a step that fails on this input, a ``throw``) ends the run at once. A message
+Retries belong to the queue: a transient failure (storage, say, or an ``http`` step whose
+upstream still answers 5xx or 429, times out or cannot be reached after the step's own retries)
+is raised so the host makes the message visible again, and after ``MAX_ATTEMPTS`` the host
+moves it to the poison queue; the run is marked ``failed`` on that last attempt so its record
+never stays ``queued``. A failure that retrying cannot fix (a step that fails on this input, an
+upstream's 4xx, a ``throw``) ends the run at once. A message
 whose run has already ended is acknowledged without running anything, so no run executes twice
 to the end.
 
@@ -91,9 +93,13 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
         message = _full_message(storage, message)
         outcome = _execute(storage, settings, message)
     except ProcessFailed as exc:
-        logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message)
         records = earlier_records + exc.records
-        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step, steps=records)
+        if exc.retryable:  # an upstream's 5xx or 429, a time-out: the queue tries the run again
+            _record_retry(storage, entity, message.run_id, dequeue_count, exc, records)
+            raise
+        logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message)
+        kept = {"intermediate": exc.intermediate} if exc.answered_early else {}
+        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step, steps=records, **kept)
         _cleanup(storage, message)
         return runs.FAILED
     except JunctionError as exc:  # the scenario was deleted, say: retrying will not help
@@ -115,11 +121,25 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
             logger.warning("could not record the failure of run %s", message.run_id)
         raise
     changes: dict[str, Any] = {"steps": earlier_records + outcome.records}
-    if outcome.kind == "intermediate":  # only when stop_at_intermediate; not on the queue path
-        changes["intermediate"] = outcome.result
+    if outcome.answered_early:  # nobody waits on a queued run: the record keeps the early answer
+        changes["intermediate"] = outcome.intermediate
     runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, error=None, **changes)
     _cleanup(storage, message)
     return runs.SUCCEEDED
+
+
+def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int, exc: ProcessFailed, records: list[dict[str, Any]]) -> None:
+    """The run goes back to ``queued`` with this attempt's error; on the last attempt it is
+    ``failed`` with the step and the step records. (Records of earlier attempts are not kept:
+    the next attempt starts the process again and would read them as a continuation's.)"""
+    final = dequeue_count >= MAX_ATTEMPTS
+    logger.warning("run %s attempt %d failed at step %s%s: %s", run_id, dequeue_count, exc.step, " (giving up)" if final else "", exc.message)
+    ending: dict[str, Any] = {"Status": runs.QUEUED}
+    if final:
+        ending = {"Status": runs.FAILED, "EndedAt": clock.now_iso(), "FailedStep": exc.step, "steps": records}
+        if exc.answered_early:
+            ending["intermediate"] = exc.intermediate
+    runs.update_run(storage, entity, error=f"attempt {dequeue_count}: step {exc.step}: {exc.message}", **ending)
 
 
 def _execute(storage: Storage, settings: Settings, message: RunMessage) -> ProcessResult:

@@ -10,7 +10,7 @@ from core.accept import AcceptRequest, accept, get_cache_data
 from core.exchange import refuse_repeated_parameters
 from core.settings import get_settings
 from core.storage import get_storage
-from triggers.http import handles_errors, json_response, lower_headers
+from triggers.http import handles_errors, json_value_response, lower_headers
 
 bp = func.Blueprint()
 
@@ -51,4 +51,4 @@ def get_cache_data_trigger(req: func.HttpRequest) -> func.HttpResponse:
         req.params.get("keyJson"),
         headers.get("authorization"),
     )
-    return json_response(value)
+    return json_value_response(value)

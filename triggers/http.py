@@ -122,3 +122,8 @@ def reply_response(reply: Reply) -> func.HttpResponse:
 
 def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     return reply_response(Reply(status, value, headers or {}))
+
+
+def json_value_response(value: Any) -> func.HttpResponse:
+    """200 with ``value`` as a JSON body, ``null`` included (``json_response`` treats None as "no body")."""
+    return func.HttpResponse(dumps(value), status_code=200, headers=SECURITY_HEADERS, mimetype=JSON, charset="utf-8")

@@ -15,6 +15,7 @@ import pytest
 from core import runs, scenarios
 from core.accept import AcceptRequest, accept
 from core.cache import ScenarioCache
+from core.engine import ProcessFailed
 from core.errors import BadRequest, NotFound
 from core.ids import new_run_id
 from core.retention import remove_old_runs
@@ -89,11 +90,20 @@ def test_http_step_parses_xml_responses(storage: Storage, allowed: Settings, ups
     assert _run(storage, allowed, sid)["output"] == "5"
 
 
-def test_http_step_timeout_fails_the_run_naming_the_step(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
+def test_http_step_timeout_is_retried_by_the_queue_and_fails_the_run_on_the_last_attempt(storage: Storage, allowed: Settings, upstream: Upstream) -> None:
     sid = _scenario(storage, allowed, [{"type": "http", "id": "slowcall", "url": f"{upstream.url}/slow", "timeout": 1, "retries": 0}])
-    run = _run(storage, allowed, sid)
-    assert run["status"] == "failed" and run["failedStep"] == "slowcall"
-    assert "Timeout" in run["error"]
+    result = accept(storage, allowed, AcceptRequest(sid, "GET", b"", None, None))
+    (message,) = storage.queue().receive_messages(messages_per_page=32, visibility_timeout=30)
+    with pytest.raises(ProcessFailed):  # raised: the host makes the message visible again
+        execute_run(storage, allowed, message.content, 1)
+    run = runs.get_run(storage, sid, result.run_id)
+    assert run["status"] == "queued" and run["attempts"] == 1
+    assert run["error"].startswith("attempt 1: step slowcall:") and "Timeout" in run["error"]
+    with pytest.raises(ProcessFailed):
+        execute_run(storage, allowed, message.content, 5)
+    storage.queue().delete_message(message)
+    run = runs.get_run(storage, sid, result.run_id)
+    assert run["status"] == "failed" and run["failedStep"] == "slowcall" and run["attempts"] == 5
     assert [s["status"] for s in run["steps"]] == ["failed"]
 
 
@@ -187,7 +197,7 @@ def test_a_process_that_answers_early_continues_from_the_queue(storage: Storage,
 
 def test_a_schedule_due_twice_while_two_instances_race_starts_one_run_per_due_time(storage: Storage, settings: Settings) -> None:
     sid = _scenario(storage, settings, [{"type": "return", "value": "#trigger.dueAt"}], schedule="0 * * * * *")
-    now = datetime(2026, 11, 22, 8, 0, 30, tzinfo=UTC)
+    now = (datetime.now(UTC) + timedelta(minutes=3)).replace(second=30, microsecond=0)  # a tick well after the schedule was set
     expected = list(due_times("0 * * * * *", now - timedelta(minutes=2), now))
     assert len(expected) == 2
     with ThreadPoolExecutor(max_workers=2) as pool:

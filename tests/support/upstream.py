@@ -47,6 +47,8 @@ class Upstream:
                     return self._send(429, {}, {"Retry-After": "1"})
                 if path == "/busy":  # always failing, without Retry-After: the backoff applies
                     return self._send(503, {"error": "busy"})
+                if path == "/error":  # always a 500
+                    return self._send(500, {"error": "broken"})
                 if path == "/throttled-long" and count == 1:
                     return self._send(429, {}, {"Retry-After": "3600"})
                 if path == "/throttled-date" and count == 1:
