@@ -31,7 +31,7 @@ from core import clock
 from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.jsonvalue import dumps, parse_json
 from core.oproutes import METHODS, split_path
-from core.schemas import validate
+from core.schemas import NAME, validate
 from core.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ APIKEY_CREATE: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["name", "ruleset"],
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": NAME,
         "ruleset": {
             "type": "array",
             "minItems": 1,

@@ -48,7 +48,7 @@ from core.bodies import check_size, is_json_type, media_type
 from core.cors import normalise_cors
 from core.errors import BadRequest, Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
 from core.ids import key_hash, new_id, parse_guid
-from core.jsonvalue import dumps, parse_json
+from core.jsonvalue import dumps, has_lone_surrogate, parse_json
 from core.oproutes import BoundOperation, Segment, find_conflict, parse_template, path_param_types
 from core.schemas import GUID, validate
 from core.settings import Settings
@@ -188,7 +188,7 @@ def _yaml_loader() -> Any:
 
 
 def _check_values(document: Any) -> None:
-    """JSON values only, finite numbers, at most MAX_NODES nodes after alias expansion."""
+    """JSON values only, finite numbers, valid Unicode, at most MAX_NODES nodes after alias expansion."""
     count = 0
     stack = [document]
     while stack:
@@ -198,8 +198,12 @@ def _check_values(document: Any) -> None:
             raise BadRequest(f"the document is too large (more than {MAX_NODES} values once expanded)", "InvalidDocument")
         if isinstance(item, dict):
             stack.extend(item.values())
+            stack.extend(key for key in item if not key.isascii())  # keys are strings (the loader)
         elif isinstance(item, list):
             stack.extend(item)
+        elif isinstance(item, str):
+            if has_lone_surrogate(item):
+                raise BadRequest("the document holds a lone surrogate (such as \\ud800), which is not a Unicode character", "InvalidDocument")
         elif isinstance(item, float) and not math.isfinite(item):
             raise BadRequest("the document contains NaN or infinity", "InvalidDocument")
         elif item is not None and not isinstance(item, str | int | float | bool):

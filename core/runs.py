@@ -83,7 +83,8 @@ def run_to_json(storage: Storage, entity: Any, *, with_output: bool) -> dict[str
         "endedAt": entity.get("EndedAt"),
         "attempts": entity.get("Attempts", 0),
         "trigger": json.loads(entity.get("Trigger") or "{}"),
-        "error": (storage.unpack("Error", entity) or b"").decode("utf-8") or None,
+        # "replace": a read never fails on bytes an older version stored (a lone surrogate, say).
+        "error": (storage.unpack("Error", entity) or b"").decode("utf-8", errors="replace") or None,
         "failedStep": entity.get("FailedStep"),
     }
     if with_output:

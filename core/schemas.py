@@ -7,11 +7,14 @@ offending field) and describing the API in the published OpenAPI document.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from core.errors import BadRequest
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+# Names show up in logs, listings and terminals: no control characters (a newline could forge a
+# log line).
+NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"}
 GUID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
 
 STEP: dict[str, Any] = {
@@ -114,11 +117,28 @@ TOKEN_CREATE: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _anchored(pattern: str) -> re.Pattern[str]:
+    """A schema pattern whose final ``$`` means the end of the text: in Python ``$`` also matches
+    before a trailing newline, so ``^[^\\x00-\\x1f]+$`` would let ``"name\\n"`` through."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _anchored(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @functools.lru_cache(maxsize=16)
 def _validator(schema_id: int) -> Any:
-    from jsonschema import Draft202012Validator  # imported on first management call
+    from jsonschema import Draft202012Validator, validators  # imported on first management call
 
-    return Draft202012Validator(_BY_ID[schema_id])
+    strict = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    return strict(_BY_ID[schema_id])
 
 
 _BY_ID: dict[int, dict[str, Any]] = {}

@@ -62,7 +62,7 @@ MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 300.0
 MAX_TRACKED_USERS = 10_000
 MAX_HEADER_LENGTH = 4096
-_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f:]")
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f:]")
 
 USER_CREATE: dict[str, Any] = {
     "type": "object",
@@ -70,7 +70,7 @@ USER_CREATE: dict[str, Any] = {
     "required": ["username", "password"],
     "properties": {
         # No ':' (it ends the name in a Basic header) and no control characters.
-        "username": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^:\\x00-\\x1f\\x7f]+$"},
+        "username": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^:\\x00-\\x1f\\x7f-\\x9f]+$"},
         "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
     },
 }

@@ -250,3 +250,130 @@ def test_forged_forwarding_headers_do_not_change_the_scheme(junction: Junction) 
     finally:
         with junction.admin() as admin:
             admin.delete("/management/apis/forged")
+
+
+# -- Lone surrogates (issue 13.6): refused wherever JSON or YAML is parsed -----------------------
+
+LONE_SURROGATES = ["\\ud800", "\\udfff", "x\\udc00\\ud800y", "\\ud83d", "\\uDBFF\\u0041"]
+"""JSON escapes of surrogates that do not form a pair: no Unicode character, never UTF-8."""
+
+
+def _anonymous_api(junction: Junction, name: str, process: dict[str, Any]) -> str:
+    document = {"openapi": "3.0.3", "info": {"title": name, "version": "1"}, "servers": [{"url": f"/{name}"}],
+                "paths": {"/echo": {"post": {"operationId": "echo", "responses": {"200": {"description": "ok"}},
+                          "requestBody": {"content": {"application/json": {"schema": {}}}}}}}}  # fmt: skip
+    scenario = junction.create_scenario(process=process)
+    with junction.admin() as admin:
+        assert admin.put(f"/management/apis/{name}", json=document).status_code in (200, 201)
+        assert admin.put(f"/management/apis/{name}/operations/echo", json={"scenarioId": scenario["id"]}).status_code == 200
+    return str(scenario["id"])
+
+
+@pytest.fixture(scope="module")
+def echo_api(junction: Junction) -> Iterator[str]:
+    sid = _anonymous_api(junction, "surrogates", {"steps": [{"type": "return", "value": "#trigger.data.body"}]})
+    yield sid
+    with junction.admin() as admin:
+        admin.delete("/management/apis/surrogates")
+
+
+@pytest.mark.parametrize("escape", LONE_SURROGATES)
+def test_lone_surrogates_are_400_wherever_json_is_parsed(junction: Junction, echo_api: str, escape: str) -> None:
+    anonymous = junction.create_scenario(externalTriggers={"enabled": True, "allowAnonymous": True})
+    sid = anonymous["id"]
+    text = f'"{escape}"'
+    as_value, as_key = f'{{"a": {text}}}'.encode(), f'{{{text}: 1}}'.encode()
+    json_type = {"Content-Type": "application/json"}
+    with junction.client() as client, junction.admin() as admin:
+        answers = [
+            client.post(f"/ExternalData/Accept/{sid}", content=as_value, headers=json_type),
+            client.post(f"/ExternalData/Accept/{sid}", content=as_key, headers=json_type),
+            client.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": text}),
+            client.post("/surrogates/echo", content=as_value, headers=json_type),
+            client.post("/surrogates/echo", content=as_key, headers=json_type),
+            admin.put(f"/management/scenarios/{sid}/cache", params={"keyJson": text}, json=1),
+            admin.put(f"/management/scenarios/{sid}/cache", params={"keyJson": '"k"'}, content=as_value, headers=json_type),
+            admin.post("/management/scenarios", content=f'{{"name": {text}, "process": {{"steps": []}}}}'.encode(), headers=json_type),
+            admin.patch(f"/management/scenarios/{sid}", content=f'{{"description": {text}}}'.encode(), headers=json_type),
+            admin.post("/management/tokens", content=f'{{"name": {text}, "scopes": ["trigger"]}}'.encode(), headers=json_type),
+            admin.post("/management/apikeys", content=f'{{"name": {text}, "ruleset": [{{"path": "/x"}}]}}'.encode(), headers=json_type),
+            admin.post("/management/users", content=f'{{"username": {text}, "password": "long enough"}}'.encode(), headers=json_type),
+            admin.post("/management/users", content=f'{{"username": "u", "password": "long enough{escape}"}}'.encode(), headers=json_type),
+            admin.put("/management/apis/lone", content=f'{{"openapi": "3.0.3", "info": {{"title": {text}, "version": "1"}}, "paths": {{}}}}'.encode(), headers=json_type),
+            admin.put("/management/apis/lone", content=f'openapi: 3.0.3\ninfo: {{title: {text}, version: "1"}}\npaths: {{}}\n'.encode(), headers={"Content-Type": "application/yaml"}),
+            admin.put("/management/apis/surrogates/operations/echo", content=f'{{"scenarioId": "{echo_api}", "cors": {{"allowedOrigins": {text}}}}}'.encode(), headers=json_type),
+        ]  # fmt: skip
+    for response in answers:
+        error = assert_json_error(response, 400)
+        assert "surrogate" in error["message"], (response.request.url, error)
+    assert junction.run_count(sid) == 0 and junction.run_count(echo_api) == 0
+    with junction.admin() as admin:
+        names = json.dumps([admin.get(p).json() for p in ("/management/tokens", "/management/apikeys", "/management/users", "/management/apis")])
+        assert "\\ud" not in names.lower()
+        assert admin.get(f"/management/scenarios/{sid}").json().get("description") is None
+
+
+def test_every_listing_and_read_survives_a_lone_surrogate_already_stored(junction: Junction) -> None:
+    """Values stored before lone surrogates were refused (Table Storage takes them) are still
+    listed and read: written back with \\u escapes, never a 500."""
+    from core import clock, runs
+    from core.ids import new_id, new_run_id
+    from core.jsonvalue import dumps
+
+    bad = "bad\ud800name\udfff"
+    scenario = junction.create_scenario()
+    sid = scenario["id"]
+    run_id = new_run_id()
+    runs.insert_run(junction.storage, sid, run_id, {"type": "accept", "caller": {"kind": "pat", "name": bad}})
+    junction.storage.table("runs").update_entity({
+        "PartitionKey": sid, "RowKey": run_id, "Status": "failed", "ErrorParts": 1, "Error0": bad.encode("utf-8", "surrogatepass"),
+        "OutputParts": 1, "Output0": json.dumps({bad: [bad]}).encode(),
+    }, mode="merge")  # fmt: skip
+    junction.storage.table("tokens").create_entity({"PartitionKey": "token", "RowKey": new_id().replace("-", ""), "Name": bad, "Hash": "0" * 64, "Scopes": "trigger", "CreatedAt": clock.now_iso()})
+    junction.storage.table("users").create_entity({"PartitionKey": "user", "RowKey": "f" * 64, "Username": bad, "Salt": "", "Hash": "", "CreatedAt": clock.now_iso()})
+    junction.storage.table("apikeys").create_entity({"PartitionKey": "apikey", "RowKey": "e" * 32, "Name": bad, "Hash": "0" * 64, "RulesetParts": 1, "Ruleset0": b"[]", "CreatedAt": clock.now_iso()})
+    stored = b'{"name": "stored \\ud800", "externalTriggers": {"enabled": true, "allowAnonymous": false}, "process": {"steps": []}}'
+    other = new_id()
+    junction.storage.table("scenarios").create_entity({"PartitionKey": "scenario", "RowKey": other, "Name": bad, "DocParts": 1, "Doc0": stored, "CreatedAt": clock.now_iso(), "UpdatedAt": clock.now_iso()})
+    try:
+        with junction.admin() as admin:
+            reads = [
+                admin.get("/management/tokens"), admin.get("/management/users"), admin.get("/management/apikeys"),
+                admin.get("/management/scenarios", params={"top": "1000"}), admin.get(f"/management/scenarios/{other}"),
+                admin.get(f"/management/scenarios/{sid}/runs"), admin.get(f"/management/scenarios/{sid}/runs/{run_id}"),
+            ]  # fmt: skip
+        for response in reads:
+            assert response.status_code == 200, (response.request.url, response.text[:300])
+            assert response.content.isascii() or response.content.decode("utf-8")
+            response.json()
+        run = reads[-1].json()
+        assert run["error"].startswith("bad") and run["trigger"]["caller"]["name"] == bad and run["output"] == {bad: [bad]}
+        assert dumps(run)  # the escapes read back as the stored value
+        assert reads[4].json()["name"] == "stored \ud800"
+    finally:
+        with junction.admin() as admin:
+            admin.delete(f"/management/scenarios/{other}")
+        junction.storage.table("users").delete_entity("user", "f" * 64)
+        junction.storage.table("apikeys").delete_entity("apikey", "e" * 32)
+
+
+# -- Control characters (issue 13): refused in names, never sent raw in a header ---------------
+
+CONTROL_CHARACTERS = ["\x00", "\x01", "\t", "\n", "\x0b", "\r", "\x1b", "\x7f", "\x85", "\x9f"]
+
+
+@pytest.mark.parametrize("char", CONTROL_CHARACTERS)
+def test_names_with_control_characters_are_400_and_store_nothing(junction: Junction, char: str) -> None:
+    """Names reach logs, listings and terminals: ``"ci\\nFAKE LOG LINE"`` would forge a log line."""
+    with junction.admin() as admin:
+        for name in (f"ci{char}x", f"ci{char}", f"{char}ci"):
+            answers = [
+                admin.post("/management/scenarios", json={"name": name, "process": {"steps": []}}),
+                admin.post("/management/tokens", json={"name": name, "scopes": ["trigger"]}),
+                admin.post("/management/apikeys", json={"name": name, "ruleset": [{"path": "/x"}]}),
+                admin.post("/management/users", json={"username": name, "password": "long enough"}),
+            ]
+            for response in answers:
+                assert_json_error(response, 400)
+        listed = [admin.get(p).json()["value"] for p in ("/management/tokens", "/management/apikeys", "/management/users")]
+    assert char not in json.dumps(listed, ensure_ascii=False)

@@ -77,3 +77,29 @@ def test_a_stored_scoped_admin_token_administers_nothing_on_any_route(junction: 
 @pytest.fixture
 def scenario(junction: Junction) -> dict[str, Any]:
     return junction.create_scenario()
+
+
+# -- 6. lone surrogates (the class is in test_hostile_input.py) -----------------------------
+
+
+def test_an_echoing_api_operation_refuses_a_lone_surrogate_and_leaves_no_run(junction: Junction) -> None:
+    """Before: 500 with a traceback, and the run stayed ``running`` forever."""
+    document = {"openapi": "3.0.3", "info": {"title": "echo", "version": "1"}, "servers": [{"url": "/echoing"}],
+                "paths": {"/echo": {"post": {"operationId": "echo", "responses": {"200": {"description": "ok"}}}}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "#trigger.data.body"}]})
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/echoing", json=document).status_code in (200, 201)
+        assert admin.put("/management/apis/echoing/operations/echo", json={"scenarioId": scenario["id"]}).status_code == 200
+    try:
+        with junction.client() as client:
+            refused = client.post("/echoing/echo", content=b'{"text": "\\ud800"}', headers={"Content-Type": "application/json"})
+            assert_json_error(refused, 400, "InvalidJson")
+            assert junction.run_count(scenario["id"]) == 0
+            fine = client.post("/echoing/echo", json={"text": "\U0001f600"})
+            assert fine.status_code == 200 and fine.json() == {"text": "\U0001f600"}
+        with junction.admin() as admin:
+            listed = admin.get(f"/management/scenarios/{scenario['id']}/runs").json()["value"]
+        assert [run["status"] for run in listed] == ["succeeded"]
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/echoing")

@@ -152,3 +152,30 @@ def test_non_utf8_charset_is_415() -> None:
 def test_media_type_parsing() -> None:
     assert media_type('Application/JSON; Charset="utf-8"') == ("application/json", {"charset": "utf-8"})
     assert media_type(None) == ("", {})
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '{"\\udfff": 1}', '["a\\udc00\\ud800b"]', '"\\ud83d"', '"\ud800"'])
+def test_lone_surrogates_are_400(text: str) -> None:
+    from core.jsonvalue import parse_json
+
+    with pytest.raises(BadRequest, match="surrogate"):
+        parse_json(text)
+
+
+def test_paired_surrogate_escapes_and_escaped_backslashes_are_fine() -> None:
+    from core.jsonvalue import parse_json
+
+    assert parse_json('"\\ud83d\\ude00"') == "\U0001f600"
+    assert parse_json('"\\\\ud800"') == "\\ud800"
+    assert parse_json('"\\ud800"', allow_lone_surrogates=True) == "\ud800"
+
+
+def test_dumps_always_writes_utf8_encodable_json() -> None:
+    import json
+
+    from core.jsonvalue import dumps
+
+    value = {"k\ud800": ["\udfff", "é"]}
+    text = dumps(value)
+    assert text.encode("utf-8") and json.loads(text) == value
+    assert dumps({"é": 1}) == '{"é":1}'  # characters as themselves when they can be
