@@ -113,7 +113,7 @@ BINDING: dict[str, Any] = {
             "items": {"type": "string", "enum": ["http", "https"]},
         },
         "cors": {
-            "type": "object",
+            "type": ["object", "null"],  # null: no CORS, as GET shows it (so a binding round-trips)
             "additionalProperties": False,
             "properties": {
                 "allowedOrigins": {

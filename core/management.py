@@ -14,10 +14,10 @@ from core import runs, scenarios, tokens
 from core.auth import require_admin
 from core.bodies import check_content_encoding, check_size, is_json_type, media_type
 from core.cache import ScenarioCache, parse_key
-from core.errors import NotFound, UnsupportedMediaType
+from core.errors import BadRequest, NotFound, PreconditionFailed, UnsupportedMediaType
 from core.exchange import ManagementRequest, Reply
 from core.ids import parse_guid
-from core.jsonvalue import parse_json
+from core.jsonvalue import dumps, parse_json
 from core.paging import parse_top
 from core.schemas import TOKEN_CREATE, validate
 from core.settings import Settings
@@ -76,10 +76,11 @@ def scenario_item(storage: Storage, settings: Settings, request: ManagementReque
     if request.method == "GET":
         return _scenario_reply(200, scenarios.get_scenario(storage, scenario_id), base)
     if request.method == "PUT":
-        return _scenario_reply(200, scenarios.replace_scenario(storage, scenario_id, _json_body(request), if_match, settings.outbound_allowed_hosts), base)
+        replaced = scenarios.replace_scenario(storage, scenario_id, _json_body(request), if_match, settings.outbound_allowed_hosts, base)
+        return _scenario_reply(200, replaced, base)
     if request.method == "PATCH":
         patch = _json_body(request, merge_patch=True)
-        return _scenario_reply(200, scenarios.patch_scenario(storage, scenario_id, patch, if_match, settings.outbound_allowed_hosts), base)
+        return _scenario_reply(200, scenarios.patch_scenario(storage, scenario_id, patch, if_match, settings.outbound_allowed_hosts, base), base)
     scenarios.delete_scenario(storage, scenario_id, if_match)
     return Reply(204)
 
@@ -162,6 +163,7 @@ def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) 
     name = request.route.get("apiName") or ""
     if request.method == "PUT":
         check_content_encoding(request.header("content-encoding"))
+        _refuse_api_view(request.body)
         view, etag, created = apis.import_api(
             storage, name, request.body, request.header("content-type"), if_match=request.header("if-match")
         )
@@ -173,6 +175,24 @@ def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) 
     return Reply(200, view, {"ETag": etag})
 
 
+def _refuse_api_view(body: bytes) -> None:
+    """An API is replaced by importing its document again. What GET returns is a summary of the
+    document (no document in it), so sending it back cannot round-trip: say so plainly, rather
+    than list the OpenAPI validator's complaints about it."""
+    if not body.lstrip().startswith(b"{"):
+        return
+    try:
+        value = parse_json(body)
+    except BadRequest:
+        return
+    if isinstance(value, dict) and {"operations", "specification", "importedAt"} <= set(value) and not {"openapi", "swagger"} & set(value):
+        raise BadRequest(
+            "this is the summary GET /management/apis/{apiName} returns; PUT takes the OpenAPI document itself "
+            "(bindings are kept for operationIds that remain, and changed with PUT .../operations/{operationId})",
+            "NotAnOpenApiDocument",
+        )
+
+
 def api_operation_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
     """``PUT`` binds an operation to a scenario, ``GET`` shows the binding, ``DELETE`` unbinds."""
     from core import apis  # imported on first use: API operations are optional
@@ -180,11 +200,44 @@ def api_operation_item(storage: Storage, settings: Settings, request: Management
     require_admin(storage, request.header("authorization"))
     name, operation_id = request.route.get("apiName") or "", request.route.get("operationId") or ""
     if request.method == "PUT":
-        return Reply(200, apis.bind_operation(storage, settings, name, operation_id, _json_body(request)))
+        body = _binding_body(_json_body(request), apis.get_binding(storage, name, operation_id))
+        return Reply(200, apis.bind_operation(storage, settings, name, operation_id, body))
     if request.method == "DELETE":
         apis.unbind_operation(storage, name, operation_id)
         return Reply(204)
     return Reply(200, apis.get_binding(storage, name, operation_id))
+
+
+def _binding_body(body: Any, current: Mapping[str, Any]) -> Any:
+    """The binding to store from what a client PUT: the binding itself, or the whole view GET
+    returned (``{api, operationId, method, path, binding}``), edited.
+
+    The view's outer fields and the binding's ``boundAt`` are read-only: accepted when they say
+    what GET says, and ignored. ``api``, ``operationId``, ``method`` and ``path`` can never change
+    here (400 naming the field); a different ``boundAt`` means the binding was changed since it
+    was read (412).
+    """
+    if not isinstance(body, dict):
+        return body
+    if "binding" in body:
+        for name in ("api", "operationId", "method", "path"):
+            if name in body and body[name] != current.get(name):
+                raise BadRequest(
+                    f"binding view: {name} is read-only: it is {dumps(current.get(name))}, not {dumps(body[name])[:200]}",
+                    "ReadOnlyField",
+                )
+        extra = sorted(set(body) - {"api", "operationId", "method", "path", "binding"})
+        if extra:
+            raise BadRequest(f"binding view: unknown field(s) {', '.join(extra)}", "InvalidBody")
+        body = body["binding"]
+        if not isinstance(body, dict):
+            raise BadRequest("binding view: binding must be an object (DELETE unbinds an operation)", "InvalidBody")
+    if "boundAt" in body:
+        stored = (current.get("binding") or {}).get("boundAt")
+        if body["boundAt"] != stored:
+            raise PreconditionFailed("the binding was changed since it was read (boundAt differs); read it again", "BindingChanged")
+        body = {k: v for k, v in body.items() if k != "boundAt"}
+    return body
 
 
 def apikeys_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:

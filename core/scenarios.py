@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
 from core import clock, schemas
-from core.errors import NotFound, PreconditionFailed
+from core.errors import BadRequest, NotFound, PreconditionFailed
 from core.ids import new_id
 from core.jsonvalue import dumps
 from core.paging import page
@@ -177,11 +177,54 @@ def _check_if_match(current: Scenario, if_match: str | None) -> str | None:
     return if_match.strip()
 
 
+READ_ONLY = ("id", "createdAt", "updatedAt", "etag", "triggerUrls")
+"""Fields GET adds to a scenario. A client may send them back (GET, edit, PUT): see ``_check_read_only``."""
+
+
+def _split_read_only(document: Any) -> tuple[Any, dict[str, Any]]:
+    """The document without the read-only fields, and those fields as sent."""
+    if not isinstance(document, dict):
+        return document, {}
+    sent = {name: document[name] for name in READ_ONLY if name in document}
+    return {k: v for k, v in document.items() if k not in sent}, sent
+
+
+def _check_read_only(current: Scenario, sent: dict[str, Any], if_match: str | None, base_url: str | None) -> None:
+    """Read-only fields sent back are accepted when they say what GET says, and ignored.
+
+    ``id``, ``createdAt`` and ``triggerUrls`` can never change: a different value is a 400 that
+    names the field. ``etag`` and ``updatedAt`` name the version the copy was read at: a different
+    value means someone changed the scenario since, so it is a 412 (as a stale ``If-Match``),
+    unless the request says ``If-Match: *`` (replace whatever is there).
+    """
+    fixed: dict[str, Any] = {"id": current.id, "createdAt": current.created_at}
+    if base_url is not None:
+        fixed["triggerUrls"] = trigger_urls(base_url, current.id)
+    for name, value in sent.items():
+        if name in fixed and value != fixed[name] and not (name == "id" and isinstance(value, str) and value.lower() == current.id):
+            raise BadRequest(
+                f"scenario.{name} is read-only: it is {dumps(fixed[name])}, not {dumps(value)[:200]}; leave it out or send it unchanged",
+                "ReadOnlyField",
+            )
+    if (if_match or "").strip() == "*":
+        return
+    for name, now in (("etag", current.etag), ("updatedAt", current.updated_at)):
+        if name in sent and sent[name] != now:
+            raise _stale(current.id)
+
+
 def replace_scenario(
-    storage: Storage, scenario_id: str, document: Any, if_match: str | None, allowed_hosts: Sequence[str] = ()
+    storage: Storage,
+    scenario_id: str,
+    document: Any,
+    if_match: str | None,
+    allowed_hosts: Sequence[str] = (),
+    base_url: str | None = None,
 ) -> Scenario:
+    document, sent = _split_read_only(document)
     normalised = _normalise(document, allowed_hosts)
     current = get_scenario(storage, scenario_id)
+    _check_read_only(current, sent, if_match, base_url)
     return _write(storage, current, normalised, _check_if_match(current, if_match))
 
 
@@ -199,11 +242,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def patch_scenario(
-    storage: Storage, scenario_id: str, patch: Any, if_match: str | None, allowed_hosts: Sequence[str] = ()
+    storage: Storage,
+    scenario_id: str,
+    patch: Any,
+    if_match: str | None,
+    allowed_hosts: Sequence[str] = (),
+    base_url: str | None = None,
 ) -> Scenario:
     current = get_scenario(storage, scenario_id)
+    patch, sent = _split_read_only(patch)
     # A patch that cannot make a valid scenario is a 400 whatever the ETag, as it is for PUT.
     normalised = _normalise(merge_patch(current.document, patch), allowed_hosts)
+    _check_read_only(current, sent, if_match, base_url)
     return _write(storage, current, normalised, _check_if_match(current, if_match))
 
 
