@@ -147,3 +147,46 @@ def test_route_cache_reloads_only_when_the_marker_changes() -> None:
     version["v"] = "2"
     cache.get()
     assert len(loads) == 2 and cache.get().version == "2"
+
+
+def _lazy_regex(template: str) -> Any:
+    """What template segments were matched with before issue 13 (string parameters only)."""
+    import re
+
+    parts = re.split(r"\{[^{}/]+\}", template)
+    return re.compile("(.+?)".join(re.escape(p) for p in parts))
+
+
+@pytest.mark.parametrize("template", ["{a}-{b}-{c}.json", "{a}.{b}", "report-{y}-{m}", "{a}--{b}", "x{a}y{b}z"])
+def test_template_segments_read_like_the_lazy_regex_did_for_strings(template: str) -> None:
+    """Property over generated segments from the separators' alphabet (the hard cases): the
+    linear matcher agrees with the backtracking regex on every string-only template."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    (segment,) = parse_template("/" + template, {})
+    regex = _lazy_regex(template)
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.text(alphabet="-.xyzjson", max_size=40))
+    def agree(value: str) -> None:
+        found = regex.fullmatch(value)
+        assert segment.match(value) == (found.groups() if found else None)
+
+    agree()
+
+
+def test_template_matching_is_linear_in_the_segment_length() -> None:
+    """No timing: a 1,024-character segment is read by one left-to-right scan per separator."""
+    (segment,) = parse_template("/{a}-{b}-{c}.json", {})
+    assert segment.match("-" * 1024) is None
+    assert segment.match("-" * 1019 + ".json") == ("-", "-", "-" * 1015)
+    with pytest.raises(BadRequest):
+        split_path("/" + "-" * 1025)
+
+
+def test_typed_template_parameters_end_at_the_first_separator() -> None:
+    (segment,) = parse_template("/{a}-{n}", {"n": "integer"})
+    assert segment.match("x-5") == ("x", "5")
+    assert segment.match("x-y-5") is None  # a = "x", then "y-5" is no integer (documented)
+    assert segment.match("x-" + "9" * 30) is None
