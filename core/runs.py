@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 
 from core import clock
@@ -58,8 +59,11 @@ def read_run_entity(storage: Storage, scenario_id: str, run_id: str) -> Any:
         raise NotFound(f"no run {run_id} in scenario {scenario_id}", "RunNotFound") from None
 
 
-def update_run(storage: Storage, entity: Any, **changes: Any) -> None:
-    """Merge ``changes`` into the run (``output`` is packed; ``error`` truncated)."""
+def update_run(storage: Storage, entity: Any, *, if_unchanged: bool = False, **changes: Any) -> None:
+    """Merge ``changes`` into the run (``output`` is packed; ``error`` truncated).
+
+    ``if_unchanged``: only if the record is still as ``entity`` was read (its ETag), else
+    ``azure.core.exceptions.ResourceModifiedError``; for writes that must happen once."""
     props: dict[str, Any] = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
     for name, value in changes.items():
         if name not in PACKED_VALUES:
@@ -70,6 +74,11 @@ def update_run(storage: Storage, entity: Any, **changes: Any) -> None:
         else:
             data = dumps(value).encode("utf-8")
         props.update(storage.pack(PACKED_VALUES[name], data, f"runs/{entity['PartitionKey']}/{entity['RowKey']}/{name}"))
+    if if_unchanged:
+        storage.table("runs").update_entity(
+            props, mode="merge", etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+        return
     storage.table("runs").update_entity(props, mode="merge")
 
 

@@ -11,7 +11,9 @@ The behaviour an app relies on is reproduced, because Junction's run worker depe
   to the poison queue, as in the host's storage extension v5;
 * success deletes the message; a failure makes it visible again after ``visibilityTimeout``,
   unless it has been dequeued ``maxDequeueCount`` times: then its original text is copied to
-  ``<queue>-poison`` and it is deleted.
+  ``<queue>-poison`` and it is deleted;
+* a message received with a dequeue count already past ``maxDequeueCount`` (its last attempt
+  never finished: the host died while it ran) goes to ``<queue>-poison`` without being run.
 """
 
 from __future__ import annotations
@@ -200,6 +202,21 @@ class QueueListener:
             return None
 
     async def _process(self, message: QueueMessage) -> None:
+        if (message.dequeue_count or 0) > self.options.max_dequeue_count:
+            # Its last attempt never finished (the host crashed or was stopped while it ran): the host
+            # moves such a message to the poison queue *without running it* (QueueProcessor
+            # BeginProcessingMessageAsync), so the app's poison handler is what ends it.
+            logger.error(
+                "queue %s: message %s has been dequeued %d times (more than maxDequeueCount %d); moving it to "
+                "%s-poison without running it",
+                self.queue_name,
+                message.id,
+                message.dequeue_count,
+                self.options.max_dequeue_count,
+                self.queue_name,
+            )
+            await self._poison(message)
+            return
         body = self._decode(message)
         if body is None:
             logger.error(

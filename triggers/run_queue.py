@@ -1,4 +1,5 @@
-"""The queue-triggered worker that executes runs started by Accept, schedules and API calls."""
+"""The queue-triggered worker that executes runs started by Accept, schedules and API calls, and
+the function that ends runs whose message the host moved to the poison queue."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ def execute_run_trigger(msg: func.QueueMessage) -> None:
     from core.worker import execute_run  # the engine loads with the first run, not at start-up
 
     execute_run(get_storage(), get_settings(), msg.get_body().decode("utf-8"), int(msg.dequeue_count or 1))
+
+
+# The host moves a message past maxDequeueCount to "<queue>-poison" (its naming) without running it.
+@bp.function_name("failPoisonedRun")
+@bp.queue_trigger(arg_name="msg", queue_name=f"{run_queue_name()}-poison", connection="AzureWebJobsStorage")
+def fail_poisoned_run_trigger(msg: func.QueueMessage) -> None:
+    from core.poison import fail_poisoned_run
+
+    fail_poisoned_run(get_storage(), msg.get_body().decode("utf-8"))

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,13 @@ from openapi_spec_validator import validate
 
 from cli.http import HttpClient
 from cli.main import _every_page
-from core import runs
+from core import runs, scenarios
 from core.ids import new_run_id
+from core.settings import load_settings
+from core.storage import Storage
 from core.tokens import create_token
-from devhost.azurite import free_port
-from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually
+from devhost.azurite import Azurite, free_port
+from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually, serve_junction
 from tests.support.upstream import Upstream
 
 SCENARIO = {"name": "managed", "externalTriggers": {"enabled": True}, "process": {"steps": [{"type": "return", "value": 1}]}}
@@ -155,26 +159,78 @@ def test_openapi_document_is_served_and_valid(junction: Junction) -> None:
 
 
 def test_a_run_that_always_fails_ends_failed_in_the_poison_queue(junction: Junction, scenario: dict[str, Any]) -> None:
-    """A message whose input blob is gone fails every attempt: after 5, failed and poisoned."""
+    """A message whose input blob is gone fails every attempt: after 5 the worker marks the run
+    failed, the host moves the message to the poison queue, and failPoisonedRun leaves the record
+    as the worker wrote it (the run is marked failed once) and removes the message."""
     sid, run_id = scenario["id"], new_run_id()
     runs.insert_run(junction.storage, sid, run_id, {"type": "accept"})
     message = json.dumps({"v": 1, "scenarioId": sid, "runId": run_id, "messageBlob": "inputs/missing.json", "trigger": {}})
-    conn = junction.env["AzureWebJobsStorage"]
     junction.storage.queue().send_message(message)
-    poison = QueueClient.from_connection_string(
-        conn, f"{junction.settings.run_queue}-poison", message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
-    )
-
-    def poisoned() -> bool:
-        try:
-            return any(run_id in m.content for m in poison.peek_messages(max_messages=32))
-        except Exception:
-            return False
-
-    assert eventually(poisoned, timeout=60)
-    run = junction.wait_for_run(sid, run_id)
+    run = junction.wait_for_run(sid, run_id, timeout=60)
     assert run["status"] == "failed" and run["attempts"] == 5
     assert "attempt 5" in run["error"]
+    ended = run["endedAt"]
+    queues = [_queue_texts(junction, ""), _queue_texts(junction, "-poison")]
+    assert eventually(lambda: not any(run_id in text for q in queues for text in q()), timeout=30)
+    run = junction.wait_for_run(sid, run_id)
+    assert run["endedAt"] == ended and "attempt 5" in run["error"]
+
+
+def _queue_texts(junction: Junction, suffix: str) -> Callable[[], list[str]]:
+    client = QueueClient.from_connection_string(
+        junction.env["AzureWebJobsStorage"],
+        f"{junction.settings.run_queue}{suffix}",
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+
+    def texts() -> list[str]:
+        try:
+            return [m.content for m in client.peek_messages(max_messages=32)]
+        except Exception:  # noqa: BLE001 - not created yet
+            return []
+
+    return texts
+
+
+def test_a_run_whose_last_attempt_never_finished_is_marked_failed(
+    azurite: Azurite, upstream: Upstream, tmp_path: Path
+) -> None:
+    """Issue 21 A3: the fifth attempt crashed the worker, so the record says ``running`` and the
+    message comes back with dequeue count 6. The host moves it to the poison queue without running
+    it; failPoisonedRun marks the run failed with the reason, and the process never runs again."""
+    prefix = "poison" + uuid.uuid4().hex[:8]
+    env = {"AzureWebJobsStorage": azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix,
+           "JUNCTION_OUTBOUND_ALLOWED_HOSTS": upstream.host}  # fmt: skip
+    settings = load_settings(env)
+    storage = Storage.from_settings(settings)
+    process = {"steps": [{"type": "http", "id": "hit", "method": "GET", "url": f"{upstream.url}/poisoned", "retries": 0}]}
+    sid = scenarios.create_scenario(storage, {"name": "crashing", "process": process}, [upstream.host]).id
+    run_id = new_run_id()
+    runs.insert_run(storage, sid, run_id, {"type": "accept"})
+    blob = f"inputs/{run_id}.json"
+    storage.container().upload_blob(blob, json.dumps({"scenarioId": sid, "runId": run_id, "input": 1}).encode())
+    queue = storage.queue()
+    queue.send_message(json.dumps({"v": 1, "scenarioId": sid, "runId": run_id, "messageBlob": blob, "trigger": {}}))
+    for attempt in range(1, 6):  # five attempts, each "crashed": received, never deleted or released
+        (message,) = queue.receive_messages(max_messages=1, visibility_timeout=30)
+        entity = runs.read_run_entity(storage, sid, run_id)
+        runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt="2026-01-01T00:00:00.000Z", Attempts=attempt)
+        queue.update_message(message.id, message.pop_receipt, visibility_timeout=0)
+    assert message.dequeue_count == 5
+
+    with serve_junction(azurite, prefix, tmp_path, extra_env=env) as junction:
+        run = junction.wait_for_run(sid, run_id, timeout=60)
+        assert run["status"] == "failed", run
+        assert run["attempts"] == 5
+        assert "poison queue after 5 attempt(s)" in run["error"] and "did not finish" in run["error"]
+        assert run["endedAt"]
+        assert eventually(lambda: not _queue_texts(junction, "-poison")() and not _queue_texts(junction, "")())
+    assert upstream.hits.get("/poisoned", 0) == 0  # the poisoned message was never run
+    assert not list(storage.container().list_blobs(name_starts_with=blob))
+    log = (tmp_path / "devhost.log").read_text()
+    assert "without running it" in log and f"run {run_id} marked failed" in log
+    assert "Traceback" not in log
 
 
 def _cli(junction: Junction, *args: str, token: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

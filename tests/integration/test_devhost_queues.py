@@ -111,6 +111,31 @@ def test_a_message_that_is_not_base64_goes_straight_to_poison(queues: Queues) ->
     assert not [t for t in queues.texts("-attempts") if text in t]
 
 
+def test_a_message_whose_last_attempt_never_finished_is_poisoned_without_running(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    """A message dequeued maxDequeueCount times whose last attempt did not finish (the host died)
+    comes back with dequeue count 6: the host moves it to the poison queue without running it."""
+    queues = Queues(azurite.connection_string, f"dp-{uuid.uuid4().hex[:12]}")
+    client = queues.client()
+    client.create_queue()
+    body = f"crashed-{uuid.uuid4().hex}"
+    original = base64.b64encode(body.encode()).decode()
+    client.send_message(original)
+    for _ in range(5):  # five attempts that each "crashed": received, never deleted
+        (message,) = client.receive_messages(max_messages=1, visibility_timeout=30)
+        client.update_message(message.id, message.pop_receipt, visibility_timeout=0)
+    assert message.dequeue_count == 5
+    env = {"AzureWebJobsStorage": azurite.connection_string, "SAMPLE_QUEUE": queues.name}
+    with DevhostProcess(sample_copy(tmp_path), env=env, args=["--no-timers"]) as process:
+        wait_for(lambda: original in queues.texts("-poison"), what="the poison queue")
+        assert original not in queues.texts("")
+        send(queues, "after")  # the listener is still polling: a later message runs normally
+        wait_for(lambda: queues.reports("-done", "after"), what="the next message")
+        assert not queues.reports("-done", body) and not queues.reports("-attempts", body)
+        assert "without running it" in process.log_text()
+
+
 def test_timer_runs_on_startup_and_on_schedule(azurite: Azurite, tmp_path: Path) -> None:
     name = f"dt-{uuid.uuid4().hex[:12]}"
     env = {"AzureWebJobsStorage": azurite.connection_string, "SAMPLE_TIMER_QUEUE": name}
