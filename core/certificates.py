@@ -14,9 +14,13 @@ header of that name the caller sent. Junction then decides whether to *trust* it
 - the principal's username is the leaf's subject as an RFC 4514 string.
 
 Security note: the header is only as trustworthy as whatever sets it. In Azure it is App
-Service (``clientCertEnabled`` with mode ``Optional``/``Required``); where nothing strips a
-caller's own ``X-ARR-ClientCert`` (a bare devhost), anybody can paste a public certificate into
-it. ``docs/api-operations.md`` says so.
+Service, and only where the deployment turned client certificates on (``clientCertEnabled``,
+mode ``Optional``/``Required``) and the path is not one of ``clientCertExclusionPaths``;
+anywhere else the front end does not ask for a certificate and the header is what the caller
+sent. So the header is read only where JUNCTION_CLIENT_CERT_ENABLED and _EXCLUSION_PATHS (set by
+the deployment from the same parameters) say the front end sets it (:func:`forwarded_certificate`); elsewhere a
+certificate-bound operation answers 401 and the log says the deployment is misconfigured.
+``docs/deploy.md`` and ``docs/api-operations.md`` say so.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import BadRequest, Forbidden, Unauthorized
+from core.settings import ClientCertificateSettings
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +108,32 @@ def _store(trusted_pems: Sequence[str]) -> list[x509.Certificate]:
         for block in _PEM.findall(text):
             certs.append(x509.load_pem_x509_certificate(block.encode("ascii")))
     return certs
+
+
+def forwarded_certificate(deployment: ClientCertificateSettings, path: str, header_value: str | None) -> str | None:
+    """``X-ARR-ClientCert`` when the front end sets it for ``path``; Unauthorized otherwise.
+
+    Refusing (rather than reading the header anyway) is the point: with client certificates off,
+    or on an excluded path, the front end passes a caller's own ``X-ARR-ClientCert`` through, and
+    anyone could present a public certificate of a trusted partner.
+    """
+    if not deployment.enabled:
+        logger.warning(
+            "certificate-bound operation %s refused: the deployment is misconfigured for client certificates:"
+            " JUNCTION_CLIENT_CERT_ENABLED is not true, so App Service does not ask callers for a certificate and"
+            " X-ARR-ClientCert cannot be trusted (deploy with clientCertEnabled=true; docs/deploy.md)",
+            path[:200],
+        )
+        raise Unauthorized("client certificates are not turned on for this deployment", "ClientCertificatesNotEnabled")
+    if deployment.excluded(path):
+        logger.warning(
+            "certificate-bound operation %s refused: the deployment is misconfigured for client certificates:"
+            " the path is under JUNCTION_CLIENT_CERT_EXCLUSION_PATHS, where App Service does not ask for a"
+            " certificate, so X-ARR-ClientCert cannot be trusted (remove it from clientCertExclusionPaths)",
+            path[:200],
+        )
+        raise Unauthorized("client certificates are not requested on this path", "ClientCertificatesNotEnabled")
+    return header_value
 
 
 def verify_client_certificate(

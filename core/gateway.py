@@ -285,9 +285,10 @@ def _authenticate(
         except Unauthorized as exc:
             raise _attach(exc, {"WWW-Authenticate": 'Basic realm="junction", charset="UTF-8"'}) from None
     if kind == "certificate":
-        from core.certificates import verify_client_certificate
+        from core.certificates import forwarded_certificate, verify_client_certificate
 
-        return verify_client_certificate(request.header("x-arr-clientcert"), auth.get("trustedIssuers") or [], scheme=scheme), {}
+        header = forwarded_certificate(settings.client_certificates, request.path, request.header("x-arr-clientcert"))
+        return verify_client_certificate(header, auth.get("trustedIssuers") or [], scheme=scheme), {}
     if kind == "apiKey":
         from core.apikeys import verify_apikey
 

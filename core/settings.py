@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from core.errors import ConfigurationError
 
@@ -54,6 +54,34 @@ class StorageSettings:
         return self.connection_string is None
 
 
+CLIENT_CERT_MODES = ("Required", "Optional")
+
+
+@dataclass(frozen=True)
+class ClientCertificateSettings:
+    """What the deployment tells App Service's front end to do with client certificates: the
+    site's ``clientCertEnabled``, ``clientCertMode`` and ``clientCertExclusionPaths``, written by
+    infra/app/function.bicep from the same parameters as JUNCTION_CLIENT_CERT_ENABLED, _MODE
+    and _EXCLUSION_PATHS.
+
+    The front end sets ``X-ARR-ClientCert`` only where it asked for a certificate; anywhere else
+    the header is whatever the caller sent, so Junction trusts it only where this says the front
+    end sets it (docs/deploy.md, Client certificates).
+    """
+
+    enabled: bool = False
+    mode: str = "Optional"
+    exclusion_paths: tuple[str, ...] = ()
+
+    def excluded(self, path: str) -> bool:
+        """True when ``path`` starts with an exclusion path, compared as the front end compares
+        them (case-insensitively, as prefixes). The path is tried as received and percent-decoded,
+        so an encoding that one side decodes and the other does not cannot make Junction trust a
+        header the front end left alone."""
+        candidates = {path.lower(), unquote(path).lower()}
+        return any(c.startswith(prefix.lower()) for c in candidates for prefix in self.exclusion_paths)
+
+
 @dataclass(frozen=True)
 class Settings:
     storage: StorageSettings
@@ -77,6 +105,7 @@ class Settings:
     oauth_issuers: tuple[str, ...] = ()
     public_base_url: str | None = None
     run_retention_days: int = 30
+    client_certificates: ClientCertificateSettings = field(default_factory=ClientCertificateSettings)
 
     @property
     def aad_enabled(self) -> bool:
@@ -186,6 +215,37 @@ def _oauth_issuers(env: Mapping[str, str]) -> tuple[str, ...]:
     return issuers
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+    return raw.lower() == "true"
+
+
+def _client_certificates(env: Mapping[str, str]) -> ClientCertificateSettings:
+    """JUNCTION_CLIENT_CERT_ENABLED, _MODE and _EXCLUSION_PATHS, as the deployment sets them."""
+    enabled = _bool(env, "JUNCTION_CLIENT_CERT_ENABLED", False)
+    raw_mode = _get(env, "JUNCTION_CLIENT_CERT_MODE") or "Optional"
+    mode = next((m for m in CLIENT_CERT_MODES if m.lower() == raw_mode.lower()), None)
+    if mode is None:
+        hint = (
+            " (OptionalInteractiveUser makes the front end renegotiate TLS, which fails with HTTP/2 and"
+            " TLS 1.3 and limits POST and PUT bodies to 100 KB)"
+            if raw_mode.lower() == "optionalinteractiveuser"
+            else ""
+        )
+        raise ConfigurationError(f"JUNCTION_CLIENT_CERT_MODE must be Required or Optional, got {raw_mode!r}{hint}")
+    paths = tuple(p.strip() for p in re.split(r"[,;]", _get(env, "JUNCTION_CLIENT_CERT_EXCLUSION_PATHS") or "") if p.strip())
+    for path in paths:
+        if not path.startswith("/"):
+            raise ConfigurationError(
+                f"JUNCTION_CLIENT_CERT_EXCLUSION_PATHS entries are paths starting with /, separated by ; or ,, got {path!r}"
+            )
+    return ClientCertificateSettings(enabled=enabled, mode=mode, exclusion_paths=paths)
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     prefix = _get(env, "JUNCTION_TABLE_PREFIX") or "junction"
     if not _PREFIX.match(prefix):
@@ -236,6 +296,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         oauth_issuers=_oauth_issuers(env),
         public_base_url=public.rstrip("/") if public else None,
         run_retention_days=_retention(env),
+        client_certificates=_client_certificates(env),
     )
 
 

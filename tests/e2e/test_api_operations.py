@@ -32,9 +32,10 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 
 @pytest.fixture(scope="module")
 def gateway(azurite: Azurite, idp: LocalIdentityProvider, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
-    extra = aad_env(idp, JUNCTION_OUTBOUND_ALLOWED_HOSTS=upstream.host)
-    # Certificates arrive in X-ARR-ClientCert as App Service forwards them; devhost passes them
-    # (and X-Forwarded-Proto) through only with this flag.
+    # Certificates arrive in X-ARR-ClientCert as App Service forwards them when the deployment
+    # turns them on (JUNCTION_CLIENT_CERT_ENABLED); devhost passes them (and X-Forwarded-Proto)
+    # through only with this flag.
+    extra = aad_env(idp, JUNCTION_OUTBOUND_ALLOWED_HOSTS=upstream.host, JUNCTION_CLIENT_CERT_ENABLED="true")
     args = ["--trust-forwarded-client-cert"]
     with serve_junction(azurite, "e2eapi", tmp_path_factory.mktemp("devhost-api"), extra_env=extra, args=args) as server:
         yield server

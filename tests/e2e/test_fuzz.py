@@ -98,9 +98,10 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 
 @pytest.fixture(scope="module")
 def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE="Junction.Admin")
+    # Client certificates arrive as App Service forwards them (X-ARR-ClientCert over HTTPS), on
+    # a deployment that turned them on.
+    extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE="Junction.Admin", JUNCTION_CLIENT_CERT_ENABLED="true")
     log_dir = tmp_path_factory.mktemp("devhost-fuzz")
-    # Client certificates arrive as App Service forwards them (X-ARR-ClientCert over HTTPS).
     args = ["--no-timers", "--trust-forwarded-client-cert"]
     partners = Authority("Fuzz Partners CA")
     with serve_junction(azurite, "e2efuzz", log_dir, extra_env=extra, args=args) as junction:

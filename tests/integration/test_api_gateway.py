@@ -24,7 +24,7 @@ from core.errors import (
     UnsupportedMediaType,
 )
 from core.gateway import ApiRequest, error_headers, prepare_call
-from core.settings import Settings
+from core.settings import ClientCertificateSettings, Settings
 from core.storage import Storage
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 from tests.support.pki import Authority, header_value
@@ -200,6 +200,7 @@ def test_api_keys(storage: Storage, settings: Settings, api: dict[str, Any]) -> 
 
 
 def test_certificates(storage: Storage, settings: Settings, api: dict[str, Any]) -> None:
+    settings = dataclasses.replace(settings, client_certificates=ClientCertificateSettings(enabled=True))
     bind(storage, settings, "getStatus", {**api, "authentication": {"type": "certificate", "trustedIssuers": [ROOT.pem]}})
     leaf = header_value(ROOT.issue("Partner"))
     prepared = call(storage, settings, "GET", "/api/pet/getStatus", headers={"X-ARR-ClientCert": leaf})
@@ -209,6 +210,28 @@ def test_certificates(storage: Storage, settings: Settings, api: dict[str, Any])
         call(storage, settings, "GET", "/api/pet/getStatus", headers={"X-ARR-ClientCert": header_value(OTHER.issue("Partner"))})
     with pytest.raises(Forbidden):
         call(storage, settings, "GET", "/api/pet/getStatus", headers={"X-ARR-ClientCert": leaf}, scheme="http")
+
+
+def test_certificates_are_trusted_only_where_the_deployment_asks_for_them(
+    storage: Storage, settings: Settings, api: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """X-ARR-ClientCert is what the caller sent unless App Service asked for a certificate: with
+    client certificates off, or under an exclusion path, a trusted partner's public certificate
+    must not open the operation."""
+    bind(storage, settings, "getStatus", {**api, "authentication": {"type": "certificate", "trustedIssuers": [ROOT.pem]}})
+    leaf = header_value(ROOT.issue("Partner"))
+    deployments = {
+        "off": ClientCertificateSettings(enabled=False),
+        "excluded": ClientCertificateSettings(enabled=True, exclusion_paths=("/ExternalData", "/API/pet")),
+    }
+    for name, deployment in deployments.items():
+        caplog.clear()
+        with pytest.raises(Unauthorized) as refused:
+            call(storage, dataclasses.replace(settings, client_certificates=deployment), "GET", "/api/pet/getStatus", headers={"X-ARR-ClientCert": leaf})
+        assert refused.value.code == "ClientCertificatesNotEnabled", name
+        assert "the deployment is misconfigured for client certificates" in caplog.text, name
+    on = dataclasses.replace(settings, client_certificates=ClientCertificateSettings(enabled=True, exclusion_paths=("/ExternalData",)))
+    assert call(storage, on, "GET", "/api/pet/getStatus", headers={"X-ARR-ClientCert": leaf}).trigger["data"]["username"] == "CN=Partner,O=Contoso"
 
 
 def test_oauth2(storage: Storage, settings: Settings, api: dict[str, Any], idp: LocalIdentityProvider) -> None:

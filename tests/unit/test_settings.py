@@ -78,3 +78,45 @@ def test_audiences_are_a_list() -> None:
     )
     assert settings.aad_tenant_id == "72f988bf-86f1-41af-91ab-2d7cd011db47"
     assert settings.aad_audiences == ("api://junction", "11111111-1111-1111-1111-111111111111")
+
+
+def test_client_certificates_are_off_unless_the_deployment_turns_them_on() -> None:
+    deployment = load_settings(BASE).client_certificates
+    assert (deployment.enabled, deployment.mode, deployment.exclusion_paths) == (False, "Optional", ())
+
+
+def test_client_certificate_settings_as_the_deployment_writes_them() -> None:
+    # ARM's string(true) is "True"; the mode is matched without regard to case.
+    deployment = load_settings(
+        {
+            **BASE,
+            "JUNCTION_CLIENT_CERT_ENABLED": "True",
+            "JUNCTION_CLIENT_CERT_MODE": "required",
+            "JUNCTION_CLIENT_CERT_EXCLUSION_PATHS": " /ExternalData ; /management,/Public ",
+        }
+    ).client_certificates
+    assert (deployment.enabled, deployment.mode) == (True, "Required")
+    assert deployment.exclusion_paths == ("/ExternalData", "/management", "/Public")
+
+
+def test_exclusion_paths_match_as_the_front_end_matches_them() -> None:
+    deployment = load_settings({**BASE, "JUNCTION_CLIENT_CERT_ENABLED": "true", "JUNCTION_CLIENT_CERT_EXCLUSION_PATHS": "/Public"}).client_certificates
+    # Case-insensitive prefixes, like App Service's clientCertExclusionPaths ("/Public" covers "/publicity").
+    for path in ("/public", "/PUBLIC/orders", "/publicity", "/%70ublic/orders", "/%50UBLIC"):
+        assert deployment.excluded(path), path
+    for path in ("/", "/api/public", "/pub"):
+        assert not deployment.excluded(path), path
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"JUNCTION_CLIENT_CERT_ENABLED": "yes"}, "JUNCTION_CLIENT_CERT_ENABLED must be true or false"),
+        ({"JUNCTION_CLIENT_CERT_MODE": "OptionalInteractiveUser"}, "renegotiate TLS"),
+        ({"JUNCTION_CLIENT_CERT_MODE": "Ignore"}, "JUNCTION_CLIENT_CERT_MODE must be Required or Optional"),
+        ({"JUNCTION_CLIENT_CERT_EXCLUSION_PATHS": "/ok;management"}, "JUNCTION_CLIENT_CERT_EXCLUSION_PATHS"),
+    ],
+)
+def test_client_certificate_settings_junction_cannot_honour_stop_the_start(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        load_settings({**BASE, **env})
