@@ -101,15 +101,14 @@ param keyVaultSettingNames string = ''
 @description('Request TLS client certificates, forwarded to Junction in X-ARR-ClientCert, for API operations bound with certificate authentication. Off by default.')
 param clientCertEnabled bool = false
 
-@description('Client certificate mode when clientCertEnabled: Optional (callers without a certificate still connect) or Required (every caller must present one).')
+@description('Client certificate mode when clientCertEnabled: Optional (callers without a certificate still connect) or Required (every caller must present one). OptionalInteractiveUser is not offered: it makes the front end renegotiate TLS.')
 @allowed([
   'Optional'
-  'OptionalInteractiveUser'
   'Required'
 ])
 param clientCertMode string = 'Optional'
 
-@description('Semicolon-separated path prefixes for which no client certificate is requested (e.g. /ExternalData;/management).')
+@description('Semicolon-separated path prefixes for which no client certificate is requested (e.g. /ExternalData;/management). Any exclusion path makes the front end renegotiate TLS: HTTP/2 is turned off, TLS 1.3 callers cannot present a certificate, POST and PUT bodies over 100 KB fail. Junction refuses certificate-bound operations under these paths.')
 param clientCertExclusionPaths string = ''
 
 @description('Maximum instances per function group: the HTTP functions scale together as one group, and each queue or timer function scales on its own, so the app as a whole can reach this many times the number of groups. 40 is the lowest value Flex Consumption accepts in most regions, 1000 the highest.')

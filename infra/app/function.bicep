@@ -50,15 +50,16 @@ param instanceMemoryMB int = 2048
 @description('Ask callers for a TLS client certificate (forwarded to Junction in X-ARR-ClientCert) for API operations that use certificate authentication.')
 param clientCertEnabled bool = false
 
+// OptionalInteractiveUser is left out: it makes the front end renegotiate TLS, which fails with
+// HTTP/2 and TLS 1.3 and limits POST and PUT bodies to 100 KB.
 @description('Optional: a caller may connect without a certificate. Required: every connection must present one (breaks anonymous and token callers).')
 @allowed([
   'Optional'
-  'OptionalInteractiveUser'
   'Required'
 ])
 param clientCertMode string = 'Optional'
 
-@description('Semicolon-separated path prefixes for which no client certificate is requested, e.g. /ExternalData;/management.')
+@description('Semicolon-separated path prefixes for which no client certificate is requested, e.g. /ExternalData;/management. Any exclusion path makes the front end renegotiate TLS: HTTP/2 is then turned off, TLS 1.3 callers cannot present a certificate, and POST and PUT bodies over 100 KB fail.')
 param clientCertExclusionPaths string = ''
 
 @description('JUNCTION_AAD_TENANT_ID: tenant whose Azure AD tokens are accepted; empty disables Azure AD.')
@@ -118,6 +119,9 @@ param keyVaultSettingNames string = ''
 // platform resolves the reference with the app's identity (keyVaultReferenceIdentity below), so
 // the value is in no template, parameter file or deployment record. No version is named: a new
 // version of the secret is picked up within a day, or at once on restart.
+// Exclusion paths make the front end renegotiate TLS to ask for a certificate, which HTTP/2 forbids.
+var clientCertRenegotiates = clientCertEnabled && !empty(clientCertExclusionPaths)
+
 var secretSettingNames = empty(keyVaultSettingNames) ? [] : split(replace(keyVaultSettingNames, ' ', ''), ',')
 var secretSettings = [for settingName in secretSettingNames: {
   name: 'JUNCTION_SECRET_${toUpper(settingName)}'
@@ -144,6 +148,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: client certificates are opt-in (clientCertEnabled) for API operations that use certificate authentication; requiring them would lock out anonymous and token callers
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero; always-ready instances would bill around the clock (see docs/deploy.md, cost at rest)
   // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM error 51021); FTP stays off through the ftp basicPublishingCredentialsPolicies below (allow: false), so no FTP credential exists
+  // checkov:skip=CKV_AZURE_67: HTTP/2 is on (http20Enabled) unless client certificate exclusion paths make the front end renegotiate TLS, which HTTP/2 forbids
+  // checkov:skip=CKV_AZURE_18: same reason: http20Enabled is off only while clientCertExclusionPaths are in use
   // checkov:skip=CKV_AZURE_213: Junction has no health endpoint in its contract (its catch-all route would answer 404), and a scale-to-zero plan has no idle instances to probe
   name: name
   location: location
@@ -170,7 +176,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      http20Enabled: true
+      http20Enabled: !clientCertRenegotiates
       remoteDebuggingEnabled: false
       // Identity-based connections only: there is deliberately no AzureWebJobsStorage connection
       // string and no key anywhere. FUNCTIONS_WORKER_RUNTIME and the Python version come from
@@ -267,6 +273,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_PUBLIC_BASE_URL'
           value: publicBaseUrl
+        }
+        // What the front end does with client certificates, from the parameters that configure it
+        // above: Junction trusts X-ARR-ClientCert only where these say the front end sets it.
+        {
+          name: 'JUNCTION_CLIENT_CERT_ENABLED'
+          value: string(clientCertEnabled)
+        }
+        {
+          name: 'JUNCTION_CLIENT_CERT_MODE'
+          value: clientCertMode
+        }
+        {
+          name: 'JUNCTION_CLIENT_CERT_EXCLUSION_PATHS'
+          value: clientCertExclusionPaths
         }
       ], secretSettings)
     }

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from tests.infra.bicep import ROOT, Resource, Templates, app_settings, dump, get, one, resources, unquote
+from tests.infra.evaluate import evaluate
 
 # Built-in Azure role definition IDs: the same GUIDs in every tenant and cloud.
 ROLE_IDS = {
@@ -206,6 +207,36 @@ def maximum_instance_count_is_within_what_flex_accepts(t: Templates) -> None:
     site = one(t, SITE)
     scale = site.prop("properties", "functionAppConfig", "scaleAndConcurrency")
     assert get(scale, "maximumInstanceCount") == "maximumInstanceCount"
+
+
+@check
+def client_certificate_settings_follow_the_site(t: Templates) -> None:
+    """The app trusts X-ARR-ClientCert only where JUNCTION_CLIENT_CERT_* say the front end sets
+    it, so those settings must come from the very parameters that configure the front end; and
+    nothing may make the front end renegotiate TLS while HTTP/2 is on (renegotiation fails there)."""
+    site = one(t, SITE)
+    settings = app_settings(t)
+    for prop, setting in (
+        ("clientCertEnabled", "JUNCTION_CLIENT_CERT_ENABLED"),
+        ("clientCertMode", "JUNCTION_CLIENT_CERT_MODE"),
+        ("clientCertExclusionPaths", "JUNCTION_CLIENT_CERT_EXCLUSION_PATHS"),
+    ):
+        param = site.prop("properties", prop)
+        assert param in t["app/function.bicep"]["parameters"], f"{prop} must be a parameter"
+        value = settings.get(setting)
+        assert value == param or get(value, "function", "parameters", "value_to_convert") == param, (
+            f"{setting} must come from the parameter behind {prop}, got {dump(value)}"
+        )
+    for file in ("main.bicep", "app/function.bicep"):
+        assert decorator(t[file], "clientCertMode", "allowed") == ["Optional", "Required"], (
+            f"{file}: OptionalInteractiveUser renegotiates TLS"
+        )
+    template = t[site.file]
+    http2 = site.prop("properties", "siteConfig", "http20Enabled")
+    for enabled, paths in ((False, ""), (True, ""), (False, "/public"), (True, "/public;/ExternalData")):
+        on = evaluate(template, http2, clientCertEnabled=enabled, clientCertExclusionPaths=paths)
+        renegotiates = enabled and bool(paths)
+        assert on is not renegotiates, f"http20Enabled must be {not renegotiates} with clientCertEnabled={enabled}, paths={paths!r}"
 
 
 # --- app settings --------------------------------------------------------------------------------

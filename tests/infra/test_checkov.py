@@ -32,6 +32,8 @@ ACCEPTED = {
     ("CKV_AZURE_225", "Microsoft.Web/serverfarms.plan"): "zone redundancy exists only in regions with zones",
     ("CKV_AZURE_222", "Microsoft.Web/sites.functionApp"): "the trigger URLs are public by design",
     ("CKV_AZURE_17", "Microsoft.Web/sites.functionApp"): "client certificates are opt-in",
+    ("CKV_AZURE_67", "Microsoft.Web/sites.functionApp"): "HTTP/2 is off only while exclusion paths force TLS renegotiation",
+    ("CKV_AZURE_18", "Microsoft.Web/sites.functionApp"): "HTTP/2 is off only while exclusion paths force TLS renegotiation",
     ("CKV_AZURE_78", "Microsoft.Web/sites.functionApp"): "Flex Consumption rejects ftpsState; the ftp publishing policy is off",
     ("CKV_AZURE_212", "Microsoft.Web/sites.functionApp"): "always-ready instances bill around the clock",
     ("CKV_AZURE_213", "Microsoft.Web/sites.functionApp"): "no health endpoint; scale to zero",

@@ -80,6 +80,11 @@ MUTATIONS = [
     ),
     ("maximum_instance_count_is_within_what_flex_accepts", MAIN, "@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount", "@minValue(1)\n@maxValue(1000)\nparam maximumInstanceCount"),
     ("maximum_instance_count_is_within_what_flex_accepts", FUNCTION, "@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount", "@minValue(1)\n@maxValue(1000)\nparam maximumInstanceCount"),
+    ("client_certificate_settings_follow_the_site", FUNCTION, "value: string(clientCertEnabled)", "value: 'true'"),
+    ("client_certificate_settings_follow_the_site", FUNCTION, "          name: 'JUNCTION_CLIENT_CERT_EXCLUSION_PATHS'\n", "          name: 'JUNCTION_CLIENT_CERT_EXCLUDED'\n"),
+    ("client_certificate_settings_follow_the_site", MAIN, "  'Optional'\n  'Required'\n])\nparam clientCertMode", "  'Optional'\n  'OptionalInteractiveUser'\n  'Required'\n])\nparam clientCertMode"),
+    ("client_certificate_settings_follow_the_site", FUNCTION, "http20Enabled: !clientCertRenegotiates", "http20Enabled: true"),
+    ("client_certificate_settings_follow_the_site", FUNCTION, "var clientCertRenegotiates = clientCertEnabled && !empty(clientCertExclusionPaths)", "var clientCertRenegotiates = !empty(clientCertExclusionPaths)"),
     ("storage_connection_is_identity_based", FUNCTION, "value: 'managedidentity'", "value: 'connectionstring'"),
     (
         "storage_connection_is_identity_based",

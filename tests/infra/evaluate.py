@@ -1,0 +1,115 @@
+"""Evaluate the few Bicep expressions whose logic matters offline (what pycep parsed), so a test
+can run a template's own validation or switch on sample values instead of only reading its text.
+
+It knows the functions and operators the templates use for that logic and raises
+NotImplementedError on anything else, so a template change that it cannot follow fails loudly
+rather than being skipped. ARM evaluates only the branch a condition takes (the logical
+functions' documentation); so does this.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tests.infra.bicep import get
+
+
+class TemplateError(Exception):
+    """What ARM would refuse: here, reading a property an object does not have."""
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _string(value: Any) -> str:
+    # ARM's string() of a bool is "True"/"False".
+    return str(value) if not isinstance(value, bool) else ("True" if value else "False")
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "contains": lambda container, item: item in container,
+    "first": lambda value: value[0],
+    "empty": lambda value: len(value) == 0,
+    "length": len,
+    "range": lambda start, count: list(range(start, start + count)),
+    "substring": lambda text, start, length: text[start : start + length],
+    "to_lower": str.lower,
+    "to_upper": str.upper,
+    "string": _string,
+    "json": lambda text: __import__("json").loads(text),
+    "replace": lambda text, old, new: text.replace(old, new),
+    "split": lambda text, delimiter: text.split(delimiter),
+}
+
+
+class Evaluator:
+    """``names``: parameter values; variables of ``template`` are evaluated on demand."""
+
+    def __init__(self, template: Mapping[str, Any], names: Mapping[str, Any]) -> None:
+        self.template = template
+        self.names = dict(names)
+
+    def name(self, name: str) -> Any:
+        if name not in self.names:
+            variable = get(self.template.get("variables") or {}, name, "value")
+            if variable is None:
+                raise NotImplementedError(f"unknown name {name!r}")
+            self.names[name] = self(variable)
+        return self.names[name]
+
+    def __call__(self, expression: Any) -> Any:
+        if isinstance(expression, bool | int | float) or expression is None:
+            return expression
+        if isinstance(expression, str):
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", expression) and self._known(expression):
+                return self.name(expression)
+            return _INTERPOLATION.sub(lambda m: _string(self.name(m.group(1))), expression)
+        if isinstance(expression, list):
+            return [self(item) for item in expression]
+        if not isinstance(expression, Mapping):
+            raise NotImplementedError(f"cannot evaluate {expression!r}")
+        if "operator" in expression:
+            return self._operator(expression["operator"])
+        if "function" in expression:
+            return self._function(expression["function"])
+        return {key: self(value) for key, value in expression.items()}
+
+    def _known(self, name: str) -> bool:
+        return name in self.names or name in (self.template.get("variables") or {})
+
+    def _operator(self, operator: Mapping[str, Any]) -> Any:
+        kind, operands = operator["type"], operator["operands"]
+        if kind == "conditional":
+            return self(operands["true_value"]) if self(operands["condition"]) else self(operands["false_value"])
+        if kind == "and":
+            return all(self(value) for value in operands.values())
+        if kind == "or":
+            return any(self(value) for value in operands.values())
+        if kind == "not":
+            return not self(operands["bool_value"])
+        if kind in ("equals", "not_equals"):
+            left, right = (self(value) for value in operands.values())
+            return (left == right) == (kind == "equals")
+        if kind == "index_accessor":
+            container, key = self(operands["operand_1"]), self(operands["operand_2"])
+            try:
+                return container[key]
+            except (KeyError, IndexError):
+                raise TemplateError(str(key)) from None
+        raise NotImplementedError(f"operator {kind}")
+
+    def _function(self, function: Mapping[str, Any]) -> Any:
+        kind, parameters = function["type"], function.get("parameters") or {}
+        if kind == "filter":
+            items = self(parameters["input_array"])
+            lambda_ = parameters["expression"]["detail"]
+            return [item for item in items if Evaluator(self.template, {**self.names, lambda_["var_1"]: item})(lambda_["expression"])]
+        if kind not in FUNCTIONS:
+            raise NotImplementedError(f"function {kind}")
+        return FUNCTIONS[kind](*(self(value) for value in parameters.values()))
+
+
+def evaluate(template: Mapping[str, Any], expression: Any, **names: Any) -> Any:
+    return Evaluator(template, names)(expression)
