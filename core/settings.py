@@ -106,6 +106,8 @@ class Settings:
     public_base_url: str | None = None
     run_retention_days: int = 30
     client_certificates: ClientCertificateSettings = field(default_factory=ClientCertificateSettings)
+    worker_threads: int = 32
+    """Threads that may use the storage clients at once: the pools keep that many connections."""
 
     @property
     def aad_enabled(self) -> bool:
@@ -183,6 +185,18 @@ def _retention(env: Mapping[str, str]) -> int:
         return 30
     if not raw.isdigit() or not 1 <= int(raw) <= 3650:
         raise ConfigurationError(f"JUNCTION_RUN_RETENTION_DAYS must be a whole number of days from 1 to 3650, got {raw!r}")
+    return int(raw)
+
+
+def _worker_threads(env: Mapping[str, str]) -> int:
+    """The Python worker's thread pool for sync functions (``PYTHON_THREADPOOL_THREAD_COUNT``, an
+    Azure Functions setting). Unset, the worker uses min(32, CPUs + 4) threads and devhost 32: 32
+    is never too few, and a pool slot costs nothing until a thread uses it."""
+    raw = _get(env, "PYTHON_THREADPOOL_THREAD_COUNT")
+    if raw is None:
+        return 32
+    if not raw.isdigit() or not 1 <= int(raw) <= 32:
+        raise ConfigurationError(f"PYTHON_THREADPOOL_THREAD_COUNT must be a whole number from 1 to 32, got {raw!r}")
     return int(raw)
 
 
@@ -297,6 +311,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_base_url=public.rstrip("/") if public else None,
         run_retention_days=_retention(env),
         client_certificates=_client_certificates(env),
+        worker_threads=_worker_threads(env),
     )
 
 

@@ -98,6 +98,7 @@ class Storage:
         table_prefix: str = "junction",
         run_queue: str = "junction-runs",
         payload_container: str = "junction-payloads",
+        pool_size: int = 32,
     ) -> None:
         quiet_sdk_logging()
         self.counter = RequestCounter()
@@ -108,11 +109,11 @@ class Storage:
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
         self._container: ContainerClient | None = None
-        options = {**_CLIENT_OPTIONS, "raw_request_hook": self.counter}
+        options = {**_CLIENT_OPTIONS, "raw_request_hook": self.counter, "transport": _pooled_transport(pool_size)}
         # Queue and blob clients ignore retry_backoff_factor: their own ExponentialRetry starts at
         # 15 s. Left as is, a queue outage would hold an Accept for most of a minute.
-        queue_options = {**options, "retry_policy": _quick_retry("queue")}
-        blob_options = {**options, "retry_policy": _quick_retry("blob")}
+        queue_options = {**options, "retry_policy": _quick_retry("queue"), "transport": _pooled_transport(pool_size)}
+        blob_options = {**options, "retry_policy": _quick_retry("blob"), "transport": _pooled_transport(pool_size)}
         if storage.connection_string:
             conn = storage.connection_string
             self._table_service = TableServiceClient.from_connection_string(conn, **options)
@@ -131,6 +132,7 @@ class Storage:
             table_prefix=settings.table_prefix,
             run_queue=settings.run_queue,
             payload_container=settings.payload_container,
+            pool_size=settings.worker_threads,
         )
 
     def table(self, name: str) -> TableClient:
@@ -223,6 +225,26 @@ class Storage:
             pass
         except AzureError:
             logger.warning("could not delete payload blob %s", blob_name)
+
+
+def _pooled_transport(pool_size: int) -> Any:
+    """A requests transport that keeps up to ``pool_size`` connections per host.
+
+    requests keeps 10 by default; every thread of the worker may be talking to storage at once,
+    and a connection returned to a full pool is closed ("Connection pool is full, discarding
+    connection"), so the next request pays for a new one.
+    """
+    from azure.core.pipeline.transport import RequestsTransport
+
+    class PooledTransport(RequestsTransport):
+        def _init_session(self, session: Any) -> None:
+            super()._init_session(session)
+            for prefix in self._protocols:
+                adapter = session.get_adapter(prefix)
+                adapter._pool_maxsize = pool_size  # what HTTPAdapter keeps for pickling
+                adapter.init_poolmanager(adapter._pool_connections, pool_size, block=adapter._pool_block)
+
+    return PooledTransport()
 
 
 def _quick_retry(service: str) -> Any:

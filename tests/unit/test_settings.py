@@ -120,3 +120,11 @@ def test_exclusion_paths_match_as_the_front_end_matches_them() -> None:
 def test_client_certificate_settings_junction_cannot_honour_stop_the_start(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
         load_settings({**BASE, **env})
+
+
+def test_worker_thread_count_sizes_the_storage_pools() -> None:
+    assert load_settings(BASE).worker_threads == 32  # unset: the worker's maximum (and devhost's pool)
+    assert load_settings({**BASE, "PYTHON_THREADPOOL_THREAD_COUNT": "12"}).worker_threads == 12
+    for bad in ("0", "33", "many"):
+        with pytest.raises(ConfigurationError, match="PYTHON_THREADPOOL_THREAD_COUNT"):
+            load_settings({**BASE, "PYTHON_THREADPOOL_THREAD_COUNT": bad})
