@@ -14,6 +14,10 @@ from urllib.parse import parse_qsl
 from core.errors import BadRequest
 
 
+class RawJson(str):
+    """A reply body that is JSON text already (written once, served many times)."""
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int

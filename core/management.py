@@ -15,7 +15,7 @@ from core.auth import require_admin
 from core.bodies import check_content_encoding, check_size, is_json_type, media_type
 from core.cache import ScenarioCache, parse_key
 from core.errors import BadRequest, NotFound, PreconditionFailed, UnsupportedMediaType
-from core.exchange import ManagementRequest, Reply
+from core.exchange import ManagementRequest, RawJson, Reply
 from core.ids import parse_guid
 from core.jsonvalue import dumps, parse_json
 from core.paging import parse_top
@@ -140,11 +140,16 @@ def token_item(storage: Storage, settings: Settings, request: ManagementRequest)
 
 
 def openapi_document(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
-    """Junction's own OpenAPI document. Public, like most API descriptions: it holds no data."""
-    from core.apis import load_bound_operations
-    from core.openapi_doc import build_document
+    """Junction's own OpenAPI document. Public, like most API descriptions: it describes the
+    routes, including the bound API operations' paths, parameters and body schemas, and holds no
+    other tenant data (no scenario ids, bindings or names of keys and users).
 
-    return Reply(200, build_document(settings.public_base_url or request.base_url, load_bound_operations(storage)))
+    Built from the route table, so it is rebuilt only when the bound operations change.
+    """
+    from core.gateway import route_cache
+    from core.openapi_doc import published_text
+
+    return Reply(200, RawJson(published_text(route_cache(storage).get(), settings.public_base_url or request.base_url)))
 
 
 def apis_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:

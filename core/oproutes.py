@@ -380,6 +380,8 @@ class RouteTable:
 
     def __init__(self, operations: Iterable[BoundOperation] = (), *, version: str | None = None) -> None:
         self.version = version
+        self.operations: list[BoundOperation] = []
+        """Every operation added, in order (the published OpenAPI document describes them)."""
         self._root = _Node()
         self._count = 0
         for operation in operations:
@@ -396,6 +398,7 @@ class RouteTable:
         if operation.method in node.ops:
             raise ValueError(f"{operation.label} is already bound as {node.ops[operation.method].label}")
         node.ops[operation.method] = operation
+        self.operations.append(operation)
         self._count += 1
 
     def match(self, method: str, raw_path: str) -> Match:

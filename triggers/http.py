@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from core import errors
-from core.exchange import ManagementRequest, Reply, refuse_repeated_parameters
+from core.exchange import ManagementRequest, RawJson, Reply, refuse_repeated_parameters
 from core.jsonvalue import dumps
 from core.settings import get_settings
 from core.storage import as_domain_error
@@ -117,7 +117,8 @@ def reply_response(reply: Reply) -> func.HttpResponse:
     headers = {**SECURITY_HEADERS, **reply.headers}
     if reply.body is None:
         return func.HttpResponse(status_code=reply.status, headers=headers)
-    return func.HttpResponse(dumps(reply.body), status_code=reply.status, headers=headers, mimetype=JSON, charset="utf-8")
+    text = reply.body if isinstance(reply.body, RawJson) else dumps(reply.body)
+    return func.HttpResponse(text, status_code=reply.status, headers=headers, mimetype=JSON, charset="utf-8")
 
 
 def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:

@@ -131,3 +131,67 @@ def test_template_segments_match_without_backtracking_and_long_segments_are_400(
     finally:
         with junction.admin() as admin:
             admin.delete("/management/apis/tpl")
+
+
+# -- 2, 4, 8. recursive $refs: the public document and the import --------------------------
+
+
+def _node_schemas(properties: int) -> dict[str, Any]:
+    return {"Node": {"type": "object", "properties": {f"p{i}": {"$ref": "#/components/schemas/Node"} for i in range(properties)}}}
+
+
+def test_the_public_document_keeps_refs_as_components_and_names_no_scenario(junction: Junction) -> None:
+    """A 1.6 KB document with a 30-property self-referencing body schema made every anonymous
+    GET of /management/openapi.json take ~1.3 s and return 8 MB; the summary of a bound
+    operation without one named its scenario's GUID."""
+    document = {"openapi": "3.0.3", "info": {"title": "rec", "version": "1"}, "servers": [{"url": "/rec"}],
+                "paths": {"/nodes": {"post": {"operationId": "addNode", "responses": {"200": {"description": "ok"}},
+                          "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}}}},
+                "components": {"schemas": _node_schemas(30)}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "ok"}]})
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/rec", json=document).status_code in (200, 201)
+        assert admin.put("/management/apis/rec/operations/addNode", json={"scenarioId": scenario["id"]}).status_code == 200
+    try:
+        with junction.client() as client:
+            first, second = client.get("/management/openapi.json"), client.get("/management/openapi.json")
+            assert first.status_code == 200 and first.content == second.content
+            assert len(first.content) < 200_000, len(first.content)
+            published = first.json()
+            body = published["paths"]["/rec/nodes"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/rec.Node"}
+            assert published["components"]["schemas"]["rec.Node"]["properties"]["p29"] == {"$ref": "#/components/schemas/rec.Node"}
+            assert scenario["id"] not in first.text
+            assert published["servers"] == [{"url": junction.url}]
+            # The schema is still enforced as a schema: a recursive body validates.
+            assert client.post("/rec/nodes", json={"p0": {"p1": {}}}).status_code == 200
+            assert_json_error(client.post("/rec/nodes", json={"p0": 5}), 400)
+        with junction.admin() as admin:
+            assert admin.delete("/management/apis/rec/operations/addNode").status_code == 204
+        with junction.client() as client:
+            assert "/rec/nodes" not in client.get("/management/openapi.json").json()["paths"]  # rebuilt on change
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/rec")
+
+
+def test_ref_expansion_at_import_is_bounded(junction: Junction) -> None:
+    """An 855-byte document whose parameter schema had 12 self-referencing properties took 17 s
+    to import (expanded to depth 12); shared references that multiply are refused, recursion is
+    cut at once."""
+    def document(schemas: dict[str, Any], root: str) -> dict[str, Any]:
+        return {"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "servers": [{"url": "/exp"}],
+                "paths": {"/q": {"get": {"operationId": "q", "responses": {"200": {"description": "ok"}},
+                          "parameters": [{"name": "q", "in": "query", "schema": {"$ref": f"#/components/schemas/{root}"}}]}}},
+                "components": {"schemas": schemas}}  # fmt: skip
+
+    multiplying = {f"N{i}": {"type": "object", "properties": {f"p{j}": {"$ref": f"#/components/schemas/N{i + 1}"} for j in range(12)}} for i in range(8)}
+    multiplying["N8"] = {"type": "string"}
+    with junction.admin() as admin:
+        recursive = admin.put("/management/apis/exp", json=document(_node_schemas(12), "Node"))
+        assert recursive.status_code in (200, 201), recursive.text
+        refused = admin.put("/management/apis/exp2", json=document(multiplying, "N0"))
+        error = assert_json_error(refused, 400, "InvalidDocument")
+        assert "expands to more than" in error["message"]
+        assert_json_error(admin.get("/management/apis/exp2"), 404)
+        admin.delete("/management/apis/exp")

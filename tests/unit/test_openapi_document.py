@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from typing import Any
 
@@ -93,6 +94,62 @@ def test_bound_operations_are_described_and_the_document_stays_valid(file: str) 
         entry = built["paths"][operation.path][operation.method.lower()]
         assert entry["operationId"] == f"pets.{operation.operation_id}"
         assert entry["security"] in ([{}], [{"basic": []}], [{"apiKey": []}], [{"bearer": []}], [{"clientCertificate": []}])
-    refs = set(re.findall(r"'\$ref': '([^']+)'", str({p: v for p, v in built["paths"].items() if p.startswith("/api")})))
-    assert refs == {"#/components/schemas/Error"}  # the bound schemas' own $refs were inlined
+    refs = set(re.findall(r"'\$ref': '([^']+)'", str(built)))
+    assert "#/components/schemas/pets.Pet" in refs  # the bound schemas' $refs stay references
+    assert {ref.rsplit("/", 1)[-1] for ref in refs} <= set(built["components"]["schemas"])  # ... that resolve
+    assert "1a990d32" not in json.dumps(built)  # no scenario id (issue 13.4)
     assert "/ExternalData/Accept/{scenarioId}" in built["paths"]
+
+
+def _recursive_api(properties: int) -> list[Any]:
+    from core import apis
+    from core.oproutes import BoundOperation
+
+    document = {
+        "openapi": "3.0.3", "info": {"title": "r", "version": "1"},
+        "paths": {"/r": {"post": {"operationId": "r", "responses": {"200": {"description": "ok"}},
+                  "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}}}},
+        "components": {"schemas": {"Node": {"type": "object", "properties": {f"p{i}": {"$ref": "#/components/schemas/Node"} for i in range(properties)}}}},
+    }  # fmt: skip
+    operations = apis.extract_operations(document, apis.validate_document(document))
+    return [BoundOperation.from_parts("rec", op, {"scenarioId": "x", "authentication": {"type": "none"}}) for op in operations]
+
+
+def test_a_recursive_schema_is_published_once_as_a_component() -> None:
+    """30 self-referencing properties made 8 MB per request when $refs were inlined to depth 12."""
+    built = build_document("https://junction.example", _recursive_api(30))
+    validate(built)
+    node = built["components"]["schemas"]["rec.Node"]
+    assert node["properties"]["p7"] == {"$ref": "#/components/schemas/rec.Node"}
+    assert len(json.dumps(built)) - len(json.dumps(build_document("https://junction.example"))) < 5_000
+
+
+def test_the_bound_part_of_the_document_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.openapi_doc as openapi_doc
+
+    monkeypatch.setattr(openapi_doc, "MAX_PUBLISHED_BYTES", 1500)
+    bound = _recursive_api(40)
+    built = build_document("https://junction.example", bound)
+    validate(built)
+    entry = built["paths"]["/r"]["post"]
+    assert entry["requestBody"]["content"]["application/json"]["schema"] == {} and "rec.Node" not in built["components"]["schemas"]
+    monkeypatch.setattr(openapi_doc, "MAX_PUBLISHED_BYTES", 100)
+    built = build_document("https://junction.example", bound)
+    assert "/r" not in built["paths"] and "1 bound operation(s) are not described" in built["info"]["description"]
+
+
+def test_the_published_text_is_built_once_per_route_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.openapi_doc as openapi_doc
+    from core.oproutes import RouteTable
+
+    calls: list[int] = []
+    original = openapi_doc.build_document
+    monkeypatch.setattr(openapi_doc, "build_document", lambda *a, **k: calls.append(1) or original(*a, **k))
+    table = RouteTable(_recursive_api(3), version="v1")
+    one = openapi_doc.published_text(table, "https://a.example")
+    two = openapi_doc.published_text(table, "https://b.example/")
+    assert len(calls) == 1
+    assert json.loads(one)["servers"] == [{"url": "https://a.example"}] and json.loads(two)["servers"] == [{"url": "https://b.example"}]
+    assert json.loads(one)["paths"] == json.loads(two)["paths"]
+    openapi_doc.published_text(RouteTable(_recursive_api(3), version="v2"), "https://a.example")
+    assert len(calls) == 2
