@@ -12,7 +12,8 @@ import functools
 import logging
 import re
 
-from core.errors import MethodNotAllowed, NotFound
+from core.deadline import Deadline
+from core.errors import GatewayTimeout, MethodNotAllowed, NotFound
 from core.gateway import ApiReply, ApiRequest, format_result, prepare_call
 from core.jsonvalue import dumps
 from core.scenarios import get_scenario
@@ -45,6 +46,8 @@ def check_own_route(method: str, path: str) -> None:
 
 
 def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) -> ApiReply:
+    # One deadline for the whole call, below the front end's 230 s cut (core/deadline.py).
+    deadline = Deadline(settings.api_deadline_seconds)
     check_own_route(request.method, request.path)
     prepared = prepare_call(storage, settings, request)
     if prepared.reply is not None:
@@ -54,8 +57,15 @@ def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) ->
         scenario = get_scenario(storage, prepared.scenario_id)
     except NotFound:
         raise NotFound("the scenario bound to this operation no longer exists", "ScenarioNotFound") from None
-    outcome = run_now(storage, settings, scenario, prepared.trigger, prepared.trigger["data"]["body"], None)
+    outcome = run_now(storage, settings, scenario, prepared.trigger, prepared.trigger["data"]["body"], None, deadline)
     headers = {**prepared.headers, "X-Run-Id": outcome.run_id}
+    if outcome.timed_out:
+        timeout = GatewayTimeout(
+            f"the process did not finish within the API call's deadline of {deadline.seconds:g} s "
+            f"(it was stopped at step {outcome.failed_step}); see run {outcome.run_id}"
+        )
+        timeout.headers.update(headers)
+        raise timeout
     if outcome.status == "failed":
         if outcome.response is not None:  # a throw step's HTTP response
             return format_result(outcome.response, prepared.accept, headers)

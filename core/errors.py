@@ -78,6 +78,12 @@ class UnsupportedMediaType(JunctionError):
     default_code = "UnsupportedMediaType"
 
 
+class GatewayTimeout(JunctionError):
+    """The work the caller waits for did not finish within its deadline (core/deadline.py)."""
+
+    default_code = "ProcessTimedOut"
+
+
 class TooManyRequests(JunctionError):
     """The caller is throttled (e.g. repeated failed sign-ins); retry after ``retry_after`` s."""
 

@@ -21,6 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from core.deadline import Deadline, DeadlinePassed
 from core.errors import BadRequest
 
 logger = logging.getLogger(__name__)
@@ -139,21 +140,31 @@ def request(
     retries: int,
     allowed_hosts: Sequence[str],
     sleep: Callable[[float], None] = time.sleep,
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
-    """One logical call: redirects followed within the allow-list, retries on transient errors."""
+    """One logical call: redirects followed within the allow-list, retries on transient errors.
+
+    With a ``deadline`` (a caller waits), no attempt waits longer than the time left and no retry
+    waits past it: ``DeadlinePassed`` instead."""
     import requests  # imported on first outbound call
 
     attempt = 0
     while True:
         response = None
         try:
-            response = _follow(requests, method, url, headers, body, timeout, allowed_hosts)
+            wait = deadline.cap(timeout) if deadline is not None else timeout
+            response = _follow(requests, method, url, headers, body, wait, allowed_hosts)
             if response.status_code not in RETRY_STATUSES or attempt >= retries:
                 return response_json(response)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if deadline is not None:
+                deadline.check()  # timed out because the deadline cut the wait
             if attempt >= retries:
                 raise UpstreamUnavailable(f"{type(exc).__name__} calling {urlsplit(url).hostname} after {attempt + 1} attempt(s)") from None
         delay = _retry_delay(response, attempt)
+        if deadline is not None and delay >= deadline.remaining():
+            deadline.tripped = True
+            raise DeadlinePassed(f"{deadline.describe()} before a retry of {method} {urlsplit(url).hostname} could start")
         logger.info("retrying %s %s in %.1f s (attempt %d)", method, urlsplit(url).hostname, delay, attempt + 1)
         sleep(delay)
         attempt += 1
@@ -202,8 +213,11 @@ def response_json(response: Response) -> dict[str, Any]:
     }
 
 
-def call_step(step: Mapping[str, Any], resolve: Callable[[Any], Any], allowed_hosts: Sequence[str]) -> dict[str, Any]:
-    """Run an ``http`` step; a final 4xx/5xx fails the step unless ``failOnError`` is false."""
+def call_step(
+    step: Mapping[str, Any], resolve: Callable[[Any], Any], allowed_hosts: Sequence[str], *, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """Run an ``http`` step; a final 4xx/5xx fails the step unless ``failOnError`` is false.
+    ``deadline``: a caller waits (core/deadline.py)."""
     from core.engine import ProcessFailed
 
     url = resolve(step["url"])
@@ -222,6 +236,7 @@ def call_step(step: Mapping[str, Any], resolve: Callable[[Any], Any], allowed_ho
             timeout=float(step.get("timeout", 30)),
             retries=int(step.get("retries", 3)),
             allowed_hosts=allowed_hosts,
+            deadline=deadline,
         )
     except OutboundError as exc:
         raise ProcessFailed("http", str(exc), retryable=isinstance(exc, UpstreamUnavailable)) from None

@@ -20,6 +20,10 @@ DEFAULT_MAX_BODY_BYTES = 10 * MIB
 MAX_BODY_BYTES_CEILING = 100_000_000  # the Functions host's own request limit
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+# App Service's front end cuts an HTTP response at 230 s (the caller gets 502). An API call must
+# answer before that, including the run-record writes after its deadline (bounded storage retries).
+DEFAULT_API_DEADLINE_SECONDS = 180.0
+MAX_API_DEADLINE_SECONDS = 200.0
 
 # Azurite's well-known development account (public, documented by Microsoft).
 _DEV_ACCOUNT = "devstoreaccount1"
@@ -105,6 +109,7 @@ class Settings:
     oauth_issuers: tuple[str, ...] = ()
     public_base_url: str | None = None
     run_retention_days: int = 30
+    api_deadline_seconds: float = DEFAULT_API_DEADLINE_SECONDS
     client_certificates: ClientCertificateSettings = field(default_factory=ClientCertificateSettings)
     worker_threads: int = 32
     """Threads that may use the storage clients at once: the pools keep that many connections."""
@@ -198,6 +203,18 @@ def _worker_threads(env: Mapping[str, str]) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 32:
         raise ConfigurationError(f"PYTHON_THREADPOOL_THREAD_COUNT must be a whole number from 1 to 32, got {raw!r}")
     return int(raw)
+
+
+def _api_deadline(env: Mapping[str, str]) -> float:
+    raw = _get(env, "JUNCTION_API_DEADLINE_SECONDS")
+    if raw is None:
+        return DEFAULT_API_DEADLINE_SECONDS
+    if not re.fullmatch(r"[0-9]{1,3}(?:\.[0-9]{1,3})?", raw) or not 1 <= float(raw) <= MAX_API_DEADLINE_SECONDS:
+        raise ConfigurationError(
+            f"JUNCTION_API_DEADLINE_SECONDS must be a number of seconds from 1 to {MAX_API_DEADLINE_SECONDS:g} "
+            f"(App Service cuts a response at 230 s), got {raw!r}"
+        )
+    return float(raw)
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -310,6 +327,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         oauth_issuers=_oauth_issuers(env),
         public_base_url=public.rstrip("/") if public else None,
         run_retention_days=_retention(env),
+        api_deadline_seconds=_api_deadline(env),
         client_certificates=_client_certificates(env),
         worker_threads=_worker_threads(env),
     )

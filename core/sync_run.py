@@ -5,17 +5,22 @@ The run is recorded as ``running`` and executed here. If the process reaches
 the run queue as a continuation (position, step results, trigger), where the worker finishes it
 like any other run. Otherwise the run ends here: ``succeeded`` with the process result, or
 ``failed`` with the error (a ``throw`` step's response travels back to the caller).
+
+The caller waits, so the run has a ``deadline`` (core/deadline.py): each ``http`` step gets at
+most the time left, and when it passes the run ends ``failed`` with that reason and the step it
+stopped, and the outcome says ``timed_out`` (the caller gets 504).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core import clock, runs
 from core.cache import ScenarioCache
+from core.deadline import Deadline, DeadlinePassed
 from core.engine import ProcessFailed, RunContext, run_process
 from core.ids import new_run_id
 from core.outbound import call_step
@@ -36,6 +41,7 @@ class SyncOutcome:
     error: str | None = None
     failed_step: str | None = None
     response: Any = None  # a throw step's response
+    timed_out: bool = False  # the deadline passed: the run was stopped
 
 
 def run_now(
@@ -45,7 +51,9 @@ def run_now(
     trigger: Mapping[str, Any],
     body: Any,
     principal: Principal | None,
+    deadline: Deadline | None = None,
 ) -> SyncOutcome:
+    deadline = deadline or Deadline(settings.api_deadline_seconds)
     run_id = new_run_id()
     summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
     runs.insert_run(storage, scenario.id, run_id, summary)
@@ -59,12 +67,17 @@ def run_now(
             scenario.process,
             context,
             ScenarioCache(storage, scenario.id),
-            http=lambda step, resolve: call_step(step, resolve, settings.outbound_allowed_hosts),
+            http=lambda step, resolve: _http_within(deadline, step, resolve, settings),
             stop_at_intermediate=True,
         )
     except ProcessFailed as exc:
-        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step, steps=exc.records)
-        return SyncOutcome(run_id, runs.FAILED, error=exc.message, failed_step=exc.step, response=exc.response)
+        timed_out = deadline.tripped
+        error = f"{exc.message}; the caller got 504 and the run was stopped" if timed_out else exc.message
+        if timed_out:
+            logger.warning("API call run %s stopped at step %s: %s", run_id, exc.step, deadline.describe())
+        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=error, FailedStep=exc.step, steps=exc.records)
+        response = None if timed_out else exc.response
+        return SyncOutcome(run_id, runs.FAILED, error=error, failed_step=exc.step, response=response, timed_out=timed_out)
     if outcome.kind == "intermediate":
         runs.update_run(storage, entity, intermediate=outcome.result, steps=outcome.records)
         continuation = {
@@ -81,3 +94,11 @@ def run_now(
         return SyncOutcome(run_id, runs.RUNNING, result=outcome.result)
     runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, steps=outcome.records)
     return SyncOutcome(run_id, runs.SUCCEEDED, result=outcome.result)
+
+
+def _http_within(deadline: Deadline, step: Mapping[str, Any], resolve: Callable[[Any], Any], settings: Settings) -> Any:
+    """An ``http`` step that ends when the deadline passes, however the upstream behaves."""
+    try:
+        return deadline.run(lambda: call_step(step, resolve, settings.outbound_allowed_hosts, deadline=deadline))
+    except DeadlinePassed as exc:
+        raise ProcessFailed("http", str(exc)) from None

@@ -32,6 +32,7 @@ STATUS: dict[type[errors.JunctionError], int] = {
     errors.PreconditionFailed: 412,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
+    errors.GatewayTimeout: 504,
 }
 JSON = "application/json"
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}

@@ -69,6 +69,8 @@ class Upstream:
                     if "page=2" in self.path:
                         return self._send(200, {"value": [3], "nextLink": None})
                     return self._send(200, {"value": [1, 2], "nextLink": "http://169.254.169.254/paged?page=2"})
+                if path == "/trickle":  # every read is quick, the whole answer takes 4 s
+                    return self._trickle(b'{"slowly": true}', 0.25)
                 if path == "/xml":
                     return self._send_raw(200, b"<order><id>5</id></order>", "application/xml")
                 return self._send(200, {"path": path, "count": count, "orders": [{"id": 1}, {"id": 2}]})
@@ -85,6 +87,19 @@ class Upstream:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _trickle(self, data: bytes, pause: float) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    for byte in data:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(pause)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

@@ -59,6 +59,10 @@ def test_frozen() -> None:
         ({**BASE, "JUNCTION_TABLE_PREFIX": "bad-prefix"}, "JUNCTION_TABLE_PREFIX"),
         ({**BASE, "JUNCTION_RUN_RETENTION_DAYS": "0"}, "JUNCTION_RUN_RETENTION_DAYS"),
         ({**BASE, "JUNCTION_RUN_RETENTION_DAYS": "30d"}, "JUNCTION_RUN_RETENTION_DAYS"),
+        ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "0"}, "JUNCTION_API_DEADLINE_SECONDS"),
+        ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "230"}, "JUNCTION_API_DEADLINE_SECONDS"),
+        ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "3m"}, "JUNCTION_API_DEADLINE_SECONDS"),
+        ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "nan"}, "JUNCTION_API_DEADLINE_SECONDS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com,https://erp.example.net"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "*"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com:99999"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
@@ -70,6 +74,11 @@ def test_frozen() -> None:
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         load_settings(env)
+
+
+def test_api_deadline_default_and_value() -> None:
+    assert load_settings(BASE).api_deadline_seconds == 180
+    assert load_settings({**BASE, "JUNCTION_API_DEADLINE_SECONDS": " 2.5 "}).api_deadline_seconds == 2.5
 
 
 def test_audiences_are_a_list() -> None:
