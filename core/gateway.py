@@ -67,7 +67,12 @@ RESERVED_RESPONSE_HEADERS = frozenset(
         "proxy-connection", "proxy-authenticate", "host", "date", "server", "content-type", "vary",
     }
 )  # fmt: skip
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# RFC 9110 5.5 field-value: visible ASCII, with spaces and tabs inside (not at either end). obs-text
+# (bytes 0x80-0xFF) is obsolete and would be sent as whatever encoding a server picks: refused too.
+_FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
+_CHARSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _XML_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -477,10 +482,14 @@ def to_xml(value: Any) -> bytes:
     return xmltodict.unparse(document, encoding="utf-8").encode("utf-8")
 
 
-def _invalid_result(message: str) -> ApiReply:
+class _Unusable(Exception):
+    """The process result cannot be a response; the message says why (safe to show)."""
+
+
+def _invalid_result(message: str, extra: Mapping[str, str] | None = None) -> ApiReply:
     logger.error("the process result cannot be a response: %s", message)
     body = dumps({"error": {"code": "InvalidProcessResult", "message": message}}).encode()
-    return ApiReply(500, body, {"Content-Type": "application/json; charset=utf-8"})
+    return ApiReply(500, body, {"Content-Type": "application/json; charset=utf-8", **(extra or {})})
 
 
 def _serialise(value: Any, accept: str | None) -> tuple[bytes, str]:
@@ -499,13 +508,11 @@ def _custom_headers(raw: Any) -> dict[str, str]:
         pairs.extend(raw.items())
     headers: dict[str, str] = {}
     for key, value in pairs:
-        if not isinstance(key, str) or not _TOKEN.match(key):
-            logger.warning("dropping a response header with an invalid name: %r", str(key)[:60])
-            continue
+        if not isinstance(key, str) or not _TOKEN.fullmatch(key):
+            raise _Unusable(f"HttpHeaders: {str(key)[:60]!r} is not a header name")
         text = value if isinstance(value, str) else dumps(value) if value is not None else ""
-        if any(c in text for c in "\r\n\x00"):
-            logger.warning("dropping response header %s: its value contains CR, LF or NUL", key)
-            continue
+        if not _FIELD_VALUE.fullmatch(text):
+            raise _Unusable(f"HttpHeaders: the value of {key} holds characters a header cannot carry (only visible ASCII, inner spaces and tabs)")
         lowered = key.lower()
         if lowered in RESERVED_RESPONSE_HEADERS or lowered.startswith("access-control-"):
             logger.warning("dropping response header %s: it is set by Junction, not by processes", key)
@@ -523,41 +530,68 @@ def format_result(result: Any, accept_header: str | None, extra_headers: Mapping
     - any other value → JSON, or XML when ``Accept`` prefers application/xml.
 
     ``extra_headers`` (CORS) are added last. A result that cannot be a response (status
-    outside 200-599, unknown encoding) is a 500 with code InvalidProcessResult: it is the
-    scenario's mistake, not the caller's.
+    outside 200-599, an encoding that is no charset, a header value with control characters,
+    text that is not Unicode) is a 500 with code InvalidProcessResult: it is the scenario's
+    mistake, not the caller's. That holds for every failure while turning the result into a
+    response, not only the ones foreseen here.
     """
     extra = dict(extra_headers or {})
-    if isinstance(result, dict) and "HttpStatusCode" in result and "Content" in result:
-        return _mapped(result, accept_header, extra)
-    if result is None:
-        return ApiReply(204, b"", extra)
-    if isinstance(result, str):
-        return ApiReply(200, result.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8", **extra})
-    body, ctype = _serialise(result, accept_header)
-    return ApiReply(200, body, {"Content-Type": ctype, **extra})
+    try:
+        if isinstance(result, dict) and "HttpStatusCode" in result and "Content" in result:
+            return _mapped(result, accept_header, extra)
+        if result is None:
+            return ApiReply(204, b"", extra)
+        if isinstance(result, str):
+            return ApiReply(200, _utf8(result, "the result"), {"Content-Type": "text/plain; charset=utf-8", **extra})
+        body, ctype = _serialise(result, accept_header)
+        return ApiReply(200, body, {"Content-Type": ctype, **extra})
+    except _Unusable as exc:
+        return _invalid_result(str(exc), extra)
+    except Exception as exc:  # noqa: BLE001 - anything else about the result is unusable too
+        logger.exception("the process result could not be turned into a response")
+        return _invalid_result(f"the result cannot be a response ({type(exc).__name__})", extra)
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Unusable(f"{what} holds a lone surrogate, which is not a Unicode character") from None
+
+
+def _status(value: Any) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) == 3:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 200 <= value <= 599:
+        # 1xx are interim responses and cannot end a call.
+        raise _Unusable(f"HttpStatusCode must be a whole number from 200 to 599, got {str(value)[:20]!r}")
+    return value
+
+
+def _charset(value: Any) -> tuple[str, str]:
+    """``(name as sent in the header, Python codec)`` of ContentEncoding: a text charset only."""
+    name = str(value)
+    try:
+        info = codecs.lookup(name) if _CHARSET.fullmatch(name) else None
+    except LookupError:
+        info = None
+    if info is None or not info._is_text_encoding or info.name in _NOT_CHARSETS:
+        raise _Unusable(f"ContentEncoding {name[:40]!r} is not a character encoding (such as utf-8 or iso-8859-1)")
+    return name, info.name
 
 
 def _mapped(result: Mapping[str, Any], accept: str | None, extra: dict[str, str]) -> ApiReply:
-    status = result.get("HttpStatusCode")
-    if isinstance(status, str) and status.isdigit():
-        status = int(status)
-    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-        # 1xx are interim responses and cannot end a call.
-        return _invalid_result(f"HttpStatusCode must be a whole number from 200 to 599, got {str(status)[:20]!r}")
-    encoding = result.get("ContentEncoding") or "utf-8"
-    try:
-        codec = codecs.lookup(str(encoding)).name
-    except LookupError:
-        return _invalid_result(f"ContentEncoding {str(encoding)[:40]!r} is not a known character encoding")
+    status = _status(result.get("HttpStatusCode"))
+    charset, codec = _charset(result.get("ContentEncoding") or "utf-8")
     content = result.get("Content")
     content_type = result.get("ContentType")
-    if content_type is not None and (not isinstance(content_type, str) or any(c in content_type for c in "\r\n\x00")):
-        return _invalid_result("ContentType must be a single-line string")
+    if content_type is not None and (not isinstance(content_type, str) or not _FIELD_VALUE.fullmatch(content_type)):
+        raise _Unusable("ContentType must be a single-line string of visible ASCII")
     if isinstance(content, str):
         try:
             body = content.encode(codec)
         except UnicodeEncodeError:
-            return _invalid_result(f"Content cannot be encoded as {codec}")
+            raise _Unusable(f"Content cannot be encoded as {codec}") from None
         ctype = content_type or "text/plain"
     elif content is None:
         body, ctype = b"", content_type or ""
@@ -565,7 +599,7 @@ def _mapped(result: Mapping[str, Any], accept: str | None, extra: dict[str, str]
         body, default_type = _serialise(content, accept if not content_type else ("application/xml" if "xml" in content_type else "application/json"))
         ctype = content_type or default_type
     if ctype and "charset=" not in ctype.lower() and (ctype.startswith("text/") or "json" in ctype or "xml" in ctype) and body:
-        ctype = f"{ctype}; charset={result.get('ContentEncoding') or 'utf-8'}"
+        ctype = f"{ctype}; charset={charset}"
     headers = _custom_headers(result.get("HttpHeaders"))
     if ctype:
         headers["Content-Type"] = ctype

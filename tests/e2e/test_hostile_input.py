@@ -117,9 +117,8 @@ def test_a_process_cannot_inject_response_headers(junction: Junction) -> None:
     try:
         with junction.client() as client:
             response = client.get("/hostile/echo")
-        assert response.status_code == 200 and response.headers["X-Ok"] == "fine"
-        assert "stolen" not in str(response.headers).lower() and "X-Bad" not in response.headers
-        assert response.content == b"x"
+        assert_json_error(response, 500, "InvalidProcessResult")  # the whole result is unusable
+        assert "stolen" not in str(response.headers).lower() and "X-Bad" not in response.headers and "X-Ok" not in response.headers
     finally:
         with junction.admin() as admin:
             admin.delete("/management/apis/hostile")
@@ -377,3 +376,62 @@ def test_names_with_control_characters_are_400_and_store_nothing(junction: Junct
                 assert_json_error(response, 400)
         listed = [admin.get(p).json()["value"] for p in ("/management/tokens", "/management/apikeys", "/management/users")]
     assert char not in json.dumps(listed, ensure_ascii=False)
+
+
+@pytest.fixture(scope="module")
+def result_api(junction: Junction) -> Iterator[str]:
+    """``POST /results/echo``: the process returns the request body as its result."""
+    sid = _anonymous_api(junction, "results", {"steps": [{"type": "return", "value": "#trigger.data.body"}]})
+    yield sid
+    with junction.admin() as admin:
+        admin.delete("/management/apis/results")
+
+
+@pytest.mark.parametrize("char", [*CONTROL_CHARACTERS, "\u2028", "\u00e9", "\ufeff"])
+def test_control_characters_in_process_response_headers_are_invalid_results(junction: Junction, result_api: str, char: str) -> None:
+    """Only CR, LF and NUL were filtered: a vertical tab aborted the connection, U+2028 gave an
+    empty 500, \\x01 was sent raw. RFC 9110 field values are visible ASCII with inner spaces
+    and tabs; anything else makes the result unusable (issue 13.10)."""
+    headers = [{"Key": "X-Ok", "Value": "fine"}, {"Key": "X-Value", "Value": f"a{char}b"}]
+    with junction.client() as client:
+        bad = client.post("/results/echo", json={"HttpStatusCode": 200, "Content": "x", "HttpHeaders": headers})
+        name = client.post("/results/echo", json={"HttpStatusCode": 200, "Content": "x", "HttpHeaders": [{"Key": f"X{char}Name", "Value": "v"}]})
+        content_type = client.post("/results/echo", json={"HttpStatusCode": 200, "Content": "x", "ContentType": f"text/plain{char}"})
+        fine = client.post("/results/echo", json={"HttpStatusCode": 200, "Content": "x", "HttpHeaders": headers[:1]})
+    if char == "\t":  # a tab inside a value is allowed
+        assert bad.status_code == 200 and bad.headers["X-Value"] == "a\tb"
+    else:
+        assert_json_error(bad, 500, "InvalidProcessResult")
+        assert "X-Value" not in bad.headers and "X-Ok" not in bad.headers
+    assert_json_error(name, 500, "InvalidProcessResult")
+    if char != "\t":
+        assert_json_error(content_type, 500, "InvalidProcessResult")
+    assert fine.status_code == 200 and fine.headers["X-Ok"] == "fine"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [*({"HttpStatusCode": 200, "Content": "x", "ContentEncoding": e} for e in ("rot13", "base64", "hex", "zlib", "utf\r\n8", "idna")),
+     {"HttpStatusCode": "\u00b2", "Content": "x"}, {"HttpStatusCode": "\u0662\u0660\u0660", "Content": "x"}],
+)  # fmt: skip
+def test_unusable_process_results_are_invalid_process_results(junction: Junction, result_api: str, result: dict[str, Any]) -> None:
+    """These escaped as InternalError (a traceback in the log, nothing to tell the scenario's
+    author) or put CR LF into Content-Type (issue 13.11)."""
+    with junction.client() as client:
+        response = client.post("/results/echo", json=result)
+    assert_json_error(response, 500, "InvalidProcessResult")
+    assert "\r" not in str(response.headers)
+
+
+def test_a_result_made_with_a_lone_surrogate_is_an_invalid_result(junction: Junction) -> None:
+    """A JMESPath literal can make a lone surrogate that no request could carry."""
+    sid = _anonymous_api(junction, "madesurrogate", {"steps": [{"type": "return", "value": {"jmespath": '`"\\ud800"`'}}]})
+    try:
+        with junction.client() as client:
+            response = client.post("/madesurrogate/echo", json={})
+        assert_json_error(response, 500, "InvalidProcessResult")
+        with junction.admin() as admin:
+            assert admin.get(f"/management/scenarios/{sid}/runs").status_code == 200
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/madesurrogate")

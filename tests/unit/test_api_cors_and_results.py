@@ -95,8 +95,6 @@ def test_status_and_header_mapping() -> None:
                 {"Key": "X-Run", "Value": "1"},
                 {"Key": "Content-Length", "Value": "999"},
                 {"Key": "Transfer-Encoding", "Value": "chunked"},
-                {"Key": "X-Evil", "Value": "a\r\nSet-Cookie: x=1"},
-                {"Key": "Bad Name", "Value": "v"},
                 {"Key": "Access-Control-Allow-Origin", "Value": "*"},
             ],
         },
@@ -104,6 +102,33 @@ def test_status_and_header_mapping() -> None:
     )
     assert reply.status == 201 and reply.body == b"<ok/>"
     assert reply.headers == {"X-Run": "1", "Content-Type": "application/xml; charset=utf-8"}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"Key": "X-Evil", "Value": "a\r\nSet-Cookie: x=1"}, {"Key": "Bad Name", "Value": "v"}, {"Key": "X-Name\n", "Value": "v"},
+     *({"Key": "X-C", "Value": f"a{c}b"} for c in "\x00\x01\x0b\x0c\x1b\x7f\x85\u2028\u00e9\ud800"),
+     {"Key": "X-Lead", "Value": " a"}, {"Key": "X-Trail", "Value": "a\t"}],
+)  # fmt: skip
+def test_headers_a_response_cannot_carry_are_the_process_fault(header: dict[str, str]) -> None:
+    reply = format_result({"HttpStatusCode": 200, "Content": "x", "HttpHeaders": [header]}, None, {"Vary": "Origin"})
+    assert reply.status == 500 and json.loads(reply.body)["error"]["code"] == "InvalidProcessResult"
+    assert reply.headers["Vary"] == "Origin" and header["Key"] not in reply.headers
+
+
+@pytest.mark.parametrize(
+    "result",
+    [*({"HttpStatusCode": 200, "Content": "x", "ContentEncoding": e} for e in ("rot13", "base64", "hex", "zlib", "utf\r\n8", "utf 8", "idna", "undefined", 5)),
+     {"HttpStatusCode": "\u00b2", "Content": "x"}, {"HttpStatusCode": "２００", "Content": "x"}, {"HttpStatusCode": 200, "Content": "\ud800"},
+     "\ud800", {"a": "\ud800"}, {"HttpStatusCode": 200, "Content": "x", "ContentType": "text/plain\x0b"}],
+)  # fmt: skip
+def test_unusable_results_are_invalid_process_results_not_internal_errors(result: object) -> None:
+    for accept in (None, "application/xml"):
+        reply = format_result(result, accept)
+        if reply.status != 500:  # a value that can be written (JSON escapes a lone surrogate)
+            assert reply.status == 200 and reply.body.decode("utf-8")
+            continue
+        assert json.loads(reply.body)["error"]["code"] == "InvalidProcessResult"
 
 
 def test_mapping_with_encoding_and_object_content() -> None:
