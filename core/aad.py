@@ -57,12 +57,17 @@ CLOCK_SKEW_SECONDS = 300
 """Microsoft.IdentityModel's default ``ClockSkew``; the issue caps it at five minutes."""
 KID_REFRESH_INTERVAL_SECONDS = 60.0
 """At most one key refresh per minute for unknown ``kid`` values."""
-BOOTSTRAP_RETRY_SECONDS = 5.0
-"""While no key has ever been loaded, retry the download this often (not on every request)."""
+HTTP_TIMEOUT_SECONDS = 5.0
+"""Every outbound identity call is time-boxed once (a caller waits at most this long, however many
+requests it takes), so that a dead or slow IdP or Graph gives a quick 401/403."""
+BOOTSTRAP_RETRY_SECONDS = 10.0
+"""While no key has ever been loaded, retry the download this often (not on every request).
+Longer than the time-out: a failed attempt is over before the next may start."""
+FAILURE_RETRY_SECONDS = 10.0
+"""After a Graph token or membership call failed, callers fail closed at once for this long
+rather than each waiting out the time-out again. Longer than the time-out, for the same reason."""
 KEY_MAX_AGE_SECONDS = 24 * 3600.0
 """Keys older than this are refreshed on use (failure keeps them), like ConfigurationManager."""
-HTTP_TIMEOUT_SECONDS = 5.0
-"""Every outbound call is time-boxed so that a dead IdP or Graph gives a quick 401/403."""
 GROUP_CACHE_SECONDS = 300.0
 GROUP_CACHE_MAX_ENTRIES = 10_000
 MAX_TOKEN_LENGTH = 16_384
@@ -137,6 +142,95 @@ def fetch_json(url: str, timeout: float = HTTP_TIMEOUT_SECONDS) -> Any:
     return json.loads(_open(request, timeout))
 
 
+class SharedCall:
+    """Outbound identity calls made once for all the callers that need them at the same time.
+
+    A slow identity provider must not hold one worker thread per request, one after another: the
+    first caller starts the call (in a thread of its own) and every caller that needs the same
+    thing meanwhile waits for that one call; nobody waits past its deadline (``timeout`` after it
+    started), so all of them fail closed together and quickly. A call that failed is remembered
+    for ``retry_after`` (longer than the time-out): callers in that window fail at once instead of
+    starting a call each. A call still running past its deadline (a socket that never answers)
+    is joined, not repeated: its late callers fail at once.
+    """
+
+    def __init__(self, *, timeout: float, retry_after: float = 0.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._timeout = timeout
+        self._retry_after = retry_after
+        self._monotonic = monotonic  # for the failure window; waits use real time
+        self._lock = threading.Lock()
+        self._flights: dict[Any, _Flight] = {}
+        self._failures: dict[Any, tuple[float, BaseException]] = {}
+        self.started = 0
+        """How many calls were started (for tests and diagnostics)."""
+
+    def run(self, key: Any, work: Callable[[float], Any]) -> Any:
+        """``work(deadline)``'s result, shared with concurrent callers of the same ``key``.
+
+        ``deadline`` is a ``time.monotonic()`` value the work should pass to its own I/O.
+        Raises the work's exception, or ``TimeoutError`` when the deadline passes first.
+        """
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is None:
+                failed = self._failures.get(key)
+                if failed is not None and self._monotonic() - failed[0] < self._retry_after:
+                    raise failed[1]
+                flight = self._start(key, work)
+        return flight.wait()
+
+    def start_or_join(self, key: Any, work: Callable[[float], Any], may_start: Callable[[], bool]) -> _Flight | None:
+        """The flight for ``key``: the one in the air, or a new one when ``may_start()`` says so
+        (checked under the lock, so throttles see one decision at a time); None otherwise."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is None and may_start():
+                flight = self._start(key, work)
+            return flight
+
+    def _start(self, key: Any, work: Callable[[float], Any]) -> _Flight:
+        flight = _Flight(time.monotonic() + self._timeout)
+        self._flights[key] = flight
+        self.started += 1
+
+        def fly() -> None:
+            try:
+                flight.value = work(flight.deadline)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+                flight.error = exc
+            with self._lock:
+                self._flights.pop(key, None)
+                if flight.error is not None:
+                    self._failures[key] = (self._monotonic(), flight.error)
+                else:
+                    self._failures.pop(key, None)
+            flight.done.set()
+
+        threading.Thread(target=fly, name="junction-identity-call", daemon=True).start()
+        return flight
+
+
+class _Flight:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def wait(self) -> Any:
+        if not self.done.wait(max(0.0, self.deadline - time.monotonic())):
+            raise TimeoutError("the identity provider did not answer in time")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def remaining(deadline: float) -> float:
+    """Seconds left until ``deadline`` (a ``time.monotonic()`` value); at least a sliver, so a
+    socket call made at the last moment still fails by itself rather than blocking."""
+    return max(0.05, deadline - time.monotonic())
+
+
 # --------------------------------------------------------------------------------------------
 # Signing keys
 # --------------------------------------------------------------------------------------------
@@ -154,8 +248,9 @@ class SigningKeys:
     - while nothing was ever loaded, a download is retried at most every ``bootstrap_retry`` s;
     - keys older than ``max_age`` are refreshed when used, and kept if that fails.
 
-    The download runs under a lock so concurrent requests with the same new ``kid`` cause one
-    fetch, not one each. Requests whose ``kid`` is cached never take the lock.
+    Concurrent requests that need a download share the one in flight (``SharedCall``): one
+    fetch, not one each, and none of them waits longer than the time-out, however slow the IdP.
+    Requests whose ``kid`` is cached never take the lock.
     """
 
     def __init__(
@@ -177,7 +272,7 @@ class SigningKeys:
         self._refresh_interval = refresh_interval
         self._bootstrap_retry = bootstrap_retry
         self._max_age = max_age
-        self._lock = threading.Lock()
+        self._calls = SharedCall(timeout=timeout)
         self._keys: dict[str, Any] = {}
         self._jwks_uri: str | None = None
         self._loaded_at: float | None = None
@@ -199,44 +294,59 @@ class SigningKeys:
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
-    def _refresh(self, kid: str) -> None:
-        with self._lock:
-            now = self._monotonic()
-            if self._loaded_at is None:
-                if self._last_bootstrap is not None and now - self._last_bootstrap < self._bootstrap_retry:
-                    return
-                self._last_bootstrap = now
-            else:
-                stale = now - self._loaded_at >= self._max_age
-                if kid in self._keys and not stale:
-                    return  # another thread refreshed while we waited
-                if self._last_refresh is not None and now - self._last_refresh < self._refresh_interval:
-                    return
-                self._last_refresh = now
-            self.downloads += 1
-            try:
-                keys = self._download()
-            except Exception as exc:  # noqa: BLE001 - any failure keeps the known keys
-                logger.warning(
-                    "Azure AD signing keys could not be refreshed (%s: %s); keeping %d known key(s)",
-                    type(exc).__name__,
-                    exc,
-                    len(self._keys),
-                )
-                return
-            self._keys = keys
-            self._loaded_at = now
-            logger.info("Azure AD signing keys loaded: %s", ", ".join(sorted(keys)))
+    def _may_download(self, kid: str) -> bool:
+        """The refresh throttles (called under the shared call's lock, so one decision at a time)."""
+        now = self._monotonic()
+        if self._loaded_at is None:
+            if self._last_bootstrap is not None and now - self._last_bootstrap < self._bootstrap_retry:
+                return False
+            self._last_bootstrap = now
+        else:
+            stale = now - self._loaded_at >= self._max_age
+            if kid in self._keys and not stale:
+                return False  # another request refreshed meanwhile
+            if self._last_refresh is not None and now - self._last_refresh < self._refresh_interval:
+                return False
+            self._last_refresh = now
+        self.downloads += 1
+        return True
 
-    def _download(self) -> dict[str, Any]:
+    def _refresh(self, kid: str) -> None:
+        flight = self._calls.start_or_join("keys", self._load, lambda: self._may_download(kid))
+        if flight is None:
+            return
+        try:
+            flight.wait()
+        except TimeoutError:  # the download goes on and logs how it ended; this caller is done
+            logger.warning("signing keys from %s: no answer within %g s; refusing for now", self._discovery_url, self._timeout)
+        except Exception:  # noqa: BLE001, S110 - any failure keeps the known keys (logged once, by _load)
+            pass
+
+    def _load(self, deadline: float) -> None:
+        try:
+            keys = self._download(deadline)
+        except Exception as exc:
+            logger.warning(
+                "signing keys from %s could not be loaded (%s: %s); keeping %d known key(s)",
+                self._discovery_url,
+                type(exc).__name__,
+                exc,
+                len(self._keys),
+            )
+            raise
+        self._keys = keys
+        self._loaded_at = self._monotonic()
+        logger.info("signing keys loaded from %s: %s", self._discovery_url, ", ".join(sorted(keys)))
+
+    def _download(self, deadline: float) -> dict[str, Any]:
         if self._jwks_uri is None:
-            config = fetch_json(self._discovery_url, self._timeout)
+            config = fetch_json(self._discovery_url, min(self._timeout, remaining(deadline)))
             if not isinstance(config, dict):
                 raise ValueError("the OpenID configuration is not a JSON object")
             if self._expected_issuer is not None and config.get("issuer") != self._expected_issuer:
                 raise ValueError(f"the OpenID configuration names issuer {config.get('issuer')!r}, not {self._expected_issuer!r}")
             self._jwks_uri = _require_https(config.get("jwks_uri"), "jwks_uri")
-        document = fetch_json(self._jwks_uri, self._timeout)
+        document = fetch_json(self._jwks_uri, min(self._timeout, remaining(deadline)))
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("the JWKS document has no 'keys' list")
         keys: dict[str, Any] = {}
@@ -291,7 +401,13 @@ class GraphGroupChecker:
     ``JUNCTION_GRAPH_CLIENT_ID`` is set, otherwise the Function app's managed identity
     (user-assigned when ``AZURE_CLIENT_ID`` is set). Answers are cached for five minutes per
     (user, group) so the overage costs one Graph call per user and group, not one per request.
-    Failures are not cached and never turn into a "yes".
+    Failures never turn into a "yes".
+
+    Both outbound calls (the token, the membership question) are ``SharedCall``s: concurrent
+    requests share the one in flight and wait at most the time-out for it, and after a failure
+    callers are refused at once for ``retry_after`` seconds rather than each trying again.
+    Building the msal client (which downloads the tenant's OpenID configuration) is part of the
+    shared token call, so a slow IdP is waited on once, not once per request.
     """
 
     def __init__(
@@ -301,13 +417,14 @@ class GraphGroupChecker:
         timeout: float = HTTP_TIMEOUT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         ttl: float = GROUP_CACHE_SECONDS,
+        retry_after: float = FAILURE_RETRY_SECONDS,
     ) -> None:
         self._settings = settings
         self._timeout = timeout
         self._monotonic = monotonic
         self._ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
-        self._lock = threading.Lock()
+        self._calls = SharedCall(timeout=timeout, retry_after=retry_after, monotonic=monotonic)
         self._client: Any = None
         self.calls = 0
         """How many checkMemberGroups calls were made (for tests and diagnostics)."""
@@ -318,16 +435,26 @@ class GraphGroupChecker:
         now = self._monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        member = self._check(oid, group_id)
+        if not _GUID.match(oid):
+            raise GraphError("the token's oid is not a GUID")
+        member = bool(self._shared(("member", key), lambda deadline: self._check(oid, group_id, deadline)))
         if len(self._cache) >= GROUP_CACHE_MAX_ENTRIES:
             self._cache.clear()  # crude but bounded; a refill costs one Graph call per user
         self._cache[key] = (now + self._ttl, member)
         return member
 
-    def _check(self, oid: str, group_id: str) -> bool:
-        if not _GUID.match(oid):
-            raise GraphError("the token's oid is not a GUID")
-        token = self._access_token()
+    def _shared(self, key: Any, work: Callable[[float], Any]) -> Any:
+        try:
+            return self._calls.run(key, work)
+        except GraphError:
+            raise
+        except TimeoutError:
+            raise GraphError(f"Graph or the token for it did not answer within {self._timeout:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the answer is "no"
+            raise GraphError(f"{type(exc).__name__}: {exc}") from None
+
+    def _check(self, oid: str, group_id: str, deadline: float) -> bool:
+        token = self._shared("token", self._access_token)
         url = f"{self._settings.graph_endpoint}/v1.0/users/{quote(oid)}/checkMemberGroups"
         request = urllib.request.Request(  # noqa: S310 - graph_endpoint is validated https:// in settings
             url,
@@ -342,7 +469,7 @@ class GraphGroupChecker:
         )
         self.calls += 1
         try:
-            answer = json.loads(_open(request, self._timeout))
+            answer = json.loads(_open(request, min(self._timeout, remaining(deadline))))
         except urllib.error.HTTPError as exc:
             raise GraphError(f"Graph checkMemberGroups answered {exc.code}") from None
         except (OSError, ValueError) as exc:
@@ -352,7 +479,8 @@ class GraphGroupChecker:
             raise GraphError("Graph checkMemberGroups answered without a 'value' list")
         return any(isinstance(g, str) and g.lower() == group_id.lower() for g in value)
 
-    def _access_token(self) -> str:
+    def _access_token(self, deadline: float) -> str:
+        del deadline  # msal's session has the time-out; the shared call bounds the wait
         try:
             client = self._msal_client()
             if self._settings.graph_client_id:
@@ -370,44 +498,44 @@ class GraphGroupChecker:
         return token
 
     def _msal_client(self) -> Any:
-        """Build the msal client once; a failed build (IdP down) is retried on the next call."""
+        """Build the msal client once (inside the shared token call, so one build at a time); a
+        failed build (IdP down) is tried again after the failure window."""
         if self._client is not None:
             return self._client
-        with self._lock:
-            if self._client is not None:
-                return self._client
-            import msal  # lazily: only deployments with overage tokens pay for it
-            import requests
+        import msal  # lazily: only deployments with overage tokens pay for it
+        import requests
 
-            settings = self._settings
-            if settings.graph_client_id:
-                if settings.graph_client_certificate_path:
-                    credential: Any = load_certificate_credential(settings.graph_client_certificate_path)
-                elif settings.graph_client_secret:
-                    credential = settings.graph_client_secret
-                else:
-                    raise GraphError("JUNCTION_GRAPH_CLIENT_ID is set without a client secret or certificate")
-                self._client = msal.ConfidentialClientApplication(
-                    settings.graph_client_id,
-                    client_credential=credential,
-                    authority=f"{settings.aad_authority_host}/{settings.aad_tenant_id}",
-                    instance_discovery=False,  # the host is configured by an operator, not a caller
-                    timeout=self._timeout,
-                )
+        settings = self._settings
+        if settings.graph_client_id:
+            if settings.graph_client_certificate_path:
+                credential: Any = load_certificate_credential(settings.graph_client_certificate_path)
+            elif settings.graph_client_secret:
+                credential = settings.graph_client_secret
             else:
-                identity = (
-                    msal.UserAssignedManagedIdentity(client_id=settings.managed_identity_client_id)
-                    if settings.managed_identity_client_id
-                    else msal.SystemAssignedManagedIdentity()
-                )
-                self._client = msal.ManagedIdentityClient(
-                    identity, http_client=_timeout_session(requests, self._timeout)
-                )
-            return self._client
+                raise GraphError("JUNCTION_GRAPH_CLIENT_ID is set without a client secret or certificate")
+            self._client = msal.ConfidentialClientApplication(
+                settings.graph_client_id,
+                client_credential=credential,
+                authority=f"{settings.aad_authority_host}/{settings.aad_tenant_id}",
+                instance_discovery=False,  # the host is configured by an operator, not a caller
+                # msal's own session retries a timed-out call once, doubling the wait.
+                http_client=_timeout_session(requests, self._timeout),
+            )
+        else:
+            identity = (
+                msal.UserAssignedManagedIdentity(client_id=settings.managed_identity_client_id)
+                if settings.managed_identity_client_id
+                else msal.SystemAssignedManagedIdentity()
+            )
+            self._client = msal.ManagedIdentityClient(
+                identity, http_client=_timeout_session(requests, self._timeout)
+            )
+        return self._client
 
 
 def _timeout_session(requests: Any, timeout: float) -> Any:
-    """A requests session whose calls are time-boxed (ManagedIdentityClient has no timeout)."""
+    """A requests session whose calls are time-boxed and not retried (ManagedIdentityClient has no
+    time-out of its own; msal's default session retries once)."""
 
     class TimeoutSession(requests.Session):  # type: ignore[misc, name-defined]
         def request(self, *args: Any, **kwargs: Any) -> Any:

@@ -119,7 +119,8 @@ def test_overage_resolved_as_non_member(idp: LocalIdentityProvider, graph_app: d
 
 
 def test_graph_failing_fails_closed(idp: LocalIdentityProvider, graph_app: dict[str, str]) -> None:
-    auth = make_auth(idp, aad_group_id=GROUP, **graph_app)
+    clock = [1000.0]
+    auth = AadAuthenticator(aad_settings(idp, aad_group_id=GROUP, **graph_app), monotonic=lambda: clock[0])
     oid = str(uuid.uuid4())
     idp.memberships[oid] = {GROUP}
     idp.graph_failing = True
@@ -127,8 +128,14 @@ def test_graph_failing_fails_closed(idp: LocalIdentityProvider, graph_app: dict[
     with pytest.raises(Forbidden) as caught:
         auth.authorize_trigger(principal)
     assert caught.value.code == "GroupCheckFailed"
-    idp.graph_failing = False  # failures are not cached: the next request asks again
+    idp.graph_failing = False
+    calls = idp.graph_calls
+    with pytest.raises(Forbidden):  # within the failure window: refused at once, Graph not asked
+        auth.authorize_trigger(principal)
+    assert idp.graph_calls == calls
+    clock[0] += 11  # after it, the next request asks again (a failure never becomes an answer)
     auth.authorize_trigger(principal)
+    assert idp.graph_calls == calls + 1
 
 
 def test_graph_token_refused_fails_closed(idp: LocalIdentityProvider, graph_app: dict[str, str]) -> None:

@@ -6,6 +6,9 @@ Azure: OpenID discovery, JWKS download, msal's client-credentials and device-cod
 Graph ``checkMemberGroups``. Nothing is mocked; tests steer it with plain attributes:
 
 - ``jwks_down``: the JWKS endpoint answers 503; ``jwks_fetches`` counts downloads.
+- ``delays``: ``{"discovery" | "jwks" | "token" | "graph" | "msi": seconds}`` makes that endpoint
+  answer late (a slow IdP); ``answered_at[kind]`` is when it last finished answering
+  (``time.monotonic()``), so tests can check what happened before a slow answer came.
 - ``rotate()``: publish a new signing key (dropping the old one unless asked to keep it).
 - ``memberships``: ``{oid: {group ids}}`` for Graph; ``graph_failing`` makes Graph answer 503;
   ``graph_calls`` counts checkMemberGroups calls.
@@ -124,6 +127,8 @@ class LocalIdentityProvider:
         self.memberships: dict[str, set[str]] = {}
         self.graph_failing = False
         self.jwks_down = False
+        self.delays: dict[str, float] = {}
+        self.answered_at: dict[str, float] = {}
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.graph_calls = 0
@@ -617,6 +622,16 @@ def _handler_for(idp: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _late(self, kind: str, status: int, payload: Any) -> None:
+            """Answer after ``idp.delays[kind]`` seconds (a slow IdP), noting when it answered."""
+            delay = idp.delays.get(kind, 0.0)
+            if delay:
+                time.sleep(delay)
+            try:
+                self._send(status, payload)
+            finally:
+                idp.answered_at[kind] = time.monotonic()
+
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
@@ -627,16 +642,16 @@ def _handler_for(idp: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 f"/{tenant}/v2.0/.well-known/openid-configuration",
                 f"/{tenant}/.well-known/openid-configuration",
             ):
-                self._send(200, idp._discovery())
+                self._late("discovery", 200, idp._discovery())
             elif path == "/msi/token":
                 query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                self._send(*idp._managed_identity_token(query, self.headers.get("X-IDENTITY-HEADER")))
+                self._late("msi", *idp._managed_identity_token(query, self.headers.get("X-IDENTITY-HEADER")))
             elif path == f"/{tenant}/discovery/v2.0/keys":
                 idp.jwks_fetches += 1
                 if idp.jwks_down:
-                    self._send(503, {"error": "temporarily_unavailable"})
+                    self._late("jwks", 503, {"error": "temporarily_unavailable"})
                 else:
-                    self._send(200, idp.jwks())
+                    self._late("jwks", 200, idp.jwks())
             else:
                 self._send(404, {"error": "not_found", "path": path})
 
@@ -645,12 +660,12 @@ def _handler_for(idp: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:
             body = self._body()
             form = {k: v[-1] for k, v in parse_qs(body.decode(errors="replace")).items()}
             if path == f"/{tenant}/oauth2/v2.0/token":
-                self._send(*idp._token(form))
+                self._late("token", *idp._token(form))
             elif path == f"/{tenant}/oauth2/v2.0/devicecode":
                 self._send(*idp._devicecode(form))
             elif path.startswith("/v1.0/users/") and path.endswith("/checkMemberGroups"):
                 oid = path[len("/v1.0/users/") : -len("/checkMemberGroups")]
-                self._send(*idp._check_member_groups(oid, self.headers.get("Authorization"), body))
+                self._late("graph", *idp._check_member_groups(oid, self.headers.get("Authorization"), body))
             else:
                 self._send(404, {"error": "not_found", "path": path})
 
