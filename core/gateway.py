@@ -286,7 +286,7 @@ def _authenticate(
         from core.users import verify_basic
 
         try:
-            return verify_basic(storage, request.header("authorization")), {}
+            return verify_basic(storage, request.header("authorization"), client_ip=request.client_ip), {}
         except Unauthorized as exc:
             raise _attach(exc, {"WWW-Authenticate": 'Basic realm="junction", charset="UTF-8"'}) from None
     if kind == "certificate":

@@ -195,3 +195,68 @@ def test_ref_expansion_at_import_is_bounded(junction: Junction) -> None:
         assert "expands to more than" in error["message"]
         assert_json_error(admin.get("/management/apis/exp2"), 404)
         admin.delete("/management/apis/exp")
+
+
+# -- 13. Basic-auth lockout by anyone --------------------------------------------------------
+
+
+def _from(junction: Junction, address: str) -> Any:
+    """A client whose connections come from ``address`` (any of 127.0.0.0/8 on loopback)."""
+    import httpx
+
+    return httpx.Client(base_url=junction.url, timeout=30, transport=httpx.HTTPTransport(local_address=address))
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_basic_auth_guesses_lock_out_the_guesser_not_the_user(junction: Junction) -> None:
+    """The throttle was keyed on the user name only: 5 wrong guesses from anywhere made ``alice``
+    get 429 with her correct password. Now it is keyed on (user, client), plus a ceiling per
+    client across users and one per user across clients that spares clients the user signed in
+    from before."""
+    document = {"openapi": "3.0.3", "info": {"title": "b", "version": "1"}, "servers": [{"url": "/lockout"}],
+                "paths": {"/me": {"get": {"operationId": "me", "responses": {"200": {"description": "ok"}}}}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "#trigger.data.username"}]})
+    alice, bob = f"alice-{secrets.token_hex(3)}", f"bob-{secrets.token_hex(3)}"
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/lockout", json=document).status_code in (200, 201)
+        binding = {"scenarioId": scenario["id"], "authentication": {"type": "basic"}}
+        assert admin.put("/management/apis/lockout/operations/me", json=binding).status_code == 200
+        for name in (alice, bob):
+            assert admin.post("/management/users", json={"username": name, "password": "the right one"}).status_code == 201
+    try:
+        with _from(junction, "127.0.0.1") as home:
+            assert home.get("/lockout/me", headers=_basic(bob, "the right one")).text == bob  # bob's usual client
+            # A stranger guesses alice's password: the stranger is throttled, alice is not.
+            with _from(junction, "127.0.0.2") as stranger:
+                for _ in range(5):
+                    assert_json_error(stranger.get("/lockout/me", headers=_basic(alice, "guess")), 401)
+                refused = stranger.get("/lockout/me", headers=_basic(alice, "the right one"))
+                assert_json_error(refused, 429, "TooManyFailedSignIns")
+                assert int(refused.headers["Retry-After"]) > 200
+            assert home.get("/lockout/me", headers=_basic(alice, "the right one")).text == alice
+            with _from(junction, "127.0.0.3") as elsewhere:
+                assert elsewhere.get("/lockout/me", headers=_basic(alice, "the right one")).text == alice
+            # One client guessing many names is stopped after 30 failures, whatever the names.
+            with _from(junction, "127.0.0.4") as sprayer:
+                for i in range(30):
+                    assert_json_error(sprayer.get("/lockout/me", headers=_basic(f"nobody{i}", "guess")), 401)
+                assert_json_error(sprayer.get("/lockout/me", headers=_basic("nobody-else", "guess")), 429, "TooManyFailedSignIns")
+            # Many clients guessing one name: past 50 failures the name is closed to new clients,
+            # but not to the client bob signed in from before.
+            for host in range(10, 21):
+                with _from(junction, f"127.0.0.{host}") as guesser:
+                    for _ in range(5):
+                        guesser.get("/lockout/me", headers=_basic(bob, "guess"))
+            with _from(junction, "127.0.0.30") as new_client:
+                assert_json_error(new_client.get("/lockout/me", headers=_basic(bob, "the right one")), 429, "TooManyFailedSignIns")
+            assert home.get("/lockout/me", headers=_basic(bob, "the right one")).text == bob
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/lockout")
+            for name in (alice, bob):
+                admin.delete(f"/management/users/{name}")

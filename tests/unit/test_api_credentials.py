@@ -89,3 +89,50 @@ def test_bad_patterns() -> None:
         with pytest.raises(BadRequest):
             parse_pattern(bad)
     assert glob_match(("**", "**"), ())
+
+
+def test_evicting_old_entries_never_resets_a_throttled_user() -> None:
+    """The table evicted the oldest entries past 10,000 names, which reset a throttled user."""
+    now = [1000.0]
+    throttle = FailureThrottle(max_entries=50, monotonic=lambda: now[0])
+    for _ in range(5):
+        throttle.failed("alice", "203.0.113.9")
+    for i in range(500):
+        now[0] += 0.1
+        throttle.failed(f"user{i}", f"198.51.100.{i % 200}")
+    assert throttle.retry_after("alice", "203.0.113.9") is not None
+    assert len(throttle._failures) <= 50 + 3  # only throttled keys may stay beyond the bound
+
+
+def test_the_user_ceiling_spares_clients_that_signed_in_before() -> None:
+    throttle = FailureThrottle(user_limit=10)
+    throttle.succeeded("bob", "192.0.2.1")
+    for client in range(5):
+        for _ in range(2):
+            throttle.failed("bob", f"198.51.100.{client}")
+    assert throttle.retry_after("bob", "198.51.100.77") is not None  # a new client: refused
+    assert throttle.retry_after("bob", "192.0.2.1") is None  # where bob signs in: still fine
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [("203.0.113.9", "203.0.113.9"), ("203.0.113.9:54321", "203.0.113.9"), ("[2001:db8::1]:443", "2001:db8::/64"),
+     ("2001:db8::1", "2001:db8::/64"), ("::ffff:203.0.113.9", "203.0.113.9"), (None, ""), ("not an ip", "not an ip")],
+)  # fmt: skip
+def test_client_keys(raw: str | None, key: str) -> None:
+    from core.users import client_key
+
+    assert client_key(raw) == key
+
+
+def test_scrypt_slots_are_bounded_and_a_busy_sign_in_is_no_failure() -> None:
+    from core import users
+
+    for _ in range(users.SCRYPT_SLOTS):
+        users._SCRYPT_SLOTS.acquire()
+    try:
+        with pytest.raises(users.SignInsBusy):
+            users._scrypt("password", b"salt" * 4, wait=0.01)
+    finally:
+        for _ in range(users.SCRYPT_SLOTS):
+            users._SCRYPT_SLOTS.release()
