@@ -10,7 +10,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import accept, bench_aad, bench_api_latency, bench_engine, bench_routes, coldstart, storage_calls
+from bench import (
+    accept,
+    bench_aad,
+    bench_api_latency,
+    bench_engine,
+    bench_routes,
+    coldstart,
+    http_concurrency,
+    storage_calls,
+)
 from devhost.azurite import Azurite
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -26,6 +35,8 @@ def main() -> int:
         sections.append(bench_api_latency.report(bench_api_latency.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(bench_routes.report(bench_routes.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(http_concurrency.report(http_concurrency.run(emulator.connection_string)))
         print(sections[-1], flush=True)
     sections.append(coldstart.report(coldstart.run()))
     print(sections[-1], flush=True)
