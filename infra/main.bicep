@@ -83,7 +83,7 @@ param oauthIssuers string = ''
 @maxValue(3650)
 param runRetentionDays int = 30
 
-@description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names (a letter, then up to 19 letters or digits).')
+@description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names (a letter, then up to 19 letters or digits); anything else fails the deployment before a resource is made, as the app would refuse it at start-up.')
 @minLength(1)
 @maxLength(20)
 param tablePrefix string = 'junction'
@@ -116,6 +116,11 @@ param clientCertExclusionPaths string = ''
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('HTTP requests one instance takes at once (functionAppConfig.scaleAndConcurrency.triggers.http.perInstanceConcurrency). Python apps default to 1; 3 is where one instance stopped getting more done in bench/http_concurrency.py (docs/deploy.md, Scale).')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 3
+
 @description('Memory per instance in MB.')
 @allowed([
   512
@@ -123,6 +128,22 @@ param maximumInstanceCount int = 40
   4096
 ])
 param instanceMemoryMB int = 2048
+
+@description('Python version of the function app; Flex Consumption runs 3.11 and 3.12 for Junction.')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Spread instances over availability zones (the region must have them). Flex Consumption then keeps at least two always-ready instances per function group, billed around the clock; storage is made zone-redundant too (LRS becomes ZRS, GRS becomes GZRS).')
+param zoneRedundant bool = false
+
+@description('Put storage and Key Vault behind private endpoints in a new virtual network the app is integrated with, and turn their public network access off.')
+param vnetEnabled bool = false
+
+@description('Recover the soft-deleted Key Vault of an earlier deployment of this environment (createMode recover) instead of creating one: needed to deploy again after `azd down`, since purge protection keeps the name for 90 days. Set it back to false afterwards.')
+param keyVaultRecover bool = false
 
 @description('Storage replication.')
 @allowed([
@@ -149,6 +170,21 @@ var tags = {
 }
 var functionAppName = 'func-junction-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
+// The app refuses any other table prefix at start-up (core/settings.py: a letter, then up to 19
+// letters or digits). Refuse it here first, before anything is created: ARM evaluates only the
+// branch a condition takes, so an invalid prefix reads a property that does not exist and the
+// deployment fails with this sentence in its error.
+var prefixLetters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+var prefixCharacters = '${prefixLetters}0123456789'
+var tablePrefixCharactersValid = [for i in range(0, length(tablePrefix)): contains(prefixCharacters, substring(tablePrefix, i, 1))]
+var tablePrefixIsValid = contains(prefixLetters, first(tablePrefix)) && !contains(tablePrefixCharactersValid, false)
+var noProperties = json('{}')
+var validTablePrefix = tablePrefixIsValid ? tablePrefix : noProperties['tablePrefix (JUNCTION_TABLE_PREFIX) must be a letter followed by up to 19 letters or digits']
+
+// A zone-redundant plan needs zone-redundant storage for its host state and deployment package.
+var zonalStorageSku = (storageSkuName == 'Standard_LRS') ? 'Standard_ZRS' : ((storageSkuName == 'Standard_GRS') ? 'Standard_GZRS' : storageSkuName)
+var effectiveStorageSkuName = zoneRedundant ? zonalStorageSku : storageSkuName
+
 var loginEndpoint = environment().authentication.loginEndpoint
 var defaultAuthorityHost = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
 
@@ -175,9 +211,10 @@ module storage './app/storage.bicep' = {
     name: 'st${resourceToken}'
     location: location
     tags: tags
-    skuName: storageSkuName
+    skuName: effectiveStorageSkuName
     deploymentContainerName: deploymentContainerName
-    runQueueName: '${toLower(tablePrefix)}-runs'
+    runQueueName: '${toLower(validTablePrefix)}-runs'
+    vnetEnabled: vnetEnabled
   }
 }
 
@@ -188,6 +225,20 @@ module keyVault './app/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
+    recoverSoftDeleted: keyVaultRecover
+    vnetEnabled: vnetEnabled
+  }
+}
+
+module network './app/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: 'vnet-junction-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
   }
 }
 
@@ -219,9 +270,11 @@ module rbac './app/rbac.bicep' = {
 module functionApp './app/function.bicep' = {
   name: 'functionApp'
   scope: rg
-  // The host needs its storage roles before it first starts.
+  // The host needs its storage roles (and, with vnetEnabled, the private endpoints) before it
+  // first starts.
   dependsOn: [
     rbac
+    network
   ]
   params: {
     name: functionAppName
@@ -237,7 +290,11 @@ module functionApp './app/function.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     instanceMemoryMB: instanceMemoryMB
+    pythonVersion: pythonVersion
+    zoneRedundant: zoneRedundant
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
     clientCertEnabled: clientCertEnabled
     clientCertMode: clientCertMode
     clientCertExclusionPaths: clientCertExclusionPaths
@@ -254,7 +311,7 @@ module functionApp './app/function.bicep' = {
     outboundAllowedHosts: outboundAllowedHosts
     oauthIssuers: oauthIssuers
     runRetentionDays: runRetentionDays
-    tablePrefix: tablePrefix
+    tablePrefix: validTablePrefix
     publicBaseUrl: publicBaseUrl
     keyVaultName: keyVault.outputs.name
     keyVaultSettingNames: keyVaultSettingNames
@@ -276,7 +333,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AzureWebJobsStorage__tableServiceUri string = storage.outputs.tableEndpoint
 output AzureWebJobsStorage__queueServiceUri string = storage.outputs.queueEndpoint
 output AzureWebJobsStorage__blobServiceUri string = storage.outputs.blobEndpoint
-output JUNCTION_TABLE_PREFIX string = tablePrefix
+output JUNCTION_TABLE_PREFIX string = validTablePrefix
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId

@@ -1,4 +1,4 @@
-// The Flex Consumption (FC1) Linux plan and the Junction function app (Python 3.11).
+// The Flex Consumption (FC1) Linux plan and the Junction function app (Python 3.11 or 3.12).
 // HTTPS only, TLS 1.2, no FTP or SCM basic publishing credentials, runs as the user-assigned identity;
 // storage and Application Insights are reached with that identity (no connection strings, no keys).
 
@@ -39,6 +39,11 @@ param applicationInsightsConnectionString string
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('HTTP requests one instance takes at once (all HTTP functions scale as one group). Python apps default to 1.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 3
+
 @description('Memory per instance in MB.')
 @allowed([
   512
@@ -46,6 +51,19 @@ param maximumInstanceCount int = 40
   4096
 ])
 param instanceMemoryMB int = 2048
+
+@description('Python version (functionAppConfig.runtime.version).')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Spread the plan\'s instances over availability zones.')
+param zoneRedundant bool = false
+
+@description('Subnet (delegated to Microsoft.App/environments) the app integrates with; empty for none.')
+param virtualNetworkSubnetId string = ''
 
 @description('Ask callers for a TLS client certificate (forwarded to Junction in X-ARR-ClientCert) for API operations that use certificate authentication.')
 param clientCertEnabled bool = false
@@ -129,7 +147,7 @@ var secretSettings = [for settingName in secretSettingNames: {
 }]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225: zone-redundant Flex Consumption plans exist only in regions with availability zones; the default must deploy in every Flex region
+  // checkov:skip=CKV_AZURE_225: zone redundancy is the zoneRedundant parameter, off by default: it exists only in regions with availability zones, and a zone-redundant Flex plan keeps two always-ready instances per function group, billed around the clock
   name: planName
   location: location
   tags: tags
@@ -140,6 +158,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -166,7 +185,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // No ARR affinity cookie: any instance serves any request (Junction keeps no session state).
+    clientAffinityEnabled: false
     publicNetworkAccess: 'Enabled'
+    // With vnetEnabled, outbound traffic (storage, Key Vault references) goes through the network.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     clientCertEnabled: clientCertEnabled
     clientCertMode: clientCertMode
     clientCertExclusionPaths: clientCertExclusionPaths
@@ -304,10 +327,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: pythonVersion
       }
     }
   }

@@ -15,18 +15,25 @@ param location string
 @description('Tags for the resource.')
 param tags object = {}
 
+@description('Recover the soft-deleted vault of this name (createMode recover) instead of creating it: after the resource group was deleted, purge protection keeps the name for the retention period.')
+param recoverSoftDeleted bool = false
+
+@description('Reached only through a private endpoint (network.bicep): public network access off.')
+param vnetEnabled bool = false
+
 @description('Days a deleted secret can be recovered.')
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: Flex Consumption without VNet integration has no fixed outbound addresses, so a Deny rule would stop the platform resolving Key Vault references; every read needs an Entra ID token and the Key Vault Secrets User role
-  // checkov:skip=CKV_AZURE_189: same reason: the platform reaches the vault over its public endpoint; there are no access policies and no keys, RBAC decides every read
+  // checkov:skip=CKV_AZURE_109: Deny with vnetEnabled; by default Flex Consumption without VNet integration has no fixed outbound addresses, so a Deny rule would stop the platform resolving Key Vault references; every read needs an Entra ID token and the Key Vault Secrets User role
+  // checkov:skip=CKV_AZURE_189: public network access is off with vnetEnabled; by default the platform reaches the vault over its public endpoint; there are no access policies and no keys, RBAC decides every read
   name: name
   location: location
   tags: tags
   properties: {
+    createMode: recoverSoftDeleted ? 'recover' : 'default'
     tenantId: subscription().tenantId
     sku: {
       family: 'A'
@@ -39,10 +46,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
     networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      bypass: vnetEnabled ? 'None' : 'AzureServices'
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
     }
   }
 }

@@ -28,14 +28,17 @@ param deploymentContainerName string
 @description('Queue runs are posted to: <JUNCTION_TABLE_PREFIX>-runs, as the app names it.')
 param runQueueName string = 'junction-runs'
 
+@description('Reached only through private endpoints (network.bicep): public network access off.')
+param vnetEnabled bool = false
+
 @description('Days that deleted blobs and containers can be restored.')
 @minValue(1)
 @maxValue(365)
 param softDeleteRetentionDays int = 7
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration has no fixed outbound addresses, so a Deny rule would lock out the Functions host; access is Entra ID only (shared keys off)
-  // checkov:skip=CKV_AZURE_59: same reason: the account must be reachable from the Functions host over the public endpoint; every request needs an Entra ID token and an RBAC role
+  // checkov:skip=CKV_AZURE_35: Deny with vnetEnabled; by default Flex Consumption without VNet integration has no fixed outbound addresses, so a Deny rule would lock out the Functions host; access is Entra ID only (shared keys off)
+  // checkov:skip=CKV_AZURE_59: public network access is off with vnetEnabled; by default the account must be reachable from the Functions host over the public endpoint; every request needs an Entra ID token and an RBAC role
   // checkov:skip=CKV_AZURE_206: LRS is the default because ZRS/GRS is not offered in every Flex Consumption region; set storageSkuName to Standard_ZRS or Standard_GZRS where it is
   name: name
   location: location
@@ -52,10 +55,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
     networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      bypass: vnetEnabled ? 'None' : 'AzureServices'
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
     }
     encryption: {
       keySource: 'Microsoft.Storage'

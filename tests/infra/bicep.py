@@ -52,6 +52,17 @@ def get(obj: Any, *path: str) -> Any:
     return obj
 
 
+def body(config: Any) -> Any:
+    """A resource's or module's own object, under a ``for`` loop or an ``if`` condition if any."""
+    if isinstance(config, Mapping) and ("loop_type" in config or "condition" in config):
+        return config.get("config", config)
+    return config
+
+
+def module_params(template: Mapping[str, Any], symbol: str) -> dict[str, Any]:
+    return dict(body(template["modules"][symbol]["config"]).get("params") or {})
+
+
 @dataclass(frozen=True)
 class Resource:
     file: str

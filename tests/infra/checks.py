@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tests.infra.bicep import ROOT, Resource, Templates, app_settings, dump, get, one, resources, unquote
-from tests.infra.evaluate import evaluate
+from tests.infra.bicep import ROOT, Resource, Templates, app_settings, dump, get, module_params, one, resources, unquote
+from tests.infra.evaluate import TemplateError, evaluate
 
 # Built-in Azure role definition IDs: the same GUIDs in every tenant and cloud.
 ROLE_IDS = {
@@ -119,13 +119,20 @@ def plan_is_flex_consumption_linux(t: Templates) -> None:
     assert plan.prop("properties", "reserved") is True  # Linux
 
 
+PYTHON_VERSIONS = ["3.11", "3.12"]  # what Flex Consumption runs and Junction supports (pyproject: >=3.11)
+
+
 @check
-def function_app_runs_python_311(t: Templates) -> None:
+def function_app_runs_a_supported_python(t: Templates) -> None:
     site = one(t, SITE)
     assert "linux" in site.prop("kind").split(",")
     runtime = site.prop("properties", "functionAppConfig", "runtime")
     assert get(runtime, "name") == "python"
-    assert get(runtime, "version") == "3.11"
+    assert get(runtime, "version") == "pythonVersion", "the Python version is a parameter"
+    for file in ("main.bicep", "app/function.bicep"):
+        assert decorator(t[file], "pythonVersion", "allowed") == PYTHON_VERSIONS, f"{file}: Python {PYTHON_VERSIONS} only"
+        assert t[file]["parameters"]["pythonVersion"]["default"] in PYTHON_VERSIONS
+    assert module_params(t["main.bicep"], "functionApp").get("pythonVersion") == "pythonVersion"
 
 
 @check
@@ -239,6 +246,123 @@ def client_certificate_settings_follow_the_site(t: Templates) -> None:
         assert on is not renegotiates, f"http20Enabled must be {not renegotiates} with clientCertEnabled={enabled}, paths={paths!r}"
 
 
+@check
+def function_app_has_no_client_affinity(t: Templates) -> None:
+    # No ARR affinity cookie: any instance serves any request; Junction keeps no session state.
+    assert one(t, SITE).prop("properties", "clientAffinityEnabled") is False
+
+
+@check
+def http_concurrency_is_a_parameter(t: Templates) -> None:
+    """Python apps default to one HTTP request per instance at a time; Junction deploys the value
+    bench/http_concurrency.py measured (docs/deploy.md, Scale), as a parameter."""
+    scale = one(t, SITE).prop("properties", "functionAppConfig", "scaleAndConcurrency")
+    assert get(scale, "triggers", "http", "perInstanceConcurrency") == "httpPerInstanceConcurrency"
+    defaults = set()
+    for file in ("main.bicep", "app/function.bicep"):
+        param = t[file]["parameters"]["httpPerInstanceConcurrency"]
+        assert param["type"] == "int" and decorator(t[file], "httpPerInstanceConcurrency", "min_value") == 1
+        defaults.add(param["default"])
+    assert defaults == {3}, f"the measured default is 3 in both templates, got {defaults}"
+    assert module_params(t["main.bicep"], "functionApp").get("httpPerInstanceConcurrency") == "httpPerInstanceConcurrency"
+
+
+STORAGE_SKUS = ("Standard_LRS", "Standard_ZRS", "Standard_GRS", "Standard_GZRS")
+
+
+@check
+def zone_redundancy_is_a_parameter_with_zonal_storage(t: Templates) -> None:
+    """Off by default (regions without zones; two always-ready instances per group when on). On, it
+    makes the plan zone-redundant and the storage account too, which Microsoft asks for."""
+    plan = one(t, "Microsoft.Web/serverfarms")
+    assert plan.prop("properties", "zoneRedundant") == "zoneRedundant"
+    for file in ("main.bicep", "app/function.bicep"):
+        assert t[file]["parameters"]["zoneRedundant"]["default"] is False, f"{file}: zone redundancy is opt-in"
+    assert module_params(t["main.bicep"], "functionApp").get("zoneRedundant") == "zoneRedundant"
+    sku = module_params(t["main.bicep"], "storage")["skuName"]
+    zonal = {"Standard_LRS": "Standard_ZRS", "Standard_GRS": "Standard_GZRS"}
+    for chosen in STORAGE_SKUS:
+        assert evaluate(t["main.bicep"], sku, zoneRedundant=False, storageSkuName=chosen) == chosen
+        assert evaluate(t["main.bicep"], sku, zoneRedundant=True, storageSkuName=chosen) == zonal.get(chosen, chosen)
+
+
+def _template_accepts_prefix(t: Templates, prefix: str) -> bool:
+    main = t["main.bicep"]
+    low, high = decorator(main, "tablePrefix", "min_length"), decorator(main, "tablePrefix", "max_length")
+    if not low <= len(prefix) <= high:
+        return False  # ARM refuses the parameter itself
+    try:
+        return evaluate(main, "validTablePrefix", tablePrefix=prefix) == prefix
+    except TemplateError:
+        return False
+
+
+@check
+def table_prefix_is_validated_as_the_app_validates_it(t: Templates) -> None:
+    """A prefix the app would refuse at start-up (core/settings.py) fails the deployment before any
+    resource is made, and everything that uses the prefix takes the validated one."""
+    from core.errors import ConfigurationError
+    from core.settings import run_queue_name
+
+    samples = ["junction", "J", "Tenant7", "a" * 20, "a" * 21, "", "7up", "_x", "x-y", "x y", "caf\u00e9", "ab.c", "Z9z9"]
+    for prefix in samples:
+        try:
+            run_queue_name({"JUNCTION_TABLE_PREFIX": prefix})
+            app = bool(prefix)  # an empty value means the default, "junction", in the app
+        except ConfigurationError:
+            app = False
+        assert _template_accepts_prefix(t, prefix) == app, f"tablePrefix {prefix!r}: the app {'accepts' if app else 'refuses'} it"
+    used = dump([list(module_params(t["main.bicep"], m).values()) for m in ("storage", "functionApp")] + [t["main.bicep"]["outputs"]])
+    assert '"tablePrefix"' not in used and "${toLower(tablePrefix)}" not in used, "use validTablePrefix, not the raw parameter"
+
+
+@check
+def key_vault_can_be_recovered_after_azd_down(t: Templates) -> None:
+    """Purge protection keeps a deleted vault's name for 90 days; keyVaultRecover deploys again by
+    recovering it (createMode recover), off by default since recover fails when nothing is deleted."""
+    vault = one(t, KEY_VAULT)
+    mode = vault.prop("properties", "createMode")
+    assert evaluate(t[vault.file], mode, recoverSoftDeleted=True) == "recover"
+    assert evaluate(t[vault.file], mode, recoverSoftDeleted=False) == "default"
+    assert t["main.bicep"]["parameters"]["keyVaultRecover"]["default"] is False
+    assert module_params(t["main.bicep"], "keyVault").get("recoverSoftDeleted") == "keyVaultRecover"
+
+
+@check
+def private_network_closes_storage_and_key_vault(t: Templates) -> None:
+    """vnetEnabled: the app integrates with a delegated subnet, storage (blob, queue, table) and Key
+    Vault get private endpoints with private DNS zones, and their public network access is off."""
+    main = t["main.bicep"]
+    assert main["parameters"]["vnetEnabled"]["default"] is False
+    assert get(main["modules"]["network"]["config"], "condition") == "vnetEnabled"
+    for symbol in ("storage", "keyVault"):
+        assert module_params(main, symbol).get("vnetEnabled") == "vnetEnabled", f"{symbol} must follow vnetEnabled"
+    for resource in (one(t, STORAGE), one(t, KEY_VAULT)):
+        template = t[resource.file]
+        for vnet, access, action in ((True, "Disabled", "Deny"), (False, "Enabled", "Allow")):
+            assert evaluate(template, resource.prop("properties", "publicNetworkAccess"), vnetEnabled=vnet) == access, resource.symbol
+            acls = resource.prop("properties", "networkAcls")
+            assert evaluate(template, get(acls, "defaultAction"), vnetEnabled=vnet) == action, resource.symbol
+    network = t["app/network.bicep"]
+    endpoints = evaluate(network, "endpoints")
+    assert sorted(e["service"] for e in endpoints) == ["blob", "queue", "table", "vault"]
+    for endpoint in endpoints:
+        assert endpoint["zone"].startswith("privatelink") and "environment().suffixes" in endpoint["zone"], endpoint
+    vnet = one(t, "Microsoft.Network/virtualNetworks")
+    delegations = [d for subnet in vnet.prop("properties", "subnets") for d in get(subnet, "properties", "delegations") or []]
+    assert [get(d, "properties", "serviceName") for d in delegations] == ["Microsoft.App/environments"]
+    pe = one(t, "Microsoft.Network/privateEndpoints")
+    assert pe.loop is not None and pe.loop["detail"]["array_name"] == "endpoints", "one private endpoint per service"
+    groups = one(t, "Microsoft.Network/privateEndpoints/privateDnsZoneGroups")
+    assert groups.loop is not None and groups.loop["detail"]["array_name"] == "endpoints", "each endpoint registers in its zone"
+    links = one(t, "Microsoft.Network/privateDnsZones/virtualNetworkLinks")
+    assert links.loop is not None and links.loop["detail"]["array_name"] == "endpoints", "each zone is linked to the network"
+    site = one(t, SITE)
+    assert "virtualNetworkSubnetId" in dump(site.prop("properties", "virtualNetworkSubnetId"))
+    subnet = module_params(main, "functionApp").get("virtualNetworkSubnetId")
+    assert "appSubnetId" in dump(subnet) and '"vnetEnabled"' in dump(subnet)
+
+
 # --- app settings --------------------------------------------------------------------------------
 
 
@@ -287,7 +411,7 @@ def outbound_secrets_are_key_vault_references(t: Templates) -> None:
     assert str(value).startswith("@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName="), f"not a Key Vault reference: {value}"
     assert one(t, SITE).prop("properties", "keyVaultReferenceIdentity") == "identityId"
     assert "keyVaultSettingNames" in t["app/function.bicep"]["parameters"]
-    module = t["main.bicep"]["modules"]["functionApp"]["config"]["params"]
+    module = module_params(t["main.bicep"], "functionApp")
     assert module.get("keyVaultSettingNames") == "keyVaultSettingNames" and "keyVaultSettingNames" in t["main.bicep"]["parameters"]
 
 
@@ -296,7 +420,7 @@ def every_junction_setting_is_a_parameter(t: Templates) -> None:
     settings = app_settings(t)
     function_params = t["app/function.bicep"]["parameters"]
     main_params = t["main.bicep"]["parameters"]
-    module = t["main.bicep"]["modules"]["functionApp"]["config"]["params"]
+    module = module_params(t["main.bicep"], "functionApp")
     wanted = app_junction_settings() - set(UNDEPLOYED_SETTINGS)
     missing = sorted(wanted - set(settings))
     assert not missing, f"app settings the deployment does not set: {missing}"
@@ -308,6 +432,9 @@ def every_junction_setting_is_a_parameter(t: Templates) -> None:
         assert param in function_params, f"{name} must come from a parameter, got {dump(value)}"
         # ... which main.bicep passes from a parameter of its own.
         passed = dump(module.get(param))
+        for variable, declared in (t["main.bicep"].get("variables") or {}).items():
+            if f'"{variable}"' in passed:  # a variable of main.bicep, such as the validated tablePrefix
+                passed += dump(declared["value"])
         assert any(re.search(rf'"{p}"', passed) for p in main_params), f"main.bicep must pass {param} from a parameter"
 
 

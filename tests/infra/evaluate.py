@@ -70,6 +70,16 @@ class Evaluator:
             return [self(item) for item in expression]
         if not isinstance(expression, Mapping):
             raise NotImplementedError(f"cannot evaluate {expression!r}")
+        if "loop_type" in expression:  # [for item in array: value], [for (item, i) in array: value]
+            detail = expression["loop_type"]["detail"]
+            items = self(detail["array_name"])
+            out = []
+            for index, item in enumerate(items):
+                scope = {**self.names, detail["item_name"]: item}
+                if detail.get("index_name"):
+                    scope[detail["index_name"]] = index
+                out.append(Evaluator(self.template, scope)(expression["config"]))
+            return out
         if "operator" in expression:
             return self._operator(expression["operator"])
         if "function" in expression:
@@ -92,6 +102,11 @@ class Evaluator:
         if kind in ("equals", "not_equals"):
             left, right = (self(value) for value in operands.values())
             return (left == right) == (kind == "equals")
+        if kind == "property_accessor":
+            container, key = self(operands["operand_1"]), operands["operand_2"]
+            if not isinstance(container, Mapping) or key not in container:
+                raise TemplateError(str(key))
+            return container[key]
         if kind == "index_accessor":
             container, key = self(operands["operand_1"]), self(operands["operand_2"])
             try:

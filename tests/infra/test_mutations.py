@@ -17,6 +17,7 @@ MONITORING = "app/monitoring.bicep"
 RBAC = "app/rbac.bicep"
 MAIN = "main.bicep"
 KEY_VAULT = "app/keyvault.bicep"
+NETWORK = "app/network.bicep"
 
 # (check, file, text in the file, replacement)
 MUTATIONS = [
@@ -44,7 +45,9 @@ MUTATIONS = [
     ("log_analytics_disables_local_auth", MONITORING, "      disableLocalAuth: true\n", ""),
     ("plan_is_flex_consumption_linux", FUNCTION, "name: 'FC1'", "name: 'Y1'"),
     ("plan_is_flex_consumption_linux", FUNCTION, "    reserved: true\n", ""),
-    ("function_app_runs_python_311", FUNCTION, "version: '3.11'", "version: '3.10'"),
+    ("function_app_runs_a_supported_python", FUNCTION, "version: pythonVersion", "version: '3.10'"),
+    ("function_app_runs_a_supported_python", MAIN, "@allowed([\n  '3.11'\n  '3.12'\n])", "@allowed([\n  '3.10'\n  '3.11'\n  '3.12'\n])"),
+    ("function_app_runs_a_supported_python", MAIN, "    pythonVersion: pythonVersion\n", ""),
     ("function_app_is_https_only", FUNCTION, "    httpsOnly: true\n", ""),
     ("function_app_requires_tls12", FUNCTION, "      minTlsVersion: '1.2'\n", ""),
     ("function_app_disables_ftp", FUNCTION, "      remoteDebuggingEnabled: false\n", "      remoteDebuggingEnabled: false\n      ftpsState: 'Disabled'\n"),
@@ -85,6 +88,30 @@ MUTATIONS = [
     ("client_certificate_settings_follow_the_site", MAIN, "  'Optional'\n  'Required'\n])\nparam clientCertMode", "  'Optional'\n  'OptionalInteractiveUser'\n  'Required'\n])\nparam clientCertMode"),
     ("client_certificate_settings_follow_the_site", FUNCTION, "http20Enabled: !clientCertRenegotiates", "http20Enabled: true"),
     ("client_certificate_settings_follow_the_site", FUNCTION, "var clientCertRenegotiates = clientCertEnabled && !empty(clientCertExclusionPaths)", "var clientCertRenegotiates = !empty(clientCertExclusionPaths)"),
+    ("function_app_has_no_client_affinity", FUNCTION, "    clientAffinityEnabled: false\n", ""),
+    ("function_app_has_no_client_affinity", FUNCTION, "clientAffinityEnabled: false", "clientAffinityEnabled: true"),
+    ("http_concurrency_is_a_parameter", FUNCTION, "        triggers: {\n          http: {\n            perInstanceConcurrency: httpPerInstanceConcurrency\n          }\n        }\n", ""),
+    ("http_concurrency_is_a_parameter", MAIN, "param httpPerInstanceConcurrency int = 3", "param httpPerInstanceConcurrency int = 1"),
+    ("http_concurrency_is_a_parameter", MAIN, "    httpPerInstanceConcurrency: httpPerInstanceConcurrency\n", ""),
+    ("zone_redundancy_is_a_parameter_with_zonal_storage", FUNCTION, "    zoneRedundant: zoneRedundant\n", ""),
+    ("zone_redundancy_is_a_parameter_with_zonal_storage", MAIN, "var effectiveStorageSkuName = zoneRedundant ? zonalStorageSku : storageSkuName", "var effectiveStorageSkuName = storageSkuName"),
+    ("zone_redundancy_is_a_parameter_with_zonal_storage", MAIN, "((storageSkuName == 'Standard_GRS') ? 'Standard_GZRS' : storageSkuName)", "storageSkuName"),
+    ("zone_redundancy_is_a_parameter_with_zonal_storage", MAIN, "param zoneRedundant bool = false", "param zoneRedundant bool = true"),
+    ("table_prefix_is_validated_as_the_app_validates_it", MAIN, "var validTablePrefix = tablePrefixIsValid ? tablePrefix :", "var validTablePrefix = true ? tablePrefix :"),
+    ("table_prefix_is_validated_as_the_app_validates_it", MAIN, "contains(prefixLetters, first(tablePrefix)) && ", ""),
+    ("table_prefix_is_validated_as_the_app_validates_it", MAIN, "var prefixCharacters = '${prefixLetters}0123456789'", "var prefixCharacters = '${prefixLetters}0123456789-'"),
+    ("table_prefix_is_validated_as_the_app_validates_it", MAIN, "runQueueName: '${toLower(validTablePrefix)}-runs'", "runQueueName: '${toLower(tablePrefix)}-runs'"),
+    ("table_prefix_is_validated_as_the_app_validates_it", MAIN, "    tablePrefix: validTablePrefix\n", "    tablePrefix: tablePrefix\n"),
+    ("key_vault_can_be_recovered_after_azd_down", KEY_VAULT, "    createMode: recoverSoftDeleted ? 'recover' : 'default'\n", ""),
+    ("key_vault_can_be_recovered_after_azd_down", MAIN, "    recoverSoftDeleted: keyVaultRecover\n", ""),
+    ("private_network_closes_storage_and_key_vault", STORAGE, "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'", "publicNetworkAccess: 'Enabled'"),
+    ("private_network_closes_storage_and_key_vault", KEY_VAULT, "defaultAction: vnetEnabled ? 'Deny' : 'Allow'", "defaultAction: 'Allow'"),
+    ("private_network_closes_storage_and_key_vault", MAIN, "    runQueueName: '${toLower(validTablePrefix)}-runs'\n    vnetEnabled: vnetEnabled\n", "    runQueueName: '${toLower(validTablePrefix)}-runs'\n"),
+    ("private_network_closes_storage_and_key_vault", NETWORK, "  {\n    service: 'queue'\n    zone: 'privatelink.queue.${environment().suffixes.storage}'\n  }\n", ""),
+    ("private_network_closes_storage_and_key_vault", NETWORK, "serviceName: 'Microsoft.App/environments'", "serviceName: 'Microsoft.Web/serverFarms'"),
+    ("private_network_closes_storage_and_key_vault", NETWORK, "zone: 'privatelink.table.${environment().suffixes.storage}'", "zone: 'privatelink.table.core.windows.net'"),
+    ("private_network_closes_storage_and_key_vault", FUNCTION, "    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId\n", ""),
+    ("private_network_closes_storage_and_key_vault", MAIN, "    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''\n", ""),
     ("storage_connection_is_identity_based", FUNCTION, "value: 'managedidentity'", "value: 'connectionstring'"),
     (
         "storage_connection_is_identity_based",

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from tests.infra.bicep import INFRA, ROOT, bicep_files, dump, get, load_templates, unquote
+from tests.infra.bicep import INFRA, ROOT, bicep_files, body, dump, get, load_templates, module_params, unquote
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_module_params_exist_in_the_module(templates):
         for symbol, module in (template.get("modules") or {}).items():
             target = ((INFRA / file).parent / module["detail"]["path"]).resolve().relative_to(INFRA).as_posix()
             declared = templates[target]["parameters"]
-            passed = set(module["config"].get("params") or {})
+            passed = set(module_params(template, symbol))
             assert passed <= set(declared), f"{file}: {symbol} passes unknown params {sorted(passed - set(declared))}"
             required = {name for name, p in declared.items() if p.get("default") is None}
             assert required <= passed, f"{file}: {symbol} misses required params {sorted(required - passed)}"
@@ -122,14 +122,14 @@ def test_every_resource_is_tagged_with_the_environment(templates):
         for symbol, resource in (template.get("resources") or {}).items():
             if resource["existing"] or "/" in resource["type"].split("/", 1)[1]:
                 continue  # child resources inherit from their parent
-            tags = get(resource["config"], "tags")
+            tags = get(body(resource["config"]), "tags")
             assert tags is not None, f"{file}: {symbol} has no tags"
 
 
 def test_function_app_is_tagged_for_azd_deploy(templates):
     site = templates["app/function.bicep"]["resources"]["functionApp"]["config"]
     assert '"\'azd-service-name\'": "serviceName"' in dump(site["tags"])
-    assert templates["main.bicep"]["modules"]["functionApp"]["config"]["params"]["serviceName"] == "api"
+    assert module_params(templates["main.bicep"], "functionApp")["serviceName"] == "api"
 
 
 # --- parameters files --------------------------------------------------------------------------------
@@ -164,6 +164,23 @@ def test_azd_parameters_use_environment_substitutions():
         assert re.fullmatch(r"\$\{[A-Z_]+(=[^}]*)?\}", value), f"{name}: {value!r} is not an azd substitution"
 
 
+def test_azd_sets_every_parameter_with_the_template_default(templates):
+    """Every main.bicep parameter can be set with `azd env set` (main.parameters.json), and the
+    default after `=` is the template's own, so an unset variable changes nothing."""
+    declared = templates["main.bicep"]["parameters"]
+    values = {name: p["value"] for name, p in _parameter_file("main.parameters.json").items()}
+    missing = sorted(set(declared) - set(values))
+    assert not missing, f"main.parameters.json has no azd variable for {missing}"
+    for name, param in declared.items():
+        match = re.fullmatch(r"\$\{[A-Z_]+(?:=([^}]*))?\}", values[name])
+        assert match, f"{name}: {values[name]!r}"
+        default = param.get("default")
+        if default is None or not isinstance(default, str | bool | int):
+            continue  # required, or computed in the template (an empty azd value keeps it)
+        written = str(default).lower() if isinstance(default, bool) else str(default)
+        assert match.group(1) == written, f"{name}: azd default {match.group(1)!r}, template default {written!r}"
+
+
 def test_example_parameters_have_the_declared_types(templates):
     declared = templates["main.bicep"]["parameters"]
     python_type = {"string": str, "int": int, "bool": bool}
@@ -188,7 +205,7 @@ def test_azure_yaml_deploys_a_python_function_app():
 
 def test_funcignore_keeps_infra_and_tests_out_of_the_package():
     ignored = (ROOT / ".funcignore").read_text(encoding="utf-8").split()
-    for name in ("infra", "tests", "azure.yaml"):
+    for name in ("infra", "tests", "azure.yaml", ".azure"):  # .azure: azd's environments (.env with outputs)
         assert name in ignored
 
 
@@ -230,7 +247,7 @@ def test_the_deployed_run_queue_is_the_one_the_app_uses(templates):
     deployment must create that queue, whatever prefix the operator chooses."""
     from core.settings import run_queue_name
 
-    deployed = templates["main.bicep"]["modules"]["storage"]["config"]["params"]["runQueueName"]
-    assert deployed == "${toLower(tablePrefix)}-runs"
+    deployed = module_params(templates["main.bicep"], "storage")["runQueueName"]
+    assert deployed == "${toLower(validTablePrefix)}-runs"
     for prefix in ("junction", "Tenant7"):
         assert run_queue_name({"JUNCTION_TABLE_PREFIX": prefix}) == f"{prefix.lower()}-runs"
