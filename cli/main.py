@@ -195,6 +195,8 @@ def cmd_api(args: argparse.Namespace) -> int:
             binding["authentication"]["scopes"] = args.scope
         if args.trusted_issuer:
             binding["authentication"]["trustedIssuers"] = [Path(p).read_text() for p in args.trusted_issuer]
+        if args.any_tenant_user:
+            binding["authentication"]["anyTenantUser"] = True
         if args.protocols:
             binding["allowedProtocols"] = args.protocols.split(",")
         if args.cors:
@@ -289,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     api_bind.add_argument("--auth", default="none", choices=["none", "basic", "certificate", "apiKey", "oauth2"])
     api_bind.add_argument("--scope", action="append", help="oauth2: a scope or role that is enough (repeatable)")
     api_bind.add_argument("--trusted-issuer", action="append", help="certificate: a PEM file of a trusted issuer (repeatable)")
+    api_bind.add_argument(
+        "--any-tenant-user", action="store_true", help="oauth2: users of the tenant outside JUNCTION_AAD_GROUP_ID may call it too"
+    )
     api_bind.add_argument("--protocols", help="allowed protocols, e.g. https or http,https")
     api_bind.add_argument("--cors", help="allowed origins, separated by , or ; (* for all)")
     for p in api.choices.values():

@@ -719,20 +719,28 @@ class AadAuthenticator:
     # -- authentication ------------------------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal:
-        """The principal behind ``token``; ``Unauthorized(error="invalid_token")`` otherwise."""
-        expected = self._expected
-        claims = verify_token(
-            token,
-            self.keys,
-            audience=expected.audiences,
-            issuer=expected.issuers,
-            require=("exp", "iat", "iss", "aud", "tid"),
-            now=self._clock(),
-            publisher="the tenant",
-        )
-        if not isinstance(claims.get("tid"), str) or claims["tid"].lower() != expected.tenant:
-            raise invalid_token("the token is from another tenant")
-        return self._principal(claims)
+        """The principal behind ``token``; ``Unauthorized(error="invalid_token")`` otherwise.
+
+        Why a token was refused is logged (a warning, so operators see it without turning on
+        debug logs); the token itself never is.
+        """
+        try:
+            expected = self._expected
+            claims = verify_token(
+                token,
+                self.keys,
+                audience=expected.audiences,
+                issuer=expected.issuers,
+                require=("exp", "iat", "iss", "aud", "tid"),
+                now=self._clock(),
+                publisher="the tenant",
+            )
+            if not isinstance(claims.get("tid"), str) or claims["tid"].lower() != expected.tenant:
+                raise invalid_token("the token is from another tenant")
+            return self._principal(claims)
+        except Unauthorized as exc:
+            logger.warning("Azure AD token refused (401): %s", exc.message)
+            raise
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         scp = claims.get("scp")
@@ -782,7 +790,17 @@ class AadAuthenticator:
                 "MissingRole",
                 error="insufficient_scope",
             )
-        if settings.aad_group_id is None:
+        self.require_group(principal)
+
+    def require_group(self, principal: Principal) -> None:
+        """Users of the tenant must be members of JUNCTION_AAD_GROUP_ID, when it is set, wherever
+        they call Junction: the triggers and ``oauth2`` API operations (unless a binding opts out
+        with ``anyTenantUser``). Administrators pass too. Applications (app-only tokens) are not
+        users: their roles decide (groups are not used for applications).
+        """
+        self._require_aad(principal)
+        settings = self.settings
+        if settings.aad_group_id is None or is_app_only(principal.claims):
             return
         if self._member_of(principal, settings.aad_group_id):
             return
@@ -790,6 +808,7 @@ class AadAuthenticator:
             return
         if settings.aad_admin_group_id and self._member_of(principal, settings.aad_admin_group_id):
             return
+        logger.warning("Azure AD user %s refused: not a member of JUNCTION_AAD_GROUP_ID", principal.oid or "(no oid)")
         raise Forbidden(
             "the user is not a member of the group Junction requires", "NotInGroup", error="insufficient_scope"
         )

@@ -97,6 +97,10 @@ BINDING: dict[str, Any] = {
                     "items": {"type": "string", "minLength": 1, "maxLength": 65536},
                 },
                 "issuer": {"type": "string", "minLength": 9, "maxLength": 500},
+                "anyTenantUser": {
+                    "type": "boolean",
+                    "description": "oauth2 with Azure AD: users of the tenant outside JUNCTION_AAD_GROUP_ID may call it too",
+                },
                 "audience": {"type": "string", "minLength": 1, "maxLength": 500},
                 "scopes": {
                     "type": "array",
@@ -891,6 +895,12 @@ def normalise_binding(body: Any, operation: Mapping[str, Any], settings: Setting
                 "AzureAdDisabled",
             )
         auth["scopes"] = list(auth_in["scopes"]) if "scopes" in auth_in else list(operation.get("scopes") or [])
+        if auth_in.get("anyTenantUser"):
+            if issuer is not None:
+                raise BadRequest("binding.authentication.anyTenantUser is for Azure AD tokens, not another issuer's", "InvalidBinding")
+            auth["anyTenantUser"] = True
+    elif "anyTenantUser" in auth_in:
+        raise BadRequest("binding.authentication.anyTenantUser is only for type 'oauth2'", "InvalidBinding")
     return {
         "scenarioId": parse_guid(body["scenarioId"], "binding.scenarioId", "InvalidBinding"),
         "authentication": auth,

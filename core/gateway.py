@@ -334,6 +334,12 @@ def _oauth2(request: ApiRequest, auth: Mapping[str, Any], aad: Any, trusted_issu
         principal = _oauth2_principal(token, auth, aad, trusted_issuers)
     except Unauthorized as exc:
         raise _attach(exc, _bearer_challenge(scopes, "invalid_token", exc.message)) from None
+    if principal.kind == "aad" and not auth.get("anyTenantUser"):
+        # JUNCTION_AAD_GROUP_ID restricts the tenant's users everywhere, not only on the triggers.
+        try:
+            _aad(aad).require_group(principal)
+        except Forbidden as exc:
+            raise _attach(exc, _bearer_challenge(scopes, "insufficient_scope", exc.message)) from None
     claims = dict(principal.claims)
     if scopes and not granted_scopes(claims) & set(scopes):
         message = f"the token needs one of the scopes: {', '.join(scopes)}"
@@ -354,14 +360,19 @@ def _oauth2_principal(token: str, auth: Mapping[str, Any], aad: Any, trusted_iss
         from core.oidc import issuer_tokens
 
         return issuer_tokens(issuer).authenticate(token, auth["audience"])
+    principal: Principal = _aad(aad).authenticate(token)
+    return principal
+
+
+def _aad(aad: Any) -> Any:
+    """The Azure AD authenticator given (tests, benchmarks) or the process's."""
     if aad is None:
         from core.aad import get_aad_authenticator
 
         aad = get_aad_authenticator()
     if aad is None:
         raise Unauthorized("OAuth2 tokens cannot be checked: Azure AD is not configured", "InvalidToken", error="invalid_token")
-    principal: Principal = aad.authenticate(token)
-    return principal
+    return aad
 
 
 # --------------------------------------------------------------------------------------------

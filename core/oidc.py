@@ -11,6 +11,7 @@ issuer's discovery document with the same refresh limits), minus what is Microso
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,10 @@ from types import MappingProxyType
 from typing import Any
 
 from core.aad import HTTP_TIMEOUT_SECONDS, SigningKeys, verify_token
+from core.errors import Unauthorized
 from core.principal import Principal
+
+logger = logging.getLogger(__name__)
 
 
 class IssuerTokens:
@@ -39,16 +43,21 @@ class IssuerTokens:
         )
 
     def authenticate(self, token: str, audience: str) -> Principal:
-        """The principal behind ``token`` for ``audience``; 401 ``invalid_token`` otherwise."""
-        claims = verify_token(
-            token,
-            self.keys,
-            audience=audience,
-            issuer=self.issuer,
-            require=("exp", "iat", "iss", "aud"),
-            now=self._clock(),
-            publisher="the issuer",
-        )
+        """The principal behind ``token`` for ``audience``; 401 ``invalid_token`` otherwise (the
+        reason is logged, the token never)."""
+        try:
+            claims = verify_token(
+                token,
+                self.keys,
+                audience=audience,
+                issuer=self.issuer,
+                require=("exp", "iat", "iss", "aud"),
+                now=self._clock(),
+                publisher="the issuer",
+            )
+        except Unauthorized as exc:
+            logger.warning("token of %s refused (401): %s", self.issuer, exc.message)
+            raise
         return _principal(claims)
 
 
