@@ -18,7 +18,7 @@ from core import idempotency
 from core.auth import authenticate, authorize_trigger
 from core.bodies import check_size, parse_body
 from core.cache import ScenarioCache, parse_key
-from core.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, NotFound, Unauthorized
 from core.ids import new_run_id, parse_guid
 from core.principal import Principal
 from core.scenarios import Scenario, get_scenario
@@ -47,17 +47,26 @@ class AcceptResult:
 
 
 def _authorised_scenario(storage: Storage, raw_id: str, authorization: str | None) -> tuple[Scenario, Principal | None]:
-    """The scenario, after the per-scenario access rules of DESIGN 3."""
+    """The scenario, after the per-scenario access rules (README, Access).
+
+    Credentials are checked before anything about the scenario is told: a caller without them
+    gets the same 401 for a scenario that does not exist, is disabled or is not anonymous, so
+    only callers allowed to trigger learn which scenarios exist or are disabled (404/403).
+    """
     scenario_id = parse_guid(raw_id, "the scenario id", "InvalidScenarioId")
+    principal = authenticate(storage, authorization)
+    if principal is None:
+        try:
+            scenario: Scenario | None = get_scenario(storage, scenario_id)
+        except NotFound:
+            scenario = None
+        if scenario is None or not scenario.triggers_enabled or not scenario.allow_anonymous:
+            raise Unauthorized("this scenario needs 'Authorization: Bearer <token>'", "AuthenticationRequired")
+        return scenario, None
+    authorize_trigger(principal, scenario_id)  # depends on the token only
     scenario = get_scenario(storage, scenario_id)
     if not scenario.triggers_enabled:
         raise Forbidden("external triggers are disabled for this scenario", "TriggersDisabled")
-    principal = authenticate(storage, authorization)
-    if principal is None:
-        if scenario.allow_anonymous:
-            return scenario, None
-        raise Unauthorized("this scenario needs 'Authorization: Bearer <token>'", "AuthenticationRequired")
-    authorize_trigger(principal, scenario_id)
     return scenario, principal
 
 

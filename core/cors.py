@@ -112,6 +112,14 @@ def allowed_origin(cors: Mapping[str, Any] | None, origin: str | None) -> str | 
     return None
 
 
+def same_answer(cors: Mapping[str, Any] | None, other: Mapping[str, Any] | None, origin: str | None) -> bool:
+    """Would ``other`` answer ``origin`` as ``cors`` does (allowed, with the same credentials rule)?"""
+    mine, theirs = allowed_origin(cors, origin), allowed_origin(other, origin)
+    if mine is None or theirs is None or mine != theirs:
+        return False
+    return bool((cors or {}).get("allowCredentials")) == bool((other or {}).get("allowCredentials"))
+
+
 def response_headers(cors: Mapping[str, Any] | None, origin: str | None) -> dict[str, str]:
     """CORS headers for an actual (non-preflight) response of an operation."""
     if not cors:
@@ -137,8 +145,9 @@ def preflight_headers(
 ) -> dict[str, str]:
     """Headers answering a preflight. Without an allowed origin only ``Vary`` is sent.
 
-    ``methods`` are those bound at the path; the requested headers are echoed when every one
-    is a valid header name (anything else fails the preflight, safely).
+    ``methods`` are those bound at the path whose own policy answers this origin the same way
+    (``same_answer``); the requested headers are echoed when every one is a valid header name
+    (anything else fails the preflight, safely).
     """
     headers = response_headers(cors, origin)
     if "Access-Control-Allow-Origin" not in headers:

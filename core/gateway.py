@@ -248,8 +248,14 @@ def _preflight(table: RouteTable, request: ApiRequest, origin: str | None) -> Pr
     match: Match = table.match(requested or "OPTIONS", request.path)
     binding = match.operation.binding
     allowed = table.allowed_methods(request.path) or [match.operation.method]
+    # Access-Control-Allow-Methods names only the methods whose own CORS policy would answer this
+    # origin the same way (a browser caches the list per origin): not every method at the path.
+    same_policy = [
+        method for method in allowed
+        if cors.same_answer(binding.get("cors"), table.match(method, request.path).operation.binding.get("cors"), origin)
+    ]  # fmt: skip
     headers = cors.preflight_headers(
-        binding.get("cors"), origin, requested, request.header("access-control-request-headers"), allowed
+        binding.get("cors"), origin, requested, request.header("access-control-request-headers"), same_policy
     )
     try:
         _check_protocol(binding, request_scheme(request))

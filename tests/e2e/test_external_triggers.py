@@ -93,16 +93,21 @@ def test_keys_are_compared_in_canonical_form(junction: Junction, trigger_token: 
 def test_access_rules(junction: Junction, trigger_token: str) -> None:
     disabled = junction.create_scenario(externalTriggers={"enabled": False, "allowAnonymous": True})
     private = junction.create_scenario()
+    missing = "00000000-0000-0000-0000-000000000000"
     with junction.client() as anonymous:
-        assert_json_error(anonymous.post(f"/ExternalData/Accept/{disabled['id']}", json={}), 403, "TriggersDisabled")
-        assert_json_error(anonymous.get(f"/ExternalData/GetCacheData/{disabled['id']}?keyJson=1"), 403, "TriggersDisabled")
-        response = anonymous.post(f"/ExternalData/Accept/{private['id']}", json={})
-        assert_json_error(response, 401, "AuthenticationRequired")
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
-        assert_json_error(anonymous.get(f"/ExternalData/GetCacheData/{private['id']}?keyJson=1"), 401)
-        assert_json_error(anonymous.post("/ExternalData/Accept/00000000-0000-0000-0000-000000000000", json={}), 404, "ScenarioNotFound")
+        # Without credentials a disabled, a private and a missing scenario look the same (issue 13).
+        for sid in (disabled["id"], private["id"], missing):
+            response = anonymous.post(f"/ExternalData/Accept/{sid}", json={})
+            assert_json_error(response, 401, "AuthenticationRequired")
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            assert_json_error(anonymous.get(f"/ExternalData/GetCacheData/{sid}?keyJson=1"), 401, "AuthenticationRequired")
     with junction.client(trigger_token) as client:
+        assert_json_error(client.post(f"/ExternalData/Accept/{disabled['id']}", json={}), 403, "TriggersDisabled")
+        assert_json_error(client.get(f"/ExternalData/GetCacheData/{disabled['id']}?keyJson=1"), 403, "TriggersDisabled")
+        assert_json_error(client.post(f"/ExternalData/Accept/{missing}", json={}), 404, "ScenarioNotFound")
         assert_json_error(client.get(f"/ExternalData/GetCacheData/{private['id']}?keyJson=%22nothing%22"), 404, "CacheEntryNotFound")
+    with junction.client("jct_" + "0" * 75) as forged:  # bad credentials: 401 before the scenario is looked at
+        assert_json_error(forged.post(f"/ExternalData/Accept/{missing}", json={}), 401, "InvalidToken")
     assert junction.run_count(disabled["id"]) == 0 and junction.run_count(private["id"]) == 0
 
 

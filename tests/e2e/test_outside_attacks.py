@@ -260,3 +260,56 @@ def test_basic_auth_guesses_lock_out_the_guesser_not_the_user(junction: Junction
             admin.delete("/management/apis/lockout")
             for name in (alice, bob):
                 admin.delete(f"/management/users/{name}")
+
+
+# -- Also seen: CORS preflights and the order of Accept's checks ------------------------------
+
+
+def test_a_preflight_lists_only_methods_whose_own_cors_policy_allows_the_origin(junction: Junction) -> None:
+    ok = {"responses": {"200": {"description": "ok"}}}
+    document = {"openapi": "3.0.3", "info": {"title": "c", "version": "1"}, "servers": [{"url": "/corsmix"}],
+                "paths": {"/x": {m: {"operationId": m, **ok} for m in ("get", "put", "post", "delete")}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "ok"}]})
+    policies = {
+        "get": {"allowedOrigins": ["https://a.example"]},
+        "put": {"allowedOrigins": ["https://b.example"]},
+        "post": {"allowedOrigins": ["https://a.example"], "allowCredentials": True},
+        "delete": None,
+    }
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/corsmix", json=document).status_code in (200, 201)
+        for method, policy in policies.items():
+            binding = {"scenarioId": scenario["id"], **({"cors": policy} if policy else {})}
+            assert admin.put(f"/management/apis/corsmix/operations/{method}", json=binding).status_code == 200
+    try:
+        with junction.client() as client:
+            def preflight(origin: str, method: str) -> Any:
+                return client.options("/corsmix/x", headers={"Origin": origin, "Access-Control-Request-Method": method})
+
+            a_get = preflight("https://a.example", "GET")
+            assert a_get.status_code == 204 and a_get.headers["Access-Control-Allow-Methods"] == "GET"
+            b_put = preflight("https://b.example", "PUT")
+            assert b_put.headers["Access-Control-Allow-Methods"] == "PUT"
+            a_post = preflight("https://a.example", "POST")
+            assert a_post.headers["Access-Control-Allow-Methods"] == "POST" and a_post.headers["Access-Control-Allow-Credentials"] == "true"
+            b_get = preflight("https://b.example", "GET")
+            assert "Access-Control-Allow-Origin" not in b_get.headers and "Access-Control-Allow-Methods" not in b_get.headers
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/corsmix")
+
+
+def test_accept_and_getcachedata_check_credentials_before_telling_anything(junction: Junction) -> None:
+    """Accept answered 404 for an unknown and 403 for a disabled scenario before looking at the
+    credentials, so anyone could tell which scenarios exist. Now a caller without credentials
+    gets the same 401 for all of them; anonymous scenarios still need none."""
+    disabled = junction.create_scenario(externalTriggers={"enabled": False, "allowAnonymous": True})
+    private = junction.create_scenario()
+    public = junction.create_scenario(externalTriggers={"enabled": True, "allowAnonymous": True})
+    with junction.client() as anonymous:
+        for sid in (disabled["id"], private["id"], GUID):
+            for response in (anonymous.post(f"/ExternalData/Accept/{sid}", json={}), anonymous.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": "1"})):
+                assert_json_error(response, 401, "AuthenticationRequired")
+        assert anonymous.post(f"/ExternalData/Accept/{public['id']}", json={}).status_code == 200
+        assert_json_error(anonymous.get(f"/ExternalData/GetCacheData/{public['id']}", params={"keyJson": '"none"'}), 404, "CacheEntryNotFound")
+    assert junction.run_count(disabled["id"]) == 0 and junction.run_count(private["id"]) == 0

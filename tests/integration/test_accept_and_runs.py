@@ -104,7 +104,7 @@ def test_access_rules(storage: Storage, settings: Settings) -> None:
     disabled = _create(storage, enabled=False)
     private = _create(storage, anonymous=False)
     other = _create(storage, anonymous=False)
-    with pytest.raises(Forbidden):
+    with pytest.raises(Unauthorized):  # no credentials: told nothing about the scenario
         accept(storage, settings, _post(disabled))
     with pytest.raises(Unauthorized):
         accept(storage, settings, _post(private))
@@ -114,8 +114,13 @@ def test_access_rules(storage: Storage, settings: Settings) -> None:
         accept(storage, settings, _post(other, auth=f"Bearer {limited}"))
     with pytest.raises(Unauthorized):
         accept(storage, settings, _post(private, auth="Bearer jct_" + "0" * 75))
-    with pytest.raises(NotFound):
+    with pytest.raises(Unauthorized):
         accept(storage, settings, _post("00000000-0000-0000-0000-000000000000"))
+    admin = tokens.create_token(storage, name="all", scopes=["trigger"]).token
+    with pytest.raises(Forbidden):
+        accept(storage, settings, _post(disabled, auth=f"Bearer {admin}"))
+    with pytest.raises(NotFound):
+        accept(storage, settings, _post("00000000-0000-0000-0000-000000000000", auth=f"Bearer {admin}"))
     assert _run_count(storage, disabled) == 0 and _run_count(storage, other) == 0
 
 
