@@ -83,6 +83,11 @@ param oauthIssuers string = ''
 @maxValue(3650)
 param runRetentionDays int = 30
 
+@description('JUNCTION_API_DEADLINE_SECONDS: seconds an API operation may wait for its process before answering 504; App Service cuts a response at 230 s.')
+@minValue(1)
+@maxValue(200)
+param apiDeadlineSeconds int = 180
+
 @description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names (a letter, then up to 19 letters or digits); anything else fails the deployment before a resource is made, as the app would refuse it at start-up.')
 @minLength(1)
 @maxLength(20)
@@ -311,6 +316,7 @@ module functionApp './app/function.bicep' = {
     outboundAllowedHosts: outboundAllowedHosts
     oauthIssuers: oauthIssuers
     runRetentionDays: runRetentionDays
+    apiDeadlineSeconds: apiDeadlineSeconds
     tablePrefix: validTablePrefix
     publicBaseUrl: publicBaseUrl
     keyVaultName: keyVault.outputs.name

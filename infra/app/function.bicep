@@ -121,6 +121,11 @@ param oauthIssuers string = ''
 @description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
 param runRetentionDays int = 30
 
+@description('JUNCTION_API_DEADLINE_SECONDS: seconds an API operation may wait for its process (under the front end\'s 230 s).')
+@minValue(1)
+@maxValue(200)
+param apiDeadlineSeconds int = 180
+
 @description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names.')
 param tablePrefix string = 'junction'
 
@@ -288,6 +293,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_RUN_RETENTION_DAYS'
           value: string(runRetentionDays)
+        }
+        {
+          name: 'JUNCTION_API_DEADLINE_SECONDS'
+          value: string(apiDeadlineSeconds)
         }
         {
           name: 'JUNCTION_TABLE_PREFIX'
