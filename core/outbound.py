@@ -3,7 +3,9 @@
 A process is tenant-supplied data, so every URL it reaches — the first one and every redirect —
 must name a host in ``JUNCTION_OUTBOUND_ALLOWED_HOSTS``: ``host`` (on the scheme's default port),
 ``host:port``, or ``*.domain`` (any subdomain). Secrets are app settings named ``JUNCTION_SECRET_*``, resolved at call time and
-never stored in the scenario, the run record or the log.
+never stored in the scenario, the run record or the log. ``core.egress`` holds the rules for
+secrets (valid values, hosts they are bound to, scrubbing), redirects (no credentials to another
+origin, no https → http) and the addresses a name may resolve to.
 
 Retries: 429, 500, 502, 503, 504 and connection errors or time-outs are retried with exponential
 backoff (0.5 s doubling, at most 30 s), honouring ``Retry-After`` up to 60 s.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,10 +69,12 @@ def check_url(url: str, allowed_hosts: Sequence[str], *, where: str) -> None:
 
 
 def _secret(name: str) -> str:
-    value = os.environ.get(name)
-    if not name.startswith("JUNCTION_SECRET_") or value is None:
-        raise OutboundError(f"the secret {name} is not set as an app setting")
-    return value
+    from core.egress import EgressRefused, secret_value
+
+    try:
+        return secret_value(name)
+    except EgressRefused as exc:
+        raise OutboundError(str(exc)) from None
 
 
 def _header_value(value: Any, resolve: Callable[[Any], Any]) -> str:
@@ -141,6 +144,7 @@ def request(
     allowed_hosts: Sequence[str],
     sleep: Callable[[float], None] = time.sleep,
     deadline: Deadline | None = None,
+    sensitive: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One logical call: redirects followed within the allow-list, retries on transient errors.
 
@@ -153,7 +157,7 @@ def request(
         response = None
         try:
             wait = deadline.cap(timeout) if deadline is not None else timeout
-            response = _follow(requests, method, url, headers, body, wait, allowed_hosts)
+            response = _follow(requests, method, url, headers, body, wait, allowed_hosts, sensitive)
             if response.status_code not in RETRY_STATUSES or attempt >= retries:
                 return response_json(response)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -171,18 +175,37 @@ def request(
 
 
 def _follow(
-    requests: Any, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float, allowed_hosts: Sequence[str]
+    requests: Any,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeout: float,
+    allowed_hosts: Sequence[str],
+    sensitive: Sequence[str] = (),
 ) -> Response:
+    from core.egress import EgressRefused, redirect_headers, session
+
     current = url
+    headers = dict(headers)
+    guarded = session(allowed_hosts)
     for _ in range(MAX_REDIRECTS + 1):
         if not host_allowed(current, allowed_hosts):
             raise OutboundError(f"{urlsplit(current).hostname or current!r} is not in JUNCTION_OUTBOUND_ALLOWED_HOSTS")
-        response = requests.request(
-            method, current, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
-        )
+        try:
+            response = guarded.request(
+                method, current, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
+            )
+        except EgressRefused as exc:
+            raise OutboundError(str(exc)) from None
         if response.status_code in (301, 302, 303, 307, 308) and "Location" in response.headers:
             response.close()
-            current = urljoin(current, response.headers["Location"])
+            target = urljoin(current, response.headers["Location"])
+            try:
+                headers = redirect_headers(current, target, headers, sensitive)
+            except EgressRefused as exc:
+                raise OutboundError(str(exc)) from None
+            current = target
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                 method, body = "GET", None
             continue
@@ -218,13 +241,19 @@ def call_step(
 ) -> dict[str, Any]:
     """Run an ``http`` step; a final 4xx/5xx fails the step unless ``failOnError`` is false.
     ``deadline``: a caller waits (core/deadline.py)."""
+    from core.egress import EgressRefused, check_secret_destination, known_secrets, scrub, scrub_text
     from core.engine import ProcessFailed
 
     url = resolve(step["url"])
     if not isinstance(url, str):
         raise ProcessFailed("http", "the url is not a string")
+    secrets = known_secrets()
+    raw_headers = step.get("headers", {})
+    secret_names = [str(v["secret"]) for v in raw_headers.values() if isinstance(v, Mapping) and set(v) == {"secret"}]
+    sensitive = [name for name, v in raw_headers.items() if isinstance(v, Mapping) and set(v) == {"secret"}]
     try:
-        headers = {name: _header_value(value, resolve) for name, value in step.get("headers", {}).items()}
+        check_secret_destination(secret_names, url)
+        headers = {name: _header_value(value, resolve) for name, value in raw_headers.items()}
         body, content_type = _encode_body(resolve(step.get("body")), step.get("bodyType", "json"))
         if content_type and not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = content_type
@@ -237,9 +266,15 @@ def call_step(
             retries=int(step.get("retries", 3)),
             allowed_hosts=allowed_hosts,
             deadline=deadline,
+            sensitive=sensitive,
         )
+    except EgressRefused as exc:
+        raise ProcessFailed("http", scrub_text(str(exc), secrets)) from None
     except OutboundError as exc:
-        raise ProcessFailed("http", str(exc), retryable=isinstance(exc, UpstreamUnavailable)) from None
+        raise ProcessFailed("http", scrub_text(str(exc), secrets), retryable=isinstance(exc, UpstreamUnavailable)) from None
+    except ValueError as exc:  # requests refusing a header or URL quotes it: name the problem, never a secret
+        raise ProcessFailed("http", scrub_text(f"the request could not be sent: {exc}", secrets)) from None
+    result = scrub(result, secrets)
     status = result["status"]
     if step.get("failOnError", True) and status >= 400:
         # 5xx and 429 may pass: the queue retries the run. Another 4xx will answer the same again.

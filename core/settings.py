@@ -222,17 +222,36 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def parse_host_entry(host: str) -> str | None:
+    """An allow-list entry (``host``, ``host:port``, ``*.domain``) in lower case, or None."""
+    host = host.strip().lower()
+    match = _ALLOWED_HOST.match(host)
+    if match is None or not 1 <= int(match["port"] or 443) <= 65535:
+        return None
+    return host
+
+
 def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     """``host``, ``host:port`` or ``*.domain``: a URL or a bare ``*`` would silently match nothing
     (or, worse, be read as "everything"), so the start-up stops instead."""
     hosts = tuple(h.lower() for h in _csv(env, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"))
     for host in hosts:
-        match = _ALLOWED_HOST.match(host)
-        if match is None or not 1 <= int(match["port"] or 443) <= 65535:
+        if parse_host_entry(host) is None:
             raise ConfigurationError(
                 f"JUNCTION_OUTBOUND_ALLOWED_HOSTS entries are host, host:port or *.domain, got {host!r}"
             )
     return hosts
+
+
+def _secret_hosts(env: Mapping[str, str]) -> None:
+    """``JUNCTION_OUTBOUND_SECRET_HOSTS`` is read at call time (like the secrets); checked here so
+    a bad entry stops the start-up instead of failing runs."""
+    from core.egress import SECRET_HOSTS_SETTING, parse_secret_hosts
+
+    try:
+        parse_secret_hosts(env.get(SECRET_HOSTS_SETTING))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _oauth_issuers(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -302,6 +321,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if tenant and not audiences:
         raise ConfigurationError("JUNCTION_AAD_AUDIENCE is required when JUNCTION_AAD_TENANT_ID is set")
     hosts = _allowed_hosts(env)
+    _secret_hosts(env)
     public = _get(env, "JUNCTION_PUBLIC_BASE_URL")
     if public is not None and urlsplit(public).scheme not in ("http", "https"):
         raise ConfigurationError("JUNCTION_PUBLIC_BASE_URL must be an http(s) URL")

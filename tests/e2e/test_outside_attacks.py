@@ -5,6 +5,7 @@ found, and what Junction answers now. docs/reliability.md lists them in its host
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from typing import Any
 
@@ -313,3 +314,95 @@ def test_accept_and_getcachedata_check_credentials_before_telling_anything(junct
         assert anonymous.post(f"/ExternalData/Accept/{public['id']}", json={}).status_code == 200
         assert_json_error(anonymous.get(f"/ExternalData/GetCacheData/{public['id']}", params={"keyJson": '"none"'}), 404, "CacheEntryNotFound")
     assert junction.run_count(disabled["id"]) == 0 and junction.run_count(private["id"]) == 0
+
+
+# -- 5. secrets from http steps --------------------------------------------------------------
+
+ERP_SECRET = "erp-secret-value-123"
+NEWLINE_SECRET = "newline-secret-value\n"
+SPACE_SECRET = " spaced-secret-value"
+
+
+@pytest.fixture(scope="module")
+def egress(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Junction with two upstreams on different ports, secrets, and one secret bound to a host."""
+    from devhost.azurite import free_port
+    from tests.e2e.conftest import serve_junction
+    from tests.support.upstream import Upstream
+
+    first, second = Upstream().start(), Upstream().start()
+    env = {
+        "JUNCTION_OUTBOUND_ALLOWED_HOSTS": f"{first.host},{second.host},localhost:{free_port()}",
+        "JUNCTION_SECRET_ERP": ERP_SECRET,
+        "JUNCTION_SECRET_NEWLINE": NEWLINE_SECRET,
+        "JUNCTION_SECRET_SPACE": SPACE_SECRET,
+        "JUNCTION_SECRET_BOUND": "bound-secret-value",
+        "JUNCTION_OUTBOUND_SECRET_HOSTS": f"JUNCTION_SECRET_BOUND={first.host}",
+    }
+    log_dir = tmp_path_factory.mktemp("devhost-egress")
+    try:
+        with serve_junction(azurite, "e2eegress", log_dir, extra_env=env) as server:
+            yield server, first, second, log_dir / "devhost.log"
+    finally:
+        first.stop()
+        second.stop()
+
+
+def _run_step(junction: Junction, step: dict[str, Any]) -> dict[str, Any]:
+    scenario = junction.create_scenario(process={"steps": [{"id": "call", **step}, {"type": "return", "value": "#steps.call"}]})
+    with junction.admin() as admin:
+        response = admin.post(f"/ExternalData/Accept/{scenario['id']}", json={})
+    assert response.status_code == 200, response.text
+    return junction.wait_for_run(scenario["id"], response.headers["X-Run-Id"])
+
+
+def test_credentials_are_dropped_on_a_redirect_to_another_origin(egress: Any) -> None:
+    junction, first, second, _ = egress
+    secret = {"secret": "JUNCTION_SECRET_ERP"}
+    away = f"{first.url}/redirect-to?url={second.url}/landing"
+    run = _run_step(junction, {"type": "http", "url": away, "headers": {"Authorization": secret, "X-Erp-Key": secret, "X-Plain": "ok"}})
+    assert run["status"] == "succeeded", run
+    landed = second.request_headers["/landing"][-1]
+    assert "authorization" not in landed and "x-erp-key" not in landed and landed["x-plain"] == "ok"
+    assert ERP_SECRET not in json.dumps(second.request_headers)
+    # The same origin keeps them.
+    run = _run_step(junction, {"type": "http", "url": f"{first.url}/redirect-in", "headers": {"Authorization": secret}})
+    assert run["status"] == "succeeded" and first.request_headers["/orders"][-1]["authorization"] == ERP_SECRET
+
+
+@pytest.mark.parametrize(("name", "value"), [("JUNCTION_SECRET_NEWLINE", NEWLINE_SECRET), ("JUNCTION_SECRET_SPACE", SPACE_SECRET)])
+def test_a_secret_that_is_no_header_value_is_named_never_echoed(egress: Any, name: str, value: str) -> None:
+    junction, first, _, log = egress
+    run = _run_step(junction, {"type": "http", "url": f"{first.url}/orders", "headers": {"Authorization": {"secret": name}}})
+    assert run["status"] == "failed" and name in run["error"]
+    assert value.strip() not in json.dumps(run)
+    assert value.strip() not in log.read_text(errors="replace")
+
+
+def test_secret_values_an_upstream_echoes_are_scrubbed_from_the_run(egress: Any) -> None:
+    junction, first, _, log = egress
+    run = _run_step(junction, {"type": "http", "url": f"{first.url}/echo-auth", "headers": {"Authorization": {"secret": "JUNCTION_SECRET_ERP"}}})
+    assert run["status"] == "succeeded" and run["output"]["body"] == {"auth": "[JUNCTION_SECRET_ERP]"}
+    assert first.request_headers["/echo-auth"][-1]["authorization"] == ERP_SECRET
+    assert ERP_SECRET not in json.dumps(run) and ERP_SECRET not in log.read_text(errors="replace")
+
+
+def test_a_secret_bound_to_hosts_goes_to_no_other(egress: Any) -> None:
+    junction, first, second, _ = egress
+    bound = {"Authorization": {"secret": "JUNCTION_SECRET_BOUND"}}
+    assert _run_step(junction, {"type": "http", "url": f"{first.url}/orders", "headers": bound})["status"] == "succeeded"
+    run = _run_step(junction, {"type": "http", "url": f"{second.url}/orders", "headers": bound})
+    assert run["status"] == "failed" and "JUNCTION_OUTBOUND_SECRET_HOSTS" in run["error"]
+    assert "bound-secret-value" not in json.dumps(second.request_headers)
+
+
+def test_an_allowed_name_resolving_to_a_private_address_is_refused(egress: Any) -> None:
+    """``localhost:<port>`` is allow-listed by name; it resolves to loopback, which only an IP
+    entry the operator wrote (with that port) may reach. The metadata service at 169.254.169.254
+    is refused the same way (tests/unit/test_egress.py)."""
+    junction, first, _, _ = egress
+    named = next(h for h in junction.env["JUNCTION_OUTBOUND_ALLOWED_HOSTS"].split(",") if h.startswith("localhost:"))
+    run = _run_step(junction, {"type": "http", "url": f"http://{named}/by-name", "retries": 0})
+    assert run["status"] == "failed" and "resolves to 127.0.0.1, a loopback, private" in run["error"], run
+    assert run["attempts"] == 1  # refused for good, not retried as an unreachable host
+    assert _run_step(junction, {"type": "http", "url": f"{first.url}/by-ip"})["status"] == "succeeded"

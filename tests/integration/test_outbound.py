@@ -100,17 +100,17 @@ def test_response_headers_are_seen_with_lower_case_names(upstream: Upstream) -> 
 
 
 def test_the_default_timeout_is_30_seconds_and_a_slow_answer_within_it_succeeds(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A spy around the real ``requests.request``: the call still goes to the server."""
+    """A spy around the real ``requests.Session.request``: the call still goes to the server."""
     import requests
 
     seen: list[Any] = []
-    real = requests.request
+    real = requests.Session.request
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs.get("timeout"))
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(requests, "request", spy)
+    monkeypatch.setattr(requests.Session, "request", spy)
     result = call_step({"url": f"{upstream.url}/slow", "retries": 0}, lambda value: value, [upstream.host])
     assert result["status"] == 200 and seen == [30.0]
 

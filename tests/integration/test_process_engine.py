@@ -79,9 +79,10 @@ def test_http_step_posts_json_and_sends_secrets_from_app_settings(storage: Stora
         {"type": "return", "value": "#steps.auth.body.auth"},
     ])  # fmt: skip
     run = _run(storage, allowed, sid, {"order": 9})
-    assert run["output"] == "Bearer s3cret"
+    assert upstream.request_headers["/echo-auth"][0]["authorization"] == "Bearer s3cret"
+    assert run["output"] == "[JUNCTION_SECRET_ORDERS]"  # an upstream echoing it back is scrubbed (issue 13)
     assert json.loads(upstream.bodies["/echo-auth"][0]) == {"order": 9}
-    stored = json.dumps(scenarios.get_scenario(storage, sid).document) + json.dumps(run["steps"]) + json.dumps(run["trigger"])
+    stored = json.dumps(scenarios.get_scenario(storage, sid).document) + json.dumps(run)
     assert "s3cret" not in stored  # the secret reached the upstream, and nothing Junction stored
 
 

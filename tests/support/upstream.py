@@ -59,6 +59,10 @@ class Upstream:
                     time.sleep(3)
                 if path == "/redirect-out":
                     return self._send(302, {}, {"Location": "http://169.254.169.254/latest/meta-data"})
+                if path == "/redirect-to":  # to the URL in ?url=, on any host or port
+                    from urllib.parse import parse_qs, urlsplit
+
+                    return self._send(302, {}, {"Location": parse_qs(urlsplit(self.path).query)["url"][0]})
                 if path == "/redirect-in":
                     return self._send(302, {}, {"Location": "/orders"})
                 if path == "/missing":
