@@ -78,6 +78,9 @@ param outboundAllowedHosts string = ''
 @description('JUNCTION_OAUTH_ISSUERS: OpenID Connect issuers (https URLs, comma-separated) that oauth2 API operations may trust besides Azure AD; empty means Azure AD only.')
 param oauthIssuers string = ''
 
+@description('JUNCTION_OUTBOUND_SECRET_HOSTS: JUNCTION_SECRET_NAME=host entries (comma-separated) binding secrets to the hosts http steps may send them to; a secret not named here may go to any allowed host.')
+param outboundSecretHosts string = ''
+
 @description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
 @minValue(1)
 @maxValue(3650)
@@ -315,6 +318,7 @@ module functionApp './app/function.bicep' = {
     maxBodyBytes: maxBodyBytes
     outboundAllowedHosts: outboundAllowedHosts
     oauthIssuers: oauthIssuers
+    outboundSecretHosts: outboundSecretHosts
     runRetentionDays: runRetentionDays
     apiDeadlineSeconds: apiDeadlineSeconds
     tablePrefix: validTablePrefix

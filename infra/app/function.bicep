@@ -118,6 +118,9 @@ param outboundAllowedHosts string = ''
 @description('JUNCTION_OAUTH_ISSUERS: OpenID Connect issuers oauth2 API operations may trust besides Azure AD.')
 param oauthIssuers string = ''
 
+@description('JUNCTION_OUTBOUND_SECRET_HOSTS: JUNCTION_SECRET_NAME=host entries binding secrets to the hosts they may be sent to.')
+param outboundSecretHosts string = ''
+
 @description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
 param runRetentionDays int = 30
 
@@ -289,6 +292,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_OAUTH_ISSUERS'
           value: oauthIssuers
+        }
+        {
+          name: 'JUNCTION_OUTBOUND_SECRET_HOSTS'
+          value: outboundSecretHosts
         }
         {
           name: 'JUNCTION_RUN_RETENTION_DAYS'

@@ -402,7 +402,7 @@ SECRET_PREFIX = "JUNCTION_SECRET_"
 def outbound_secrets_are_key_vault_references(t: Templates) -> None:
     """The JUNCTION_SECRET_* settings http steps read (core/outbound.py) are deployable, and only as
     Key Vault references resolved with the app's identity: the values are in no template."""
-    outbound = (ROOT / "core" / "outbound.py").read_text(encoding="utf-8")
+    outbound = (ROOT / "core" / "outbound.py").read_text(encoding="utf-8") + (ROOT / "core" / "egress.py").read_text(encoding="utf-8")
     assert f'"{SECRET_PREFIX}"' in outbound, "the app no longer reads JUNCTION_SECRET_* settings: update this check"
     secret = {name: value for name, value in app_settings(t).items() if name.startswith(SECRET_PREFIX)}
     assert len(secret) == 1, f"one loop of {SECRET_PREFIX}* settings, got {sorted(secret)}"
