@@ -16,7 +16,7 @@ from typing import Any
 
 from core import idempotency
 from core.auth import authenticate, authorize_trigger
-from core.bodies import check_size, parse_body
+from core.bodies import check_size, parse_body, refuse_unframed_body
 from core.cache import ScenarioCache, parse_key
 from core.errors import Forbidden, NotFound, Unauthorized
 from core.ids import new_run_id, parse_guid
@@ -38,6 +38,8 @@ class AcceptRequest:
     authorization: str | None
     idempotency_key: str | None = None
     content_encoding: str | None = None
+    transfer_encoding: str | None = None
+    content_length: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> Acce
     idempotency_key = idempotency.check_key(request.idempotency_key)
     check_size(request.body, settings.max_body_bytes)
     scenario, principal = _authorised_scenario(storage, request.scenario_id, request.authorization)
+    refuse_unframed_body(request.body, request.transfer_encoding, request.content_length)
     has_body = request.method.upper() == "POST" and len(request.body) > 0
     body = parse_body(request.body, request.content_type, settings.max_body_bytes, request.content_encoding) if has_body else None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from core.jsonvalue import MAX_DEPTH, parse_json
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
@@ -43,6 +43,18 @@ def is_xml_type(mtype: str) -> bool:
 def check_size(body: bytes, limit: int) -> None:
     if len(body) > limit:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {limit}", "BodyTooLarge")
+
+
+def refuse_unframed_body(body: bytes, transfer_encoding: str | None, content_length: str | None) -> None:
+    """411 for a body sent chunked (``Transfer-Encoding`` without ``Content-Length``) that arrived
+    empty: the Functions host forwards a request body only when it has a Content-Length
+    (azure-functions-host #4926), so on Azure such a body never reaches the app. Taking the call
+    as one without a body would run a process on nothing; the caller must send a Content-Length."""
+    if not body and content_length is None and "chunked" in (transfer_encoding or "").lower():
+        raise LengthRequired(
+            "a body sent with Transfer-Encoding: chunked does not reach Azure Functions; send it with a Content-Length",
+            "LengthRequired",
+        )
 
 
 def check_content_encoding(content_encoding: str | None) -> None:

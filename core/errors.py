@@ -74,6 +74,10 @@ class PayloadTooLarge(JunctionError):
     default_code = "PayloadTooLarge"
 
 
+class LengthRequired(JunctionError):
+    default_code = "LengthRequired"
+
+
 class UnsupportedMediaType(JunctionError):
     default_code = "UnsupportedMediaType"
 

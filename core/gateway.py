@@ -47,6 +47,7 @@ from core.bodies import (
     parse_form,
     parse_form_fields,
     parse_xml,
+    refuse_unframed_body,
 )
 from core.errors import BadRequest, Forbidden, JunctionError, Unauthorized, UnsupportedMediaType
 from core.jsonvalue import dumps, parse_json
@@ -398,6 +399,7 @@ def _parse_body(request: ApiRequest, operation: BoundOperation, settings: Settin
     """``(httpBody, body)``: the body as a string, and parsed by its media type."""
     raw = request.body or b""
     check_size(raw, settings.max_body_bytes)
+    refuse_unframed_body(raw, request.header("transfer-encoding"), request.header("content-length"))
     spec = operation.operation.get("requestBody") or {}
     text = raw.decode("utf-8", errors="replace")
     form_fields = spec.get("formFields") or ()

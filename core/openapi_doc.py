@@ -41,6 +41,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict (e.g. operations that could match the same request)",
         412: "ETag mismatch",
         413: "Body too large",
+        414: "URL longer than 4,096 bytes: refused by the Functions host before Junction sees it",
         415: "Unsupported content type",
         503: "Storage unavailable; retry after Retry-After seconds",
     }
@@ -518,6 +519,10 @@ def build_document(base_url: str, bound: Iterable[Any] = ()) -> dict[str, Any]:
     bound_paths, schemas, left_out = _bound_paths(bound)
     for path, item in bound_paths.items():
         paths.setdefault(path, {}).update(item)
+    for item in paths.values():  # any call may carry a URL longer than the platform accepts
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("414", _errors(414)["414"])
     components = _components()
     components["schemas"].update(schemas)
     description = (

@@ -17,7 +17,8 @@ from devhost.azurite import DEFAULT_PORTS, connection_string
 logger = logging.getLogger(__name__)
 
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
-MAX_REQUEST_BODY_BYTES = 100_000_000  # the Functions host's own request limit (HTTP 413 above it)
+MAX_REQUEST_BODY_BYTES = 104_857_600  # the Functions host's request limit, 100 MiB (HTTP 413 above it)
+MAX_URL_BYTES = 4096  # the Functions host's documented URL limit
 
 
 class ConfigError(ValueError):

@@ -1,22 +1,33 @@
 """The HTTP side of devhost: an ASGI application that routes requests to HTTP-triggered functions.
 
 It plays both the Functions host and, in a small way, App Service's front end, because the app
-will sit behind that front end in Azure:
+will sit behind that front end in Azure. What the worker is given is built as the host builds it
+(``ToRpcHttp``):
 
-* duplicate request headers are joined with ``", "`` (ASP.NET hands the worker one value per name);
-* duplicate query parameters are joined with ``","`` (ASP.NET ``StringValues.ToString()``);
+* the URL is ``scheme://Host`` plus the path as Kestrel decoded it (everything but ``%2F``),
+  re-escaped (``PathString.ToUriComponent``), plus the query string as sent; routing and route
+  values use that decoded path too, so ``%2520`` sent arrives as ``%20``;
+* ``Host`` must be a host name or address with an optional port, or the answer is 400 (as from
+  Kestrel): it never reaches the URL otherwise;
+* repeated request headers are one value joined with ``,`` (``StringValues.ToString()``);
+* repeated query parameters are joined with ``,`` and parameters whose value is empty are left
+  out;
+* a body sent without ``Content-Length`` (chunked) is read and counted against the limit but
+  reaches the function **empty**, as it does on Azure (azure-functions-host #4926);
 * the peer address is appended to ``X-Forwarded-For``, and the headers only the front end may set
   (``X-ARR-ClientCert``, ``X-ARR-SSL``, ``X-Forwarded-Proto``, ``X-Original-URL``, Easy Auth's
   ``X-MS-CLIENT-PRINCIPAL*`` ...) are removed from what a client sent, unless the operator says the
   caller is a trusted front end (``--trust-forwarded-client-cert``, used to test certificate auth);
-* bodies over 100,000,000 bytes get 413 before they are read;
-* an exception in a function is a 500 with an empty body; the traceback goes to the log only.
+* a request target over 4,096 bytes gets 414, a body over 104,857,600 bytes 413;
+* an exception in a function, or a function that returns nothing, is a 500 with an empty body;
+  the traceback goes to the log only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
@@ -24,9 +35,9 @@ from typing import Any
 
 import azure.functions as func
 
-from devhost.config import MAX_REQUEST_BODY_BYTES
+from devhost.config import MAX_REQUEST_BODY_BYTES, MAX_URL_BYTES
 from devhost.functions import FunctionInfo, Out
-from devhost.routing import RouteTable, host_order_key
+from devhost.routing import RouteTable, decode_path, host_order_key, to_uri_component
 
 logger = logging.getLogger(__name__)
 
@@ -69,23 +80,45 @@ def error_body(code: str, message: str) -> bytes:
 
 
 def join_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """One value per header name (lower case), duplicates joined with ", " like ASP.NET."""
+    """One value per header name (lower case), duplicates joined with "," (``StringValues.ToString``)."""
     joined: dict[str, list[str]] = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()
         joined.setdefault(key, []).append(value.decode("latin-1"))
-    return {name: ", ".join(values) for name, values in joined.items()}
+    return {name: ",".join(values) for name, values in joined.items()}
 
 
 def parse_query(query_string: bytes) -> dict[str, str]:
-    """Query parameters, decoded once; a repeated name gives its values joined with ","."""
+    """Query parameters, decoded once (``+`` is a space); a repeated name gives its values joined
+    with ","; a parameter whose (joined) value is empty is left out, as the host leaves it out."""
     from urllib.parse import parse_qsl
 
     values: dict[str, list[str]] = {}
     text = query_string.decode("latin-1")
     for name, value in parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace"):
         values.setdefault(name, []).append(value)
-    return {name: ",".join(items) for name, items in values.items()}
+    return {name: joined for name, items in values.items() if (joined := ",".join(items))}
+
+
+# RFC 3986 host (reg-name or IP literal) with an optional port: what Kestrel accepts in Host.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=]*)(?::[0-9]{0,5})?")
+
+
+def valid_host(value: str) -> bool:
+    return _HOST.fullmatch(value) is not None
+
+
+def host_served(host: str, allowed: frozenset[str] | None) -> bool:
+    """Is ``host`` (a valid Host value) one of the names this devhost answers to?
+
+    App Service's front end only passes on requests for host names bound to the site, so links
+    the app builds from ``Host`` (``nextLink``, ``Location``, OpenAPI ``servers``) always point at
+    the site. ``allowed`` entries are ``name`` (any port), ``name:port`` or ``*``; None = any."""
+    if allowed is None or "*" in allowed:
+        return True
+    value = host.lower()
+    name = value.rsplit(":", 1)[0] if value.rsplit(":", 1)[-1].isdigit() and not value.endswith("]") else value
+    return value in allowed or name in allowed
 
 
 class PayloadTooLarge(Exception):
@@ -116,8 +149,10 @@ class HttpHost:
         executor: Executor,
         trust_forwarded: bool = False,
         max_body_bytes: int = MAX_REQUEST_BODY_BYTES,
+        allowed_hosts: frozenset[str] | None = None,
     ) -> None:
         self.table = route_table(functions, route_prefix)
+        self.allowed_hosts = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
         self.executor = executor
         self.trust_forwarded = trust_forwarded
         self.max_body_bytes = max_body_bytes
@@ -151,7 +186,8 @@ class HttpHost:
             status = await self._handle(scope, receive, send, method, path_text)
         finally:
             self.in_flight -= 1
-            logger.info("%s %s -> %d (%.1f ms)", method, path_text, status, (time.perf_counter() - started) * 1000)
+            shown = path_text if len(path_text) <= 200 else path_text[:200] + "..."
+            logger.info("%s %s -> %d (%.1f ms)", method, shown, status, (time.perf_counter() - started) * 1000)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -162,12 +198,25 @@ class HttpHost:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> int:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, method: str, raw_path: str) -> int:
+        query = scope.get("query_string") or b""
+        if len(raw_path.encode("latin-1")) + (len(query) + 1 if query else 0) > MAX_URL_BYTES:
+            await self._send(send, 414, error_body("UriTooLong", f"the URL is longer than {MAX_URL_BYTES} bytes"), close=True)
+            return 414
+        headers = join_headers(scope.get("headers") or [])
+        host = headers.get("host")
+        if (host is None and scope.get("http_version") == "1.1") or (host is not None and not valid_host(host)):
+            await self._send(send, 400, error_body("BadRequest", "missing or invalid Host header"), close=True)
+            return 400
+        if host and not host_served(host, self.allowed_hosts):
+            message = f"this devhost does not serve the host {host!r} (see --allowed-host)"
+            await self._send(send, 404, error_body("UnknownHost", message), close=True)
+            return 404
+        path = decode_path(raw_path)
         match = self.table.find(method, path)
         if match is None:
             await self._send(send, 404, error_body("NotFound", "no function matches this method and path"))
             return 404
-        headers = join_headers(scope.get("headers") or [])
         declared = headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
             await self._send(send, 413, error_body("PayloadTooLarge", "the request body is too large"), close=True)
@@ -177,13 +226,15 @@ class HttpHost:
         except PayloadTooLarge:
             await self._send(send, 413, error_body("PayloadTooLarge", "the request body is too large"), close=True)
             return 413
+        if declared is None:
+            body = b""  # the host forwards a body only with a Content-Length (azure-functions-host #4926)
         request = self._request(scope, method, path, headers, match.values, body)
         function = match.route.target
         try:
             result, outs = await function.invoke(request, self.executor)
             response = self._response(function, result, outs)
         except Exception:  # noqa: BLE001 - the host's boundary: log it, answer 500, leak nothing
-            logger.exception("function %s failed on %s %s", function.name, method, path)
+            logger.exception("function %s failed on %s %s", function.name, method, to_uri_component(path))
             await self._send(send, 500, b"")
             return 500
         status, response_headers, response_body = response
@@ -210,6 +261,7 @@ class HttpHost:
     def _request(
         self, scope: Scope, method: str, path: str, headers: dict[str, str], route_values: dict[str, str], body: bytes
     ) -> func.HttpRequest:
+        """The request as the host hands it to the worker; ``path`` is the decoded path."""
         scheme = scope.get("scheme", "http")
         peer = (scope.get("client") or ("", 0))[0]
         if self.trust_forwarded:
@@ -223,12 +275,12 @@ class HttpHost:
         if peer:
             existing = headers.get("x-forwarded-for")
             headers["x-forwarded-for"] = f"{existing}, {peer}" if existing else peer
-        host = headers.get("host")
+        host = headers.get("host")  # validated: a host and an optional port, nothing else
         if not host:
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
         query = scope.get("query_string") or b""
-        url = f"{scheme}://{host}{path}"
+        url = f"{scheme}://{host}{to_uri_component(path)}"
         if query:
             url += "?" + query.decode("latin-1")
         return func.HttpRequest(
@@ -248,7 +300,8 @@ class HttpHost:
         if output and output != "$return" and output in outs:
             result = outs[output].get()
         if result is None:
-            return 204, [], b""
+            # The worker sends no HTTP response; the host answers 500.
+            raise TypeError(f"function {function.name} returned None instead of an HTTP response")
         if isinstance(result, str | bytes):
             body = result.encode() if isinstance(result, str) else result
             return 200, [(b"content-type", b"text/plain; charset=utf-8")], body

@@ -8,9 +8,11 @@ by a regular expression:
 * parameters may carry constraints (``{id:int}``, ``{id:guid}``, ``{n:range(1,5)}`` ...), may be
   optional (``{name?}``), have a default (``{name=x}``), or catch everything that is left
   (``{*rest}`` / ``{**rest}``);
-* the path is split on ``/`` *before* percent-decoding, and each segment is decoded exactly once,
-  so ``%2F`` inside a value is a character of that value and never a new segment (``..%2F`` cannot
-  climb into another route).
+* routing sees the path as Kestrel hands it to ASP.NET: percent-decoded once, except ``%2F``,
+  which stays the three characters ``%2F`` inside its segment (so ``..%2F`` never climbs into
+  another route, and a route value may contain ``%2F``); dot segments are resolved after decoding.
+  ``decode_path`` does that, and ``to_uri_component`` rebuilds the URL the worker is given from it,
+  as the host does (``%2520`` arrives as ``%20``).
 
 But the *order* in which routes are tried is the host's own, not ASP.NET's specificity: the host
 registers one route per HTTP function in the order of the function names (its function metadata
@@ -328,19 +330,17 @@ class RouteTemplate:
     def parameters(self) -> list[Parameter]:
         return [p for s in self.segments for p in s.parts if isinstance(p, Parameter)]
 
-    def match(self, raw_segments: Sequence[str]) -> dict[str, str] | None:
-        """Route values for a path already split on ``/`` (raw, still percent-encoded), or None.
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        """Route values for a path already split on ``/`` (``split_path``), or None.
 
-        Each raw segment is decoded exactly once here; what a decoded value contains never
-        changes how the path was split.
-        """
+        Segments are matched as they are (decoded by ``decode_path``): nothing is decoded again,
+        as in ASP.NET, where a route value is a piece of the decoded path."""
         values: dict[str, str] = {}
-        count = len(raw_segments)
+        count = len(segments)
         for position, segment in enumerate(self.segments):
             parameter = segment.parameter
             if parameter is not None and parameter.catch_all:
-                rest = [decode_segment(s) for s in raw_segments[position:]]
-                value = "/".join(rest)
+                value = "/".join(segments[position:])
                 if value == "" and parameter.default is not None:
                     value = parameter.default
                 if value and not parameter.accepts(value):
@@ -355,8 +355,7 @@ class RouteTemplate:
                         values[parameter.name] = parameter.default
                     continue
                 return None
-            decoded = decode_segment(raw_segments[position])
-            if not _match_segment(segment, decoded, values):
+            if not _match_segment(segment, segments[position], values):
                 return None
         if count > len(self.segments):
             return None
@@ -396,35 +395,67 @@ def _match_segment(segment: Segment, decoded: str, values: dict[str, str]) -> bo
     return True
 
 
-def decode_segment(raw: str) -> str:
-    """Percent-decode one raw path segment, once (invalid UTF-8 is replaced, never an error)."""
-    return unquote(raw, encoding="utf-8", errors="replace")
+_ENCODED_SLASH = re.compile(r"(%2[Ff])")
+# What PathString.ToUriComponent leaves as it is: RFC 3986 pchar without pct-encoded, plus "/".
+_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/")
+_HEX = frozenset("0123456789ABCDEFabcdef")
 
 
-def split_path(raw_path: str) -> list[str] | None:
-    """Split a raw (still percent-encoded) request path into segments.
+def decode_path(raw_path: str) -> str:
+    """The request path as Kestrel gives it to ASP.NET (``HttpRequest.Path``): percent-decoded once
+    as UTF-8, except ``%2F``, which is kept as it was sent. Bytes that are not valid UTF-8 keep
+    their percent-encoding. ``raw_path`` is the request target's path, without the query."""
+    parts = _ENCODED_SLASH.split(raw_path.split("?", 1)[0])
+    decoded = []
+    for index, part in enumerate(parts):
+        if index % 2:  # a %2F separator
+            decoded.append(part)
+            continue
+        text = unquote(part, encoding="utf-8", errors="surrogateescape")
+        # surrogateescape keeps undecodable bytes as U+DC80..U+DCFF: put their %XX back.
+        decoded.append("".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c for c in text))
+    return "".join(decoded)
 
-    Dot segments (``.``/``..``, also when written ``%2E``) are resolved the way Kestrel normalises
+
+def to_uri_component(path: str) -> str:
+    """``PathString.ToUriComponent``: the decoded path re-escaped for a URL, leaving valid path
+    characters and well-formed ``%XX`` triples as they are. The host builds the URL the worker sees
+    this way, so ``%2520`` sent arrives as ``%20`` and ``%20`` sent arrives as ``%20`` too."""
+    out = []
+    index = 0
+    while index < len(path):
+        char = path[index]
+        if char == "%" and index + 2 < len(path) and path[index + 1] in _HEX and path[index + 2] in _HEX:
+            out.append(path[index : index + 3])
+            index += 3
+            continue
+        out.append(char if char in _PATH_CHARS else quote(char, safe="", errors="surrogateescape"))
+        index += 1
+    return "".join(out)
+
+
+def split_path(path: str) -> list[str] | None:
+    """Split a decoded path (``decode_path``) into segments.
+
+    Dot segments (``.``/``..``, also when sent as ``%2E``) are resolved the way Kestrel normalises
     a path before routing; ``None`` means the path tries to climb above the root. A trailing slash
-    is ignored, as in ASP.NET routing. An encoded ``%2F`` stays inside its segment.
+    is ignored, as in ASP.NET routing. A ``%2F`` stays inside its segment.
     """
-    path = raw_path.split("?", 1)[0]
     if not path.startswith("/"):
         path = "/" + path
     segments: list[str] = []
     parts = path[1:].split("/")
-    for index, raw in enumerate(parts):
-        dotted = decode_segment(raw) if "%" in raw else raw
-        if dotted == ".":
+    for index, part in enumerate(parts):
+        if part == ".":
             continue
-        if dotted == "..":
+        if part == "..":
             if not segments:
                 return None
             segments.pop()
             continue
-        if raw == "" and index == len(parts) - 1:
+        if part == "" and index == len(parts) - 1:
             continue  # trailing slash
-        segments.append(raw)
+        segments.append(part)
     return segments
 
 
@@ -532,10 +563,10 @@ class RouteTable(Generic[T]):
         self.routes.sort(key=lambda r: (host_order_key(r.name), r.order))
         return entry
 
-    def find(self, method: str, raw_path: str) -> RouteMatch[T] | None:
+    def find(self, method: str, path: str) -> RouteMatch[T] | None:
         """The route the host picks for this request, or None (the host answers 404 then, also for
-        a method that a matching path does not allow)."""
-        segments = split_path(raw_path)
+        a method that a matching path does not allow). ``path`` is decoded (``decode_path``)."""
+        segments = split_path(path)
         if segments is None:
             return None
         for route in self.routes:  # in the host's order: by function name
@@ -659,7 +690,6 @@ def overlap_example(first: RouteTemplate, second: RouteTemplate) -> str | None:
                 break
             chosen.append(value)
         else:
-            raw = [quote(v, safe="") for v in chosen]
-            if first.match(raw) is not None and second.match(raw) is not None:
-                return "/" + "/".join(raw)
+            if first.match(chosen) is not None and second.match(chosen) is not None:
+                return to_uri_component("/" + "/".join(chosen))
     return None

@@ -77,6 +77,7 @@ class Devhost:
         timers: bool = True,
         trust_forwarded_client_cert: bool = False,
         message_lease: float | None = None,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.root = Path(root)
         self.message_lease = message_lease
@@ -90,6 +91,7 @@ class Devhost:
             route_prefix=self.config.route_prefix,
             executor=self.executor,
             trust_forwarded=trust_forwarded_client_cert,
+            allowed_hosts=served_hosts(host, port, allowed_hosts),
         )
         self.queue_functions = [f for f in self.functions if f.trigger_type == "queueTrigger"] if queues else []
         self.timer_functions = [f for f in self.functions if f.trigger_type == "timerTrigger"] if timers else []
@@ -167,6 +169,17 @@ class Devhost:
             self.server.should_exit = True
 
 
+def served_hosts(host: str, port: int, extra: Sequence[str] = ()) -> frozenset[str]:
+    """The ``Host`` values devhost answers to: the loopback names and the address it listens on,
+    at its port (any port when it picks one), plus ``--allowed-host`` entries (``name``,
+    ``name:port`` or ``*``). As App Service's front end serves only the site's bound host names,
+    a request cannot make the app build links (``nextLink``, ``Location``, ``servers``) to a host
+    of the caller's choosing."""
+    names = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host}
+    served = {name if port == 0 else f"{name}:{port}" for name in names}
+    return frozenset({*served, *(entry.lower() for entry in extra)})
+
+
 def _configure_logging(level: str) -> None:
     if logging.getLogger().handlers:
         return
@@ -192,6 +205,7 @@ def serve(
     start_azurite: bool = True,
     log_level: str = "info",
     message_lease: float | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> int:
     """Run the app in ``root`` until interrupted; returns the process exit code.
 
@@ -223,6 +237,7 @@ def serve(
             timers=timers,
             trust_forwarded_client_cert=trust_forwarded_client_cert,
             message_lease=message_lease,
+            allowed_hosts=allowed_hosts,
         )
         asyncio.run(devhost.run())
         code = 0
@@ -283,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a received queue message stays invisible, renewed while its function runs "
         "(default 600, the host's 10 minutes); a shorter lease brings a crashed host's messages back sooner",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="also answer requests whose Host is NAME (any port), NAME:PORT, or anything ('*'); by default only "
+        "localhost, 127.0.0.1, [::1] and the --host address at the --port",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -300,4 +323,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_azurite=not args.no_azurite,
         log_level=args.log_level,
         message_lease=args.message_lease,
+        allowed_hosts=args.allowed_host,
     )

@@ -31,6 +31,8 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
             authorization=headers.get("authorization"),
             idempotency_key=headers.get("idempotency-key"),
             content_encoding=headers.get("content-encoding"),
+            transfer_encoding=headers.get("transfer-encoding"),
+            content_length=headers.get("content-length"),
         ),
     )
     response_headers = {"X-Run-Id": result.run_id, "Cache-Control": "no-store"}

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.JunctionError], int] = {
     errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
     errors.PreconditionFailed: 412,
+    errors.LengthRequired: 411,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.GatewayTimeout: 504,

@@ -130,8 +130,15 @@ def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytes
 def _fuzz(fuzzed: dict[str, str], tmp_path: Path, *headers: str, include: list[str] | None = None) -> None:
     # One worker: with two, hypothesis parses lambda sources on two threads at once, and
     # CPython 3.11.7's ast.parse is not safe for that ("AST constructor recursion depth mismatch").
+    # A URL over 4,096 bytes (a long skiptoken, say) is refused with 414 by the Functions host,
+    # before Junction sees it; schemathesis does not count 414 as a rejection unless told.
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        "[checks.negative_data_rejection]\n"
+        'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "414", "415", "422", "428", "429"]\n'
+    )
     command = [
-        ST, "run", f"{fuzzed['url']}/management/openapi.json",
+        ST, "--config-file", str(config), "run", f"{fuzzed['url']}/management/openapi.json",
         "--checks", CHECKS, "--exclude-checks", EXCLUDED,
         "--max-examples", str(EXAMPLES), "--seed", "7", "--workers", "1",
         "--request-timeout", "30", "--generation-database", "none", "--no-color",

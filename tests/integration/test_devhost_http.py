@@ -20,7 +20,7 @@ from devhost.azurite import Azurite
 from devhost.testing import DevhostProcess, DevhostStartError
 
 SAMPLE_APP = Path(__file__).resolve().parents[1] / "support" / "sample_app"
-LIMIT = 100_000_000
+LIMIT = 104_857_600  # the host's request body limit (100 MiB)
 
 
 def sample_copy(folder: Path, values: dict[str, str]) -> Path:
@@ -90,24 +90,46 @@ def test_route_prefix_is_required(devhost: DevhostProcess) -> None:
     assert response.headers["content-type"].startswith("application/json")
 
 
-def test_encoded_slashes_stay_in_the_value(devhost: DevhostProcess) -> None:
+def test_encoded_slashes_stay_encoded_in_the_value(devhost: DevhostProcess) -> None:
+    # As on Azure: Kestrel decodes the path except %2F, and route values are pieces of that path.
     body = get(devhost, "/api/items/a%2Fb").json()
-    assert (body["function"], body["route"]) == ("itemByName", {"name": "a/b"})
+    assert (body["function"], body["route"]) == ("itemByName", {"name": "a%2Fb"})
+    assert body["url"].endswith("/api/items/a%2Fb")
     body = get(devhost, "/api/items/..%2F..%2Fboom").json()
-    assert (body["function"], body["route"]) == ("itemByName", {"name": "../../boom"})
+    assert (body["function"], body["route"]) == ("itemByName", {"name": "..%2F..%2Fboom"})
+
+
+@pytest.mark.parametrize(
+    ("sent", "value", "url_path"),
+    [
+        ("a%20b", "a b", "a%20b"),
+        ("a%2520b", "a%20b", "a%20b"),  # the host decodes once: %2520 arrives as %20
+        ("a%25b", "a%b", "a%25b"),
+        ("%41", "A", "A"),
+        ("caf%C3%A9", "café", "caf%C3%A9"),
+    ],
+)
+def test_the_worker_sees_the_path_decoded_once_as_on_azure(
+    devhost: DevhostProcess, sent: str, value: str, url_path: str
+) -> None:
+    body = get(devhost, f"/api/items/{sent}?q=%2520").json()
+    assert body["route"] == {"name": value}
+    assert body["url"] == f"{devhost.base_url}/api/items/{url_path}?q=%2520"  # the query as sent
+    assert body["params"] == {"q": "%20"}
 
 
 def test_query_url_and_duplicate_parameters(devhost: DevhostProcess) -> None:
-    body = get(devhost, "/api/echo?a=1&a=2&b=%20x%2Cy&empty=").json()
-    assert body["params"] == {"a": "1,2", "b": " x,y", "empty": ""}
-    assert body["url"] == f"{devhost.base_url}/api/echo?a=1&a=2&b=%20x%2Cy&empty="
+    body = get(devhost, "/api/echo?a=1&a=2&b=%20x%2Cy&empty=&flag&twice=&twice=").json()
+    # Repeated values joined with ","; empty values left out, as the host leaves them out.
+    assert body["params"] == {"a": "1,2", "b": " x,y", "twice": ","}
+    assert body["url"] == f"{devhost.base_url}/api/echo?a=1&a=2&b=%20x%2Cy&empty=&flag&twice=&twice="
     assert body["setting"] == "from-file"  # local.settings.json, loaded before the app
 
 
 def test_duplicate_headers_are_joined_and_peer_is_forwarded(devhost: DevhostProcess) -> None:
     headers = [("X-Multi", "a"), ("x-multi", "b"), ("X-Forwarded-For", "203.0.113.9")]
     body = get(devhost, "/api/echo", headers=headers).json()
-    assert body["headers"]["x-multi"] == "a, b"
+    assert body["headers"]["x-multi"] == "a,b"  # StringValues.ToString(), as the host sends it
     assert body["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
     assert get(devhost, "/api/echo").json()["headers"]["x-forwarded-for"] == "127.0.0.1"
 
@@ -162,19 +184,103 @@ def raw_exchange(devhost: DevhostProcess, head: bytes, chunks: int = 0, chunk: b
 
 
 def test_declared_oversized_body_is_413_without_reading_it(devhost: DevhostProcess) -> None:
-    head = b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (LIMIT + 1)
+    head = b"POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n\r\n" % (devhost.port, LIMIT + 1)
     answer = raw_exchange(devhost, head)
     assert answer.startswith(b"HTTP/1.1 413")
 
 
 def test_streamed_oversized_body_is_413(devhost: DevhostProcess) -> None:
-    head = b"POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nTransfer-Encoding: chunked\r\n\r\n" % devhost.port
     chunk = b"x" * 1_000_000
     answer = raw_exchange(devhost, head, chunks=LIMIT // len(chunk) + 2, chunk=chunk)
     assert answer.startswith(b"HTTP/1.1 413")
     # The limit itself is allowed.
     response = get(devhost, "/api/echo", method="POST", content=b"y" * 1_000_000)
     assert response.json()["bodyLength"] == 1_000_000
+
+
+def test_a_chunked_body_reaches_the_function_empty(devhost: DevhostProcess) -> None:
+    """The host forwards a body only when the request has a Content-Length (#4926)."""
+    head = b"POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % devhost.port
+    answer = raw_exchange(devhost, head, chunks=3, chunk=b"hello")
+    assert answer.startswith(b"HTTP/1.1 200")
+    response_head, _, body = answer.partition(b"\r\n\r\n")
+    assert json.loads(dechunk(response_head, body))["bodyLength"] == 0
+    assert get(devhost, "/api/echo", method="POST", content=b"hello").json()["bodyLength"] == 5
+
+
+def test_an_http_function_that_returns_nothing_is_a_500(devhost: DevhostProcess) -> None:
+    response = get(devhost, "/api/nothing")
+    assert response.status_code == 500
+    assert response.content == b""
+    assert "function nothing returned None" in devhost.log_text()
+
+
+def test_urls_longer_than_4_kb_are_refused(devhost: DevhostProcess) -> None:
+    path = "/api/long/"
+    fits = path + "x" * (4096 - len(path) - len("?q=1")) + "?q=1"
+    assert len(fits) == 4096
+    assert get(devhost, fits).status_code == 200  # the catch-all
+    response = get(devhost, fits + "2")
+    assert response.status_code == 414
+    assert response.json()["error"]["code"] == "UriTooLong"
+
+
+def dechunk(head: bytes, body: bytes) -> bytes:
+    if b"transfer-encoding: chunked" not in head.lower():
+        return body
+    data = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        data, body = data + rest[:size], rest[size + 2 :]
+    return data
+
+
+def raw_answer(devhost: DevhostProcess, request: bytes) -> tuple[int, dict[str, object]]:
+    """Send a request as written (Host and all) and read the whole answer (the server closes)."""
+    with socket.create_connection(("127.0.0.1", devhost.port), timeout=20) as sock:
+        sock.sendall(request)
+        data = b""
+        while part := sock.recv(65536):
+            data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    body = dechunk(head, body)
+    return status, json.loads(body) if body.startswith(b"{") else {}
+
+
+def test_the_url_comes_from_the_request_target_and_host_is_validated(devhost: DevhostProcess) -> None:
+    """Issue 13 (9): a Host header carrying a path must not route the call or shape the URL, and
+    only the host names devhost serves reach the app, as only bound names pass App Service's front end."""
+    port = devhost.port
+    injected = b"GET /api/nothing-here HTTP/1.1\r\nHost: 127.0.0.1:%d/api/echo#\r\nConnection: close\r\n\r\n" % port
+    status, body = raw_answer(devhost, injected)
+    assert status == 400 and body["error"]["code"] == "BadRequest"
+    for bad in (b"127.0.0.1:%d?x" % port, b"a b", b"127.0.0.1:%d, evil.example" % port, b"user@127.0.0.1"):
+        status, _ = raw_answer(devhost, b"GET /api/echo HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % bad)
+        assert status == 400, bad
+    status, body = raw_answer(devhost, b"GET /api/echo HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert status == 400  # HTTP/1.1 requires Host
+    status, body = raw_answer(devhost, b"GET /api/echo HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+    assert status == 404 and body["error"]["code"] == "UnknownHost"
+    status, body = raw_answer(devhost, b"GET /api/echo HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n")
+    assert status == 404  # another port is another site
+    for host in (b"127.0.0.1:%d" % port, b"LOCALHOST:%d" % port, b"[::1]:%d" % port):
+        status, body = raw_answer(devhost, b"GET /api/echo?x=1 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host)
+        assert status == 200 and body["url"] == f"http://{host.decode()}/api/echo?x=1"
+    status, body = raw_answer(devhost, b"GET /api/echo HTTP/1.0\r\n\r\n")
+    assert status == 200 and body["url"] == f"http://127.0.0.1:{port}/api/echo"
+
+
+def test_allowed_hosts_can_be_added(azurite: Azurite, tmp_path: Path) -> None:
+    root = sample_copy(tmp_path, {})
+    env = {"AzureWebJobsStorage": azurite.connection_string}
+    with DevhostProcess(root, env=env, args=["--no-queues", "--allowed-host", "junction.test"]) as process:
+        status, body = raw_answer(process, b"GET /api/echo HTTP/1.1\r\nHost: junction.test:8080\r\nConnection: close\r\n\r\n")
+        assert status == 200 and body["url"] == "http://junction.test:8080/api/echo"
 
 
 def test_trusted_front_end_keeps_forwarded_headers(azurite: Azurite, tmp_path: Path) -> None:

@@ -86,6 +86,12 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("SECRET-DETAIL-do-not-leak")
 
 
+@app.function_name("nothing")
+@app.route(route="nothing", methods=["GET"])
+def nothing(req: func.HttpRequest) -> None:
+    return None  # no HTTP response: the host answers 500
+
+
 @app.function_name("work")
 @app.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 def work(msg: func.QueueMessage) -> None:
