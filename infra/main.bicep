@@ -278,11 +278,10 @@ module rbac './app/rbac.bicep' = {
 module functionApp './app/function.bicep' = {
   name: 'functionApp'
   scope: rg
-  // The host needs its storage roles (and, with vnetEnabled, the private endpoints) before it
-  // first starts.
+  // The host needs its storage roles before it first starts (and, with vnetEnabled, the private
+  // endpoints: virtualNetworkSubnetId below already makes it wait for the network module).
   dependsOn: [
     rbac
-    network
   ]
   params: {
     name: functionAppName
