@@ -125,6 +125,29 @@ def step_references(parsed: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _refuse_field_of_not(parsed: Any, expression: str, where: str) -> None:
+    """Refuse ``!a.b``: JMESPath reads it as ``(!a).b``, a field of a boolean, which is null
+    whatever the data. It is never what the author meant (``!(a.b)``, or ``a.b == null``), and a
+    condition that is always null silently takes the ``else`` branch, so it is refused when the
+    scenario is saved rather than discovered in production.
+    """
+
+    def walk(node: Any) -> bool:
+        if not isinstance(node, Mapping):
+            return False
+        children = [c for c in node.get("children") or () if isinstance(c, Mapping)]
+        if node.get("type") == "subexpression" and children and children[0].get("type") == "not_expression":
+            return True
+        return any(walk(child) for child in children)
+
+    if walk(parsed):
+        hint = f"; write {'!(' + expression[1:].strip() + ')'!r} to negate the whole path" if expression.startswith("!") else ""
+        raise BadRequest(
+            f"{where}: {expression!r} applies '!' before '.', so it reads as (!x).y, which is always null{hint}",
+            "InvalidProcess",
+        )
+
+
 def _compile_or_fail(expression: Any, where: str, step_ids: set[str] | None = None) -> Any:
     if not isinstance(expression, str) or not expression or len(expression) > 4096:
         raise BadRequest(f"{where}: a JMESPath expression is a non-empty string of at most 4096 characters", "InvalidProcess")
@@ -134,6 +157,7 @@ def _compile_or_fail(expression: Any, where: str, step_ids: set[str] | None = No
         compiled = _compiled(expression)
     except JMESPathError as exc:
         raise BadRequest(f"{where}: the JMESPath expression does not compile: {exc}", "InvalidProcess") from None
+    _refuse_field_of_not(compiled.parsed, expression, where)
     if step_ids is not None:
         unknown = sorted(step_references(compiled.parsed) - step_ids)
         if unknown:
