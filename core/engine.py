@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from core import clock
 from core.errors import BadRequest
+from core.jmes import evaluate
 
 STEP_TYPES = ("transform", "decision", "cache", "http", "return", "intermediateReturn", "throw")
 _STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -29,6 +30,7 @@ _REFERENCE = re.compile(r"#(trigger|steps|result|data)((?:\.[A-Za-z0-9_$@-]+|\[\
 _SEGMENT = re.compile(r"\.([A-Za-z0-9_$@-]+)|\[(\d+)\]")
 SECRET_PREFIX = "JUNCTION_SECRET_"  # noqa: S105 - a setting-name prefix, not a secret
 MAX_DEPTH = 16
+MAX_TOTAL_STEPS = 500
 
 _STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "transform": ("expression",),
@@ -194,6 +196,7 @@ def _check_value(value: Any, where: str, step_ids: set[str], *, allow_secret: bo
 class _Validation:
     allowed_hosts: tuple[str, ...]
     seen: set[str] = field(default_factory=set)
+    count: int = 0
 
 
 def validate_process(process: Mapping[str, Any], allowed_hosts: Sequence[str] = ()) -> None:
@@ -212,6 +215,10 @@ def _validate_block(steps: Any, where: str, state: _Validation, depth: int) -> N
     if depth > MAX_DEPTH:
         raise BadRequest(f"{where}: decisions are nested more than {MAX_DEPTH} deep", "InvalidProcess")
     for index, step in enumerate(steps):
+        state.count += 1
+        if state.count > MAX_TOTAL_STEPS:
+            # The schema's 200 bounds the top level only; branches nest (issue 13: 80,200 steps).
+            raise BadRequest(f"{where}: a process has at most {MAX_TOTAL_STEPS} steps, counting every branch", "InvalidProcess")
         _validate_step(step, f"{where}[{index}]", state, depth)
 
 
@@ -313,7 +320,7 @@ def resolve(value: Any, context: RunContext) -> Any:
     if isinstance(value, Mapping) and len(value) == 1:
         (kind, inner), = value.items()
         if kind == "jmespath":
-            return _compiled(inner).search(context.scope())
+            return evaluate(_compiled(inner), context.scope())
         if kind == "literal":
             return inner
     if isinstance(value, str) and value.startswith("#"):
@@ -393,7 +400,7 @@ class _Runner:
             branch, inner = str(resume[0]), list(resume[1:])
         else:
             record = self._start(step, path)
-            branch = "then" if _truthy(self._guard(step, path, record, lambda: _compiled(step["if"]).search(self.context.scope()))) else "else"
+            branch = "then" if _truthy(self._guard(step, path, record, lambda: evaluate(_compiled(step["if"]), self.context.scope()))) else "else"
             self._finish(record, "succeeded", branch=branch)
             inner = None
         return self.block(step.get(branch, []), [*path, branch], inner or None)
@@ -431,7 +438,7 @@ class _Runner:
         def run() -> _Ended | None:
             nonlocal output
             if kind == "transform":
-                output = _compiled(step["expression"]).search(context.scope())
+                output = evaluate(_compiled(step["expression"]), context.scope())
             elif kind == "cache":
                 key = resolve(step["key"], context)
                 if step.get("delete"):

@@ -406,3 +406,33 @@ def test_an_allowed_name_resolving_to_a_private_address_is_refused(egress: Any) 
     assert run["status"] == "failed" and "resolves to 127.0.0.1, a loopback, private" in run["error"], run
     assert run["attempts"] == 1  # refused for good, not retried as an unreachable host
     assert _run_step(junction, {"type": "http", "url": f"{first.url}/by-ip"})["status"] == "succeeded"
+
+
+# -- 12. JMESPath work ------------------------------------------------------------------------
+
+
+def test_jmespath_work_is_bounded_with_a_clear_run_error(junction: Junction) -> None:
+    """A 132-character expression (``|[@,@]`` x 20) made a 12.5 MB output, and nested ``then``
+    branches allowed 80,200 steps. Values an expression builds are at most 16 MiB as JSON, an
+    expression takes at most 1,000,000 steps (nested ones included), a process at most 500 steps
+    counting every branch."""
+    hundred = "`[" + ",".join(str(i) for i in range(100)) + "]`"
+    cases = {
+        "built a value larger than 16 MiB": "data[0].Body" + "|[@,@]" * 22,
+        "more than 1,000,000 steps": f"map(&map(&map(&@, {hundred}), {hundred}), {hundred})",
+    }
+    for message, expression in cases.items():
+        scenario = junction.create_scenario(process={"steps": [{"type": "transform", "id": "big", "expression": expression}, {"type": "return", "value": "#steps.big"}]})
+        with junction.admin() as admin:
+            run_id = admin.post(f"/ExternalData/Accept/{scenario['id']}", json={"order": "x" * 100}).headers["X-Run-Id"]
+        run = junction.wait_for_run(scenario["id"], run_id, timeout=60)
+        assert run["status"] == "failed" and message in run["error"] and run["failedStep"] == "big", run
+        assert run["attempts"] == 1 and run["output"] is None
+    branch: list[dict[str, Any]] = [{"type": "transform", "expression": "@"}] * 100
+    nested: dict[str, Any] = {"type": "decision", "if": "@", "then": branch, "else": branch}
+    for _ in range(2):
+        nested = {"type": "decision", "if": "@", "then": [nested, *branch], "else": branch}
+    with junction.admin() as admin:
+        refused = admin.post("/management/scenarios", json={"name": "nested", "process": {"steps": [nested]}})
+    error = assert_json_error(refused, 400, "InvalidProcess")
+    assert "at most 500 steps" in error["message"]
