@@ -61,11 +61,16 @@ class QueueOptions:
     message_encoding: str = "base64"
 
 
+# functionTimeout when host.json has none: the Flex Consumption default (30 minutes).
+DEFAULT_FUNCTION_TIMEOUT = 1800.0
+MAX_BATCH_SIZE = 32  # QueuesOptions.BatchSize refuses more
+
+
 @dataclass(frozen=True)
 class HostConfig:
     route_prefix: str = "api"
     queues: QueueOptions = QueueOptions()
-    function_timeout: float | None = None
+    function_timeout: float | None = DEFAULT_FUNCTION_TIMEOUT  # None: unbounded ("-1")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -104,7 +109,7 @@ def load_host_config(root: Path) -> HostConfig:
     threshold = queues.get("newBatchThreshold")
     options = QueueOptions(
         max_dequeue_count=_positive_int(queues.get("maxDequeueCount", defaults.max_dequeue_count), "maxDequeueCount"),
-        batch_size=min(32, _positive_int(queues.get("batchSize", defaults.batch_size), "batchSize")),
+        batch_size=_batch_size(queues.get("batchSize", defaults.batch_size)),
         new_batch_threshold=None if threshold is None else int(threshold),
         visibility_timeout=parse_timespan(queues.get("visibilityTimeout", "00:00:00"), "visibilityTimeout"),
         max_polling_interval=max(
@@ -112,12 +117,29 @@ def load_host_config(root: Path) -> HostConfig:
         ),
         message_encoding=encoding,
     )
-    timeout = data.get("functionTimeout")
-    return HostConfig(
-        route_prefix=prefix.strip("/"),
-        queues=options,
-        function_timeout=None if timeout in (None, "-1") else parse_timespan(timeout, "functionTimeout"),
-    )
+    return HostConfig(route_prefix=prefix.strip("/"), queues=options, function_timeout=_function_timeout(data))
+
+
+def _batch_size(value: Any) -> int:
+    size = _positive_int(value, "batchSize")
+    if size > MAX_BATCH_SIZE:
+        # The host does not start with it either (QueuesOptions.BatchSize: at most 32).
+        raise ConfigError(f"host.json extensions.queues.batchSize: at most {MAX_BATCH_SIZE}, got {size}")
+    return size
+
+
+def _function_timeout(data: dict[str, Any]) -> float | None:
+    """``functionTimeout``: a TimeSpan of at least one second, or ``-1`` for no limit (Flex
+    Consumption's default is 30 minutes, and it has no upper bound)."""
+    raw = data.get("functionTimeout")
+    if raw is None:
+        return DEFAULT_FUNCTION_TIMEOUT
+    if str(raw).strip() == "-1":
+        return None
+    seconds = parse_timespan(raw, "functionTimeout")
+    if seconds < 1:
+        raise ConfigError(f"host.json functionTimeout: at least 00:00:01, got {raw!r}")
+    return seconds
 
 
 def load_local_settings(root: Path, environ: MutableMapping[str, str] | None = None) -> list[str]:

@@ -93,6 +93,7 @@ class FunctionInfo:
     user_function: Callable[..., Any]
     directory: str
     parameters: list[str] = field(default_factory=list)
+    timeout: float | None = None  # host.json functionTimeout (None: unbounded)
 
     @property
     def trigger_type(self) -> str:
@@ -109,6 +110,10 @@ class FunctionInfo:
             for b in self.bindings
             if b is not self.trigger and str(_plain(b.get("direction"))) in ("1", "OUT") and b.get("name") != "$return"
         ]
+
+    @property
+    def has_return_binding(self) -> bool:
+        return any(b.get("name") == "$return" for b in self.bindings if b is not self.trigger)
 
     def http_output_name(self) -> str | None:
         for binding in self.bindings:
@@ -130,14 +135,34 @@ class FunctionInfo:
 
     async def invoke(self, trigger_value: Any, executor: Executor) -> tuple[Any, dict[str, Out[Any]]]:
         """Call the user function: awaited when async, in the thread pool when not (as the
-        Python worker does), so a slow sync function never blocks the event loop."""
+        Python worker does), so a slow sync function never blocks the event loop.
+
+        Fails, as it fails under the host, when the function runs past ``functionTimeout``
+        (``FunctionTimeout``; a sync function's thread cannot be stopped and is abandoned, where
+        the host would restart the worker) or when a function without a ``$return`` binding
+        returns a value (a queue or timer function returning something)."""
         kwargs, outs = self._arguments(trigger_value)
         if self.is_async:
-            result = await self.user_function(**kwargs)
+            call = self.user_function(**kwargs)
         else:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(executor, lambda: self.user_function(**kwargs))
+            call = loop.run_in_executor(executor, lambda: self.user_function(**kwargs))
+        try:
+            result = await asyncio.wait_for(call, self.timeout) if self.timeout is not None else await call
+        except TimeoutError:
+            raise FunctionTimeout(
+                f"Timeout value of {self.timeout:g} s (functionTimeout) exceeded by function {self.name!r}"
+            ) from None
+        if result is not None and self.trigger_type != "httpTrigger" and not self.has_return_binding:
+            raise TypeError(
+                f"function {self.name!r} returned a {type(result).__name__} but has no $return output binding; "
+                "the Python worker fails such an invocation"
+            )
         return result, outs
+
+
+class FunctionTimeout(Exception):
+    """An invocation ran past host.json's ``functionTimeout``."""
 
 
 def index_functions(app: Any, directory: str = "") -> list[FunctionInfo]:

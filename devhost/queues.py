@@ -236,7 +236,9 @@ class QueueListener:
             expiration_time=message.expires_on,
             time_next_visible=message.next_visible_on,
         )
-        renewal = asyncio.create_task(self._renew(message)) if self.lease < RECEIVE_VISIBILITY_SECONDS else None
+        # The host always renews the lease of a running message (every half lease), so only a
+        # crashed host, never a slow function, lets a message be handed out again.
+        renewal = asyncio.create_task(self._renew(message))
         try:
             await self.function.invoke(argument, self.executor)
         except Exception:  # noqa: BLE001 - a failed invocation is retried or poisoned, never fatal
@@ -257,7 +259,7 @@ class QueueListener:
         logger.info("function %s processed message %s", self.function.name, message.id)
 
     async def _renew(self, message: QueueMessage) -> None:
-        """Keep a running message invisible (``--message-lease``), as the host renews its lease.
+        """Keep a running message invisible, as the host renews its lease.
 
         The new pop receipt is written back into ``message`` so deleting or releasing it works."""
         while True:

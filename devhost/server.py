@@ -27,9 +27,10 @@ from devhost.azurite import Azurite, ensure_development_storage
 from devhost.config import ConfigError, HostConfig, load_host_config, load_local_settings, uses_development_storage
 from devhost.functions import FunctionInfo, index_functions, load_app
 from devhost.http import HttpHost
+from devhost.ncrontab import CronError
 from devhost.queues import QueueListener
 from devhost.routing import RouteTemplateError
-from devhost.timers import TimerRunner
+from devhost.timers import TimerRunner, timer_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ class Devhost:
         self.port = port
         self.config = config or load_host_config(self.root)
         self.functions: list[FunctionInfo] = index_functions(app, str(self.root.resolve()))
+        for function in self.functions:
+            function.timeout = self.config.function_timeout
+            if function.trigger_type == "timerTrigger":
+                timer_schedule(function)  # an invalid schedule stops the start, even with --no-timers
         self.executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="devhost-worker")
         self.http = HttpHost(
             self.functions,
@@ -243,7 +248,9 @@ def serve(
         code = 0
     except (ConfigError, ValueError, LookupError, ImportError, TypeError, RuntimeError, OSError) as exc:
         # A broken app module deserves its traceback; a bad setting only its message.
-        logger.error("devhost cannot start: %s", exc, exc_info=not isinstance(exc, ConfigError | RouteTemplateError))
+        logger.error(
+            "devhost cannot start: %s", exc, exc_info=not isinstance(exc, ConfigError | RouteTemplateError | CronError)
+        )
         print(f"devhost: {exc}", file=sys.stderr, flush=True)
         code = 1
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """Timer triggers: run functions on their NCRONTAB schedule (and at start with ``runOnStartup``).
 
-Schedules are evaluated in local time unless ``WEBSITE_TIME_ZONE`` / ``TZ`` say otherwise, like the
-host on a developer machine. There is no singleton lock: devhost is one process.
+Schedules are evaluated in UTC, whatever the machine's time zone, ``TZ`` or ``WEBSITE_TIME_ZONE``
+say: the host on Linux (Flex Consumption included) does not support ``WEBSITE_TIME_ZONE``, so UTC
+is what the app gets on Azure. There is no singleton lock: devhost is one process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from concurrent.futures import Executor
 import azure.functions as func
 
 from devhost.functions import FunctionInfo
-from devhost.ncrontab import Schedule
+from devhost.ncrontab import CronError, Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,21 @@ class DevhostTimerRequest(func.TimerRequest):
         self.schedule_status = {
             "Last": (last or datetime.datetime.min).isoformat(),
             "Next": next_.isoformat(),
-            "LastUpdated": datetime.datetime.now().astimezone().isoformat(),
+            "LastUpdated": datetime.datetime.now(datetime.UTC).isoformat(),
         }
 
     @property
     def past_due(self) -> bool:
         return self._past_due
+
+
+def timer_schedule(function: FunctionInfo) -> Schedule:
+    """The function's schedule; ``CronError`` naming the function when the host would not load it."""
+    text = str(function.trigger.get("schedule", ""))
+    try:
+        return Schedule.parse(text)
+    except CronError as exc:
+        raise CronError(f"function {function.name!r} fails to load, as on the host: {exc}") from None
 
 
 class TimerRunner:
@@ -48,13 +58,13 @@ class TimerRunner:
     def __init__(self, function: FunctionInfo, executor: Executor) -> None:
         self.function = function
         self.executor = executor
-        self.schedule = Schedule.parse(str(function.trigger.get("schedule", "")))
+        self.schedule = timer_schedule(function)
         self.run_on_startup = bool(function.trigger.get("runOnStartup", False))
         self.last: datetime.datetime | None = None
 
     @staticmethod
     def now() -> datetime.datetime:
-        return datetime.datetime.now().astimezone()
+        return datetime.datetime.now(datetime.UTC)
 
     async def _fire(self, scheduled: datetime.datetime, started: datetime.datetime) -> None:
         following = self.schedule.next_after(started)

@@ -19,7 +19,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite
-from devhost.testing import DevhostProcess
+from devhost.testing import DevhostProcess, DevhostStartError
 
 SAMPLE_APP = Path(__file__).resolve().parents[1] / "support" / "sample_app"
 
@@ -151,3 +151,146 @@ def test_timer_runs_on_startup_and_on_schedule(azurite: Azurite, tmp_path: Path)
         seen = wait_for(lambda: len(ticks()) >= 3 and ticks(), timeout=10, what="three ticks")
         assert seen[0] == {"pastDue": False}
         assert "tick: timerTrigger * * * * * *" in process.log_text()
+
+
+STRICT_APP = '''
+import os
+import time
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.function_name("slow")
+@app.route(route="slow", methods=["GET"])
+def slow(req: func.HttpRequest) -> func.HttpResponse:
+    time.sleep(4)
+    return func.HttpResponse("finished")
+
+
+@app.function_name("quick")
+@app.route(route="quick", methods=["GET"])
+def quick(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("quick")
+
+
+@app.function_name("returns")
+@app.queue_trigger(arg_name="msg", queue_name=os.environ["STRICT_QUEUE"], connection="AzureWebJobsStorage")
+def returns(msg: func.QueueMessage) -> str:
+    return "a value, and no $return binding"
+
+
+@app.function_name("tock")
+@app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", run_on_startup=True)
+def tock(timer: func.TimerRequest) -> int:
+    return 1
+'''
+
+
+def strict_app(folder: Path, host: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "function_app.py").write_text(STRICT_APP)
+    (folder / "host.json").write_text(json.dumps({"version": "2.0", **host}))
+    return folder
+
+
+def test_the_host_s_rules_for_running_functions(azurite: Azurite, tmp_path: Path) -> None:
+    """functionTimeout is enforced (the invocation fails: 500), and a queue or timer function
+    that returns a value without a $return binding fails, as under the Python worker."""
+    import httpx
+
+    name = f"ds-{uuid.uuid4().hex[:12]}"
+    host = {"functionTimeout": "00:00:01", "extensions": {"queues": {"maxDequeueCount": 1, "maxPollingInterval": "00:00:00.2"}}}
+    env = {"AzureWebJobsStorage": azurite.connection_string, "STRICT_QUEUE": name}
+    with DevhostProcess(strict_app(tmp_path / "strict", host), env=env) as process:
+        assert httpx.get(f"{process.base_url}/api/slow", timeout=30).status_code == 500
+        assert httpx.get(f"{process.base_url}/api/quick", timeout=30).text == "quick"
+        queues = Queues(azurite.connection_string, name)
+        send(queues, "hello")
+        original = base64.b64encode(b"hello").decode()
+        wait_for(lambda: original in queues.texts("-poison"), what="the failed message in the poison queue")
+        log = process.log_text()
+    assert "Timeout value of 1 s (functionTimeout) exceeded by function 'slow'" in log
+    assert "function 'returns' returned a str but has no $return output binding" in log
+    assert "function 'tock' returned a int but has no $return output binding" in log
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ({"extensions": {"queues": {"batchSize": 33}}}, "batchSize: at most 32"),
+        ({"functionTimeout": "00:00:00"}, "functionTimeout"),
+    ],
+)
+def test_host_json_the_host_refuses_stops_devhost(tmp_path: Path, host: dict[str, Any], message: str) -> None:
+    root = strict_app(tmp_path / "refused", host)
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=false", "STRICT_QUEUE": "unused"}
+    with pytest.raises(DevhostStartError, match=message):
+        DevhostProcess(root, env=env, args=["--no-azurite"]).start()
+
+
+@pytest.mark.parametrize("schedule", ["0 0 0 * * 7", "0 0 0 ? * *", "0 0 12 * * MON#2", "0 0 0 30 2 *"])
+def test_a_function_with_an_invalid_schedule_fails_to_load(tmp_path: Path, schedule: str) -> None:
+    root = strict_app(tmp_path / "schedule", {})
+    source = (root / "function_app.py").read_text().replace('schedule="0 0 0 1 1 *"', f"schedule={schedule!r}")
+    (root / "function_app.py").write_text(source)
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=false", "STRICT_QUEUE": "unused"}
+    with pytest.raises(DevhostStartError, match="function 'tock' fails to load"):
+        DevhostProcess(root, env=env, args=["--no-azurite", "--no-timers"]).start()
+
+
+def test_a_running_message_s_lease_is_always_renewed(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the host's own lease (not only a --message-lease), a message whose function runs
+    longer than the lease is renewed and never handed out twice."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import azure.functions as func
+
+    from devhost import queues as devhost_queues
+    from devhost.config import QueueOptions
+    from devhost.functions import index_functions
+
+    lease = 2
+    monkeypatch.setattr(devhost_queues, "RECEIVE_VISIBILITY_SECONDS", lease)  # the host's lease, made short
+    name = f"dl-{uuid.uuid4().hex[:12]}"
+    calls: list[int] = []
+    app = func.FunctionApp()
+
+    @app.function_name("long")
+    @app.queue_trigger(arg_name="msg", queue_name=name, connection="AzureWebJobsStorage")
+    def long(msg: func.QueueMessage) -> None:
+        calls.append(msg.dequeue_count or 0)
+        time.sleep(lease * 2.5)
+
+    (function,) = index_functions(app)
+    executor = ThreadPoolExecutor(max_workers=4)
+
+    def client(connection: str, queue: str) -> QueueClient:
+        return QueueClient.from_connection_string(azurite.connection_string, queue)
+
+    async def run() -> None:
+        listener = devhost_queues.QueueListener(
+            function, QueueOptions(max_polling_interval=0.2), executor, client, lease=devhost_queues.RECEIVE_VISIBILITY_SECONDS
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(listener.run(stop, grace=lease * 3))
+        queue = client("", name)
+        while True:
+            try:
+                queue.send_message(base64.b64encode(b"long").decode())
+                break
+            except Exception:  # noqa: BLE001 - the listener creates the queue
+                await asyncio.sleep(0.1)
+        while not calls:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(lease * 3)  # past the lease, while the function still runs
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    executor.shutdown(wait=True)
+    assert calls == [1]

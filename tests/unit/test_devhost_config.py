@@ -55,6 +55,46 @@ def test_host_json_errors_are_named(tmp_path: Path) -> None:
         load_host_config(tmp_path)
 
 
+def test_batch_size_above_32_is_refused_as_the_host_refuses_it(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({"extensions": {"queues": {"batchSize": 32}}}))
+    assert load_host_config(tmp_path).queues.batch_size == 32
+    (tmp_path / "host.json").write_text(json.dumps({"extensions": {"queues": {"batchSize": 33}}}))
+    with pytest.raises(ConfigError, match="batchSize: at most 32"):
+        load_host_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(None, 1800.0), ("00:10:00", 600.0), ("-1", None), ("1.00:00:00", 86400.0), ("00:00:01", 1.0)],
+)
+def test_function_timeout(tmp_path: Path, value: str | None, seconds: float | None) -> None:
+    data = {} if value is None else {"functionTimeout": value}
+    (tmp_path / "host.json").write_text(json.dumps(data))
+    assert load_host_config(tmp_path).function_timeout == seconds
+
+
+def test_function_timeout_below_a_second_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({"functionTimeout": "00:00:00.5"}))
+    with pytest.raises(ConfigError, match="functionTimeout"):
+        load_host_config(tmp_path)
+
+
+def test_timers_run_in_utc_whatever_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import time
+
+    from devhost.timers import TimerRunner
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    monkeypatch.setenv("WEBSITE_TIME_ZONE", "Eastern Standard Time")
+    time.tzset()
+    try:
+        assert TimerRunner.now().utcoffset() == datetime.timedelta(0)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_local_settings_never_override_the_environment(tmp_path: Path) -> None:
     (tmp_path / "local.settings.json").write_text(
         json.dumps({"IsEncrypted": False, "Values": {"A": "from-file", "B": "from-file", "C": 3}})

@@ -1,4 +1,5 @@
-"""NCRONTAB schedules of timer triggers: six fields, lists, ranges, steps, names, day rules."""
+"""NCRONTAB schedules of timer triggers as NCrontab 3.3.3 reads them: six fields, lists, ranges,
+steps, names, both day fields must match, day of week 0-6, no cron or Quartz extensions."""
 
 from __future__ import annotations
 
@@ -56,16 +57,34 @@ def test_weekdays_and_names() -> None:
     # 2024-01-01 is a Monday; "0 30 9 * * 1-5" is weekdays at 09:30.
     assert occurrences("0 30 9 * * Mon-Fri", "2024-01-05T10:00:00", 2) == ["2024-01-08 09:30:00", "2024-01-09 09:30:00"]
     assert occurrences("0 0 0 * * 0", "2024-01-01T00:00:00", 1) == ["2024-01-07 00:00:00"]
-    assert occurrences("0 0 0 * * 7", "2024-01-01T00:00:00", 1) == ["2024-01-07 00:00:00"]
     assert occurrences("0 0 12 1 Feb *", "2024-01-01T00:00:00", 2) == ["2024-02-01 12:00:00", "2025-02-01 12:00:00"]
+    # NCrontab takes any prefix of the English name, ignoring case.
+    assert occurrences("0 0 0 * * t", "2024-01-01T00:00:00", 1) == ["2024-01-02 00:00:00"]  # Tuesday
+    assert occurrences("0 0 0 1 SEPTEMBER *", "2024-01-01T00:00:00", 1) == ["2024-09-01 00:00:00"]
 
 
-def test_day_and_weekday_both_restricted_match_either() -> None:
-    # The 13th, or any Friday (cron semantics).
-    assert occurrences("0 0 0 13 * 5", "2024-09-01T00:00:00", 3) == [
-        "2024-09-06 00:00:00",
+def test_both_day_fields_must_match() -> None:
+    # Friday the 13th only: NCrontab checks the day of week on days of the day-of-month field
+    # (cron would fire on every 13th and every Friday).
+    assert occurrences("0 0 0 13 * 5", "2024-01-01T00:00:00", 3) == [
         "2024-09-13 00:00:00",
-        "2024-09-20 00:00:00",
+        "2024-12-13 00:00:00",
+        "2025-06-13 00:00:00",
+    ]
+
+
+def test_steps_and_ranges_as_ncrontab_reads_them() -> None:
+    assert occurrences("5/20 * * * * *", "2024-01-01T00:00:00", 3) == [
+        "2024-01-01 00:00:05",
+        "2024-01-01 00:00:25",
+        "2024-01-01 00:00:45",
+    ]
+    # A step of 0 is 1; a backwards range is swapped.
+    assert occurrences("*/0 * * * * *", "2024-01-01T00:00:00", 1) == ["2024-01-01 00:00:01"]
+    assert occurrences("0 0 5-3 * * *", "2024-01-01T00:00:00", 3) == [
+        "2024-01-01 03:00:00",
+        "2024-01-01 04:00:00",
+        "2024-01-01 05:00:00",
     ]
 
 
@@ -87,10 +106,19 @@ def test_timespan_schedule_and_five_fields() -> None:
         "* * 24 * * *",
         "* * * 0 * *",
         "* * * * 13 *",
-        "*/0 * * * * *",
         "a * * * * *",
-        "5-1 * * * * *",
         "* * * 31 2 *",
+        "0 0 0 * * 7",  # day of week is 0-6
+        "0 0 0 * * 1-7",
+        "0 0 0 ? * *",  # Quartz and cron extensions NCrontab does not have
+        "0 0 0 L * *",
+        "0 0 0 * * 5L",
+        "0 0 0 * * 5#3",
+        "0 0 0 15W * *",
+        "0 0 0 * * Funday",
+        "0 0 0 1,,2 * *",
+        "0 0 0 * * * *",
+        "0 */x * * * *",
     ],
 )
 def test_bad_schedules_are_refused(bad: str) -> None:
