@@ -39,6 +39,7 @@ from tests.support.idp import AUDIENCE, LocalIdentityProvider
 from tests.support.pki import Authority, header_value
 
 EXAMPLES = int(os.environ.get("JUNCTION_FUZZ_EXAMPLES", "6"))
+GUID = "1a990d32-1299-4c6e-9ac7-aa1800cde08d"
 ST = str(Path(sys.executable).parent / "st")
 CHECKS = "all"
 EXCLUDED = "positive_data_acceptance,unsupported_method"
@@ -79,6 +80,13 @@ EXAMPLE_API = {
                 "responses": {"200": {"description": "ok"}},
             }
         },
+        "/reports/{year}-{month}-{name}.json": {
+            "get": {
+                "operationId": "getReport",
+                "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in ("year", "month", "name")],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
         "/claims": {
             "get": {
                 "operationId": "getClaims",
@@ -113,7 +121,7 @@ def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytes
             auth: dict[str, dict[str, Any]] = {
                 "getOrder": {"type": "apiKey"}, "addOrder": {"type": "basic"}, "status": {"type": "none"},
                 "getPartner": {"type": "certificate", "trustedIssuers": [partners.pem]},
-                "getClaims": {"type": "oauth2", "scopes": ["orders.read"]},
+                "getClaims": {"type": "oauth2", "scopes": ["orders.read"]}, "getReport": {"type": "none"},
             }  # fmt: skip
             for operation, authentication in auth.items():
                 binding = {"scenarioId": scenario["id"], "authentication": authentication}
@@ -124,7 +132,8 @@ def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytes
         aad = idp.mint(idp.app_claims(AUDIENCE, roles=["Junction.Admin"]))
         reader = idp.mint(idp.user_claims(AUDIENCE, scp="orders.read"))
         certificate = header_value(partners.issue("Fuzz Partner"))
-        yield {"url": junction.url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad, "reader": reader, "certificate": certificate}
+        yield {"url": junction.url, "admin": admin, "trigger": trigger, "apikey": key, "aad": aad, "reader": reader, "certificate": certificate,
+               "connection": junction.env["AzureWebJobsStorage"], "prefix": junction.env["JUNCTION_TABLE_PREFIX"]}  # fmt: skip
 
 
 def _fuzz(fuzzed: dict[str, str], tmp_path: Path, *headers: str, include: list[str] | None = None) -> None:
@@ -192,3 +201,143 @@ def test_the_fuzzed_document_describes_the_bound_api(fuzzed: dict[str, str]) -> 
     assert document["paths"]["/fuzz/partners/{code}"]["get"]["security"] == [{"clientCertificate": []}]
     assert document["paths"]["/fuzz/claims"]["get"]["security"] == [{"bearer": []}]
     assert json.dumps(document).count("ExternalData") >= 2
+
+
+# -- Classes of hostile input found from outside (issue 13), generated rather than listed --------
+
+HOSTILE_ATOMS = ["\\ud800", "\\udfff", "\\udc00\\ud800", "\\ud83d", "\\u0000", "\\u000b", "\\u001b", "\\u007f", "\\u0085", "\\u2028", "\\r\\n", "\\t"]
+"""JSON escapes: lone surrogates and control characters."""
+
+
+def _fresh_admin(fuzzed: dict[str, str]) -> str:
+    """An admin token of its own: the schemathesis runs before may have revoked the shared one."""
+    from core.settings import load_settings
+    from core.storage import Storage
+
+    storage = Storage.from_settings(load_settings({"AzureWebJobsStorage": fuzzed["connection"], "JUNCTION_TABLE_PREFIX": fuzzed["prefix"]}))
+    return create_token(storage, name="hostile fuzz", scopes=["admin"]).token
+
+
+def _hostile_text() -> Any:
+    from hypothesis import strategies as st
+
+    return st.lists(st.one_of(st.sampled_from(HOSTILE_ATOMS), st.text(alphabet="ab-.{}", max_size=3)), min_size=1, max_size=6).map("".join)
+
+
+def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _string_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _string_paths(v, (*path, i))]
+    return []
+
+
+def _json_with(value: Any, target: tuple[Any, ...], escaped: str, path: tuple[Any, ...] = ()) -> str:
+    """``value`` as JSON text, with the string at ``target`` replaced by raw JSON escapes."""
+    if path == target:
+        return f'"{escaped}"'
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_json_with(v, target, escaped, (*path, k))}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json_with(v, target, escaped, (*path, i)) for i, v in enumerate(value)) + "]"
+    return json.dumps(value)
+
+
+def test_fuzz_lone_surrogates_and_control_characters_in_every_body_and_key(fuzzed: dict[str, str]) -> None:
+    """Every string of valid management and API bodies, and every key, replaced by generated
+    mixtures of lone surrogates and control characters: never a 5xx, never a traceback."""
+    import httpx
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bodies = [
+        ("POST", "/management/scenarios", {"name": "n", "description": "d", "process": {"steps": [{"type": "return", "value": "v"}]}}),
+        ("POST", "/management/tokens", {"name": "n", "scopes": ["trigger"]}),
+        ("POST", "/management/apikeys", {"name": "n", "ruleset": [{"path": "/fuzz/x"}]}),
+        ("POST", "/management/users", {"username": "fuzzy", "password": "fuzz password"}),
+        ("POST", "/fuzz/orders", {"sku": "s", "qty": 1}),
+        ("PUT", "/management/apis/fuzzhostile", {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {}}),
+    ]
+    admin = {"Authorization": f"Bearer {_fresh_admin(fuzzed)}", "Content-Type": "application/json"}
+    basic = {"Authorization": "Basic " + base64.b64encode(b"fuzzer:fuzz password").decode(), "Content-Type": "application/json"}
+    with httpx.Client(base_url=fuzzed["url"], timeout=30) as client:
+
+        @settings(max_examples=EXAMPLES * 10, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+        @given(st.sampled_from(bodies), st.data(), _hostile_text())
+        def check(case: tuple[str, str, dict[str, Any]], data: Any, escaped: str) -> None:
+            method, path, body = case
+            target = data.draw(st.sampled_from(_string_paths(body)))
+            text = _json_with(body, target, escaped)
+            response = client.request(method, path, content=text.encode(), headers=basic if path.startswith("/fuzz") else admin)
+            assert response.status_code < 500, (method, path, text, response.text[:300])
+            assert "Traceback" not in response.text
+            key = client.get("/management/scenarios", headers=admin)  # every listing still reads
+            assert key.status_code == 200
+            cache = client.get(f"/ExternalData/GetCacheData/{GUID}", params={"keyJson": f'"{escaped}"'}, headers=admin)
+            assert cache.status_code in (400, 404), cache.text
+
+        check()
+        for listing in ("/management/tokens", "/management/apikeys", "/management/users", "/management/apis"):
+            assert client.get(listing, headers=admin).status_code == 200
+
+
+def test_fuzz_long_template_segments(fuzzed: dict[str, str]) -> None:
+    """Generated segments of separators and digits, up to past the 1,024-character limit, against
+    bound templates: a 404, 400 or the operation's own answer, never a 5xx (a backtracking regex
+    took 17 s of CPU for one 2,500-character segment)."""
+    import httpx
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    with httpx.Client(base_url=fuzzed["url"], timeout=30) as client:
+
+        @settings(max_examples=EXAMPLES * 5, deadline=None, database=None, derandomize=True)
+        @given(st.sampled_from("-.9x"), st.integers(min_value=1, max_value=1100), st.sampled_from(["", ".json", "-", "%2F"]))
+        def check(char: str, length: int, tail: str) -> None:
+            for prefix in ("/fuzz/reports/", "/fuzz/orders/", "/fuzz/partners/", "/fuzz/"):
+                response = client.get(prefix + char * length + tail, headers={"X-Api-Key": fuzzed["apikey"]})
+                assert response.status_code in (200, 400, 401, 403, 404, 405), (prefix, length, response.text[:200])
+
+        check()
+
+
+def test_fuzz_recursive_refs_in_imported_documents(fuzzed: dict[str, str]) -> None:
+    """Generated documents whose schemas refer to each other (self-references, cycles, references
+    that multiply), used as parameter and body schemas and bound: every import answers 2xx or 400,
+    and the public document stays bounded (it was 8 MB for one 30-property schema)."""
+    import httpx
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    admin = {"Authorization": f"Bearer {_fresh_admin(fuzzed)}"}
+    names = [f"S{i}" for i in range(6)]
+    schema = st.fixed_dictionaries({
+        "type": st.just("object"),
+        "properties": st.dictionaries(st.sampled_from([f"p{i}" for i in range(14)]), st.sampled_from(names).map(lambda n: {"$ref": f"#/components/schemas/{n}"}), max_size=14),
+    })  # fmt: skip
+    with httpx.Client(base_url=fuzzed["url"], timeout=60) as client:
+        scenario = client.post("/management/scenarios", headers=admin, json={"name": "refs", "process": {"steps": [{"type": "return", "value": "ok"}]}}).json()
+
+        @settings(max_examples=EXAMPLES * 2, deadline=None, database=None, derandomize=True)
+        @given(st.fixed_dictionaries({n: schema for n in names}), st.sampled_from(names), st.sampled_from(names))
+        def check(schemas: dict[str, Any], param: str, body: str) -> None:
+            document = {"openapi": "3.0.3", "info": {"title": "refs", "version": "1"}, "servers": [{"url": "/fuzzrefs"}],
+                        "paths": {"/r": {"post": {"operationId": "r", "responses": {"200": {"description": "ok"}},
+                                  "parameters": [{"name": "q", "in": "query", "schema": {"$ref": f"#/components/schemas/{param}"}}],
+                                  "requestBody": {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}}}},
+                        "components": {"schemas": schemas}}  # fmt: skip
+            imported = client.put("/management/apis/fuzzrefs", headers=admin, json=document)
+            assert imported.status_code in (200, 201, 400), imported.text[:300]
+            if imported.status_code == 400:
+                assert "expands to more than" in imported.text
+                return
+            bound = client.put("/management/apis/fuzzrefs/operations/r", headers=admin, json={"scenarioId": scenario["id"]})
+            assert bound.status_code == 200, bound.text[:300]
+            published = client.get("/management/openapi.json")
+            assert published.status_code == 200 and len(published.content) < 1_200_000 + 100_000
+            assert client.post("/fuzzrefs/r", json={}).status_code in (200, 400)
+
+        check()
+        client.delete("/management/apis/fuzzrefs", headers=admin)
