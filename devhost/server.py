@@ -21,7 +21,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from devhost.azurite import Azurite, ensure_development_storage
 from devhost.config import ConfigError, HostConfig, load_host_config, load_local_settings, uses_development_storage
@@ -38,6 +40,63 @@ DEFAULT_APP = "function_app:app"
 WORKER_THREADS = 32  # the Python worker's default for sync functions is min(32, cpu + 4)
 SHUTDOWN_GRACE_SECONDS = 5.0
 READY_LINE = "devhost ready at"
+
+
+HEADER_TIMEOUT_SECONDS = 30.0  # Kestrel's KestrelServerLimits.RequestHeadersTimeout
+
+
+def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a limit on the time a client takes to send a request's headers.
+
+    uvicorn has none: a client that connects and sends nothing, or trickles header bytes
+    (slowloris), holds a connection for ever. Kestrel, which serves the Functions host, answers 408
+    and closes when the request line and headers take longer than ``RequestHeadersTimeout`` (30 s
+    by default); devhost does the same. The clock starts when a connection opens, and again with
+    the first byte of each further request on a kept-alive connection (idle time between requests
+    is uvicorn's ``timeout_keep_alive``). Bodies are not timed."""
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        header_timeout = seconds
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:
+                if self._header_timer is None:
+                    self._arm_header_timer()
+            else:
+                self._cancel_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            logger.warning("closing a connection whose request headers took more than %g s", self.header_timeout)
+            body = b'{"error": {"code": "RequestTimeout", "message": "the request headers took too long"}}'
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json; charset=utf-8\r\n"
+                b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
 
 
 class _Server(uvicorn.Server):
@@ -79,8 +138,10 @@ class Devhost:
         trust_forwarded_client_cert: bool = False,
         message_lease: float | None = None,
         allowed_hosts: Sequence[str] = (),
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
     ) -> None:
         self.root = Path(root)
+        self.header_timeout = header_timeout
         self.message_lease = message_lease
         self.host = host
         self.port = port
@@ -136,6 +197,7 @@ class Devhost:
             self.http,
             host=self.host,
             port=self.port,
+            http=header_timeout_protocol(self.header_timeout),
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -211,6 +273,7 @@ def serve(
     log_level: str = "info",
     message_lease: float | None = None,
     allowed_hosts: Sequence[str] = (),
+    header_timeout: float = HEADER_TIMEOUT_SECONDS,
 ) -> int:
     """Run the app in ``root`` until interrupted; returns the process exit code.
 
@@ -243,6 +306,7 @@ def serve(
             trust_forwarded_client_cert=trust_forwarded_client_cert,
             message_lease=message_lease,
             allowed_hosts=allowed_hosts,
+            header_timeout=header_timeout,
         )
         asyncio.run(devhost.run())
         code = 0
@@ -313,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also answer requests whose Host is NAME (any port), NAME:PORT, or anything ('*'); by default only "
         "localhost, 127.0.0.1, [::1] and the --host address at the --port",
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"close a connection (408) whose request headers take longer (default {HEADER_TIMEOUT_SECONDS:g}, Kestrel's)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -331,4 +402,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         message_lease=args.message_lease,
         allowed_hosts=args.allowed_host,
+        header_timeout=args.header_timeout,
     )

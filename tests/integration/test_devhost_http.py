@@ -388,3 +388,48 @@ def test_devhost_refuses_routes_the_host_refuses(tmp_path: Path, routes: list[tu
     root = probe_app(tmp_path / "refused", source)
     with pytest.raises(DevhostStartError, match=message):
         DevhostProcess(root, env={"AzureWebJobsStorage": "UseDevelopmentStorage=false"}, args=["--no-azurite"]).start()
+
+
+def _trickle_until_closed(port: int, first: bytes, then: bytes, pause: float, limit: float) -> tuple[bytes, bool]:
+    """Send ``first``, then ``then`` every ``pause`` s for up to ``limit`` s, until the server closes."""
+    import time
+
+    with socket.create_connection(("127.0.0.1", port), timeout=limit + 5) as sock:
+        sock.settimeout(pause)
+        if first:
+            sock.sendall(first)
+        received = b""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                part = sock.recv(65536)
+            except TimeoutError:
+                try:
+                    if then:
+                        sock.sendall(then)
+                except OSError:
+                    return received, True
+                continue
+            except OSError:
+                return received, True
+            if not part:
+                return received, True
+            received += part
+        return received, False
+
+
+def test_slow_request_headers_are_cut_off(azurite: Azurite, tmp_path: Path) -> None:
+    """Issue 13 (also seen): devhost had no time limit for reading request headers, so a client
+    trickling header bytes (slowloris), or sending nothing, held a connection for ever. Like
+    Kestrel, devhost now answers 408 and closes when the headers take longer than the limit."""
+    root = sample_copy(tmp_path, {})
+    env = {"AzureWebJobsStorage": azurite.connection_string}
+    with DevhostProcess(root, env=env, args=["--no-queues", "--header-timeout", "1"]) as process:
+        head = b"GET /api/echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % process.port
+        received, closed = _trickle_until_closed(process.port, head, b"X-Slow: 1\r\n", 0.3, 15)
+        assert closed and received.startswith(b"HTTP/1.1 408"), received
+        received, closed = _trickle_until_closed(process.port, b"", b"", 0.3, 15)  # connects, sends nothing
+        assert closed and received.startswith(b"HTTP/1.1 408"), received
+        # A request whose headers arrive in time, and a slow body, are not affected.
+        assert get(process, "/api/echo").status_code == 200
+        assert "request headers took more than 1 s" in process.log_text()
