@@ -70,11 +70,7 @@ def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) ->
         if outcome.response is not None:  # a throw step's HTTP response
             return format_result(outcome.response, prepared.accept, headers)
         logger.info("API call run %s failed at step %s", outcome.run_id, outcome.failed_step)
-        body = {
-            "error": {
-                "code": "ProcessFailed",
-                "message": f"the process failed at step {outcome.failed_step}; see run {outcome.run_id}",
-            }
-        }
+        where = f" at step {outcome.failed_step}" if outcome.failed_step else ""
+        body = {"error": {"code": "ProcessFailed", "message": f"the process failed{where}; see run {outcome.run_id}"}}
         return ApiReply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})
     return format_result(outcome.result, prepared.accept, headers)

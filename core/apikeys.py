@@ -154,14 +154,14 @@ def create_apikey(storage: Storage, body: Any) -> dict[str, Any]:
     key_id = secrets.token_hex(16)
     key = f"{PREFIX}{key_id}{secrets.token_urlsafe(32)}"
     created = clock.now_iso()
-    entity: dict[str, Any] = {
+    plain: dict[str, Any] = {
         "PartitionKey": PARTITION,
         "RowKey": key_id,
         "Name": body["name"],
         "Hash": _hash(key),
         "CreatedAt": created,
     }
-    entity.update(storage.pack("Ruleset", dumps(ruleset).encode(), f"apikeys/{key_id}/ruleset.json"))
+    entity = storage.pack_entity(plain, {"Ruleset": dumps(ruleset).encode()}, lambda _: f"apikeys/{key_id}/ruleset.json")
     storage.table(TABLE).create_entity(entity)
     logger.info("created API key %s (%s)", key_id, body["name"])
     return {"id": key_id, "name": body["name"], "key": key, "ruleset": ruleset, "createdAt": created}

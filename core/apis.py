@@ -683,15 +683,15 @@ def load_bound_operations(storage: Storage) -> list[BoundOperation]:
 
 def _write_binding(storage: Storage, api_name: str, operation: Mapping[str, Any], binding: Mapping[str, Any]) -> None:
     key = _binding_key(api_name, operation["operationId"])
-    entity: dict[str, Any] = {
+    plain: dict[str, Any] = {
         "PartitionKey": BINDING_PARTITION,
         "RowKey": key,
         "Api": api_name,
         "ApiKey": _api_key(api_name),
         "OperationId": operation["operationId"],
     }
-    entity.update(storage.pack("Operation", dumps(operation).encode(), f"apibindings/{key}/operation.json"))
-    entity.update(storage.pack("Binding", dumps(binding).encode(), f"apibindings/{key}/binding.json"))
+    values = {"Operation": dumps(operation).encode(), "Binding": dumps(binding).encode()}
+    entity = storage.pack_entity(plain, values, lambda name: f"apibindings/{key}/{name.lower()}.json")
     storage.table(BINDING_TABLE).upsert_entity(entity, mode=_replace_mode())
 
 
@@ -784,7 +784,7 @@ def import_api(storage: Storage, api_name: str, body: bytes, content_type: str |
     _refuse_conflict(find_conflict(_routes(api_name, [op for _, op in kept]), other_routes))
 
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
-    entity: dict[str, Any] = {
+    plain: dict[str, Any] = {
         "PartitionKey": API_PARTITION,
         "RowKey": key,
         "Name": api_name,
@@ -793,8 +793,8 @@ def import_api(storage: Storage, api_name: str, body: bytes, content_type: str |
         "Dialect": dialect,
         "ImportedAt": clock.now_iso(),
     }
-    entity.update(storage.pack("Document", dumps(document).encode(), f"apis/{key}/document.json"))
-    entity.update(storage.pack("Operations", dumps(operations).encode(), f"apis/{key}/operations.json"))
+    values = {"Document": dumps(document).encode(), "Operations": dumps(operations).encode()}
+    entity = storage.pack_entity(plain, values, lambda name: f"apis/{key}/{name.lower()}.json")
     if existing is not None and if_match not in (None, "*"):
         try:
             table.update_entity(entity, mode=_replace_mode(), etag=if_match, match_condition=MatchConditions.IfNotModified)

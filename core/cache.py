@@ -67,13 +67,8 @@ class ScenarioCache:
             raise BadRequest("the cache value must be a JSON value (no NaN or Infinity)", "InvalidValue") from None
         if len(data) > MAX_VALUE_BYTES:
             raise BadRequest(f"the cache value is larger than {MAX_VALUE_BYTES} bytes", "ValueTooLarge")
-        entity = {
-            "PartitionKey": self._scenario_id,
-            "RowKey": row,
-            "Key": text,
-            "UpdatedAt": clock.now_iso(),
-            **self._storage.pack("Value", data, f"cache/{self._scenario_id}/{row}"),
-        }
+        plain = {"PartitionKey": self._scenario_id, "RowKey": row, "Key": text, "UpdatedAt": clock.now_iso()}
+        entity = self._storage.pack_entity(plain, {"Value": data}, lambda _: f"cache/{self._scenario_id}/{row}")
         # Replace, not merge: a value that shrank must not keep the old value's extra chunks.
         self._storage.table("cache").upsert_entity(entity, mode="replace")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,19 +52,39 @@ def encode_skiptoken(token: dict[str, str] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+# Requests one page may take to fill itself when storage answers with short or empty pages.
+MAX_FILL_REQUESTS = 10
+
+
 def page(
-    pager: ItemPaged[Any],
+    query: Callable[[int], ItemPaged[Any]],
     *,
+    top: int,
     skiptoken: str | None,
     convert: Callable[[Any], dict[str, Any]],
     link: Callable[[dict[str, str]], str],
 ) -> dict[str, Any]:
-    """One page of ``pager`` (built with ``results_per_page``) as a list response."""
-    pages = pager.by_page(continuation_token=decode_skiptoken(skiptoken))
-    items: Iterable[Any] = next(pages, [])
+    """One page of up to ``top`` items as a list response; ``query(n)`` runs the table query
+    asking for at most ``n`` items per storage page (``results_per_page``).
+
+    Azure Table Storage may answer with fewer items than asked for, or none at all, and still
+    return a continuation token (at partition boundaries, after five seconds of work, or
+    1,000 items). A page is filled from further requests, each asking only for the items still
+    missing, so the continuation token always points just after the last item returned and the
+    page holds ``top`` items unless it is the last one (``nextLink`` null). After
+    ``MAX_FILL_REQUESTS`` requests a short page is answered as it is, with its ``nextLink``.
+    """
+    token: Any = decode_skiptoken(skiptoken)
+    items: list[Any] = []
+    for _ in range(MAX_FILL_REQUESTS):
+        pages = query(top - len(items)).by_page(continuation_token=token)
+        items.extend(next(pages, []))
+        token = pages.continuation_token  # type: ignore[attr-defined]
+        if not token or len(items) >= top:
+            break
     value = [convert(item) for item in items]
-    token = encode_skiptoken(pages.continuation_token)  # type: ignore[attr-defined]
-    return {"value": value, "nextLink": link({"skiptoken": token}) if token else None}
+    encoded = encode_skiptoken(token)
+    return {"value": value, "nextLink": link({"skiptoken": encoded}) if encoded else None}
 
 
 def next_link(base: str, params: dict[str, str]) -> str:

@@ -26,6 +26,9 @@ from core.storage import Storage
 logger = logging.getLogger(__name__)
 
 PARTITION = "scenario"
+# A deleted scenario leaves a tombstone here until retention has removed the last of its runs
+# (core.retention): the runs of a scenario are found by its id, never by scanning the run table.
+DELETED_PARTITION = "deleted"
 DEFAULT_TRIGGERS = {"enabled": False, "allowAnonymous": False}
 
 
@@ -97,7 +100,7 @@ def _entity(
     # new (or changed) schedule never starts runs for due times before it existed.
     unchanged = previous is not None and (previous.document.get("schedule") or "") == schedule
     since = (previous.schedule_since or previous.updated_at) if unchanged and previous is not None else None
-    return {
+    plain = {
         "PartitionKey": PARTITION,
         "RowKey": scenario_id,
         "Name": document["name"],
@@ -106,8 +109,8 @@ def _entity(
         "ScheduleSince": (since or now) if schedule else "",
         "CreatedAt": created_at,
         "UpdatedAt": now,
-        **storage.pack("Doc", dumps(document).encode("utf-8"), f"scenarios/{scenario_id}"),
     }
+    return storage.pack_entity(plain, {"Doc": dumps(document).encode("utf-8")}, lambda _: f"scenarios/{scenario_id}")
 
 
 def _from_entity(storage: Storage, entity: Any) -> Scenario:
@@ -260,6 +263,8 @@ def patch_scenario(
 def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) -> None:
     current = get_scenario(storage, scenario_id)
     etag = _check_if_match(current, if_match) or current.etag
+    # The tombstone first: should the delete then fail, a tombstone of a live scenario is harmless.
+    storage.table("scenarios").upsert_entity({"PartitionKey": DELETED_PARTITION, "RowKey": scenario_id, "DeletedAt": clock.now_iso()})
     try:
         storage.table("scenarios").delete_entity(
             PARTITION, scenario_id, etag=etag, match_condition=MatchConditions.IfNotModified
@@ -274,12 +279,32 @@ def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) ->
 def list_scenarios(
     storage: Storage, *, top: int, skiptoken: str | None, base_url: str, link: Any
 ) -> dict[str, Any]:
-    pager = storage.table("scenarios").query_entities(
-        "PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=top
-    )
+    def query(count: int) -> Any:
+        return storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=count)
+
     return page(
-        pager,
+        query,
+        top=top,
         skiptoken=skiptoken,
         convert=lambda entity: _from_entity(storage, entity).to_json(base_url),
         link=link,
     )
+
+
+def scenario_ids(storage: Storage) -> list[str]:
+    """The id of every scenario (one partition query of the keys)."""
+    entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["RowKey"])
+    return [entity["RowKey"] for entity in entities]
+
+
+def deleted_scenario_ids(storage: Storage) -> list[str]:
+    """Scenarios deleted whose runs retention has not yet removed."""
+    entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": DELETED_PARTITION}, select=["RowKey"])
+    return [entity["RowKey"] for entity in entities]
+
+
+def drop_tombstone(storage: Storage, scenario_id: str) -> None:
+    try:
+        storage.table("scenarios").delete_entity(DELETED_PARTITION, scenario_id)
+    except ResourceNotFoundError:
+        pass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import (
@@ -27,17 +27,21 @@ from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64Decod
 
 from core.errors import JunctionError, StorageBusy
 from core.settings import Settings, StorageSettings, get_settings
+from core.tablelimits import MAX_ENTITY_BYTES, check_entity, check_request_body, entity_size
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 logger = logging.getLogger(__name__)
 
-# Table Storage limits: a property holds at most 64 KiB, an entity at most 1 MiB (with keys and
-# system properties). Values are stored as UTF-8 bytes in binary properties of CHUNK bytes each;
-# anything larger than INLINE_LIMIT goes to a blob and the entity keeps its name.
+# Table Storage limits (core.tablelimits): a property holds at most 64 KiB, an entity at most
+# 1 MiB by Azure's estimate. Values are stored as UTF-8 bytes in binary properties of CHUNK bytes
+# each. All the packed values of one entity share ENTITY_BUDGET: the entity, as it will be stored
+# (after a merge: with what it already holds), stays under it, and the values that do not fit go
+# to blobs, largest first. A value larger than INLINE_LIMIT always goes to a blob.
 CHUNK = 60_000
 INLINE_LIMIT = 12 * CHUNK
+ENTITY_BUDGET = 768 * 1024
 
 # Bounded waits: a caller gets 503 quickly when storage is down rather than hanging.
 _CLIENT_OPTIONS: dict[str, Any] = {
@@ -110,20 +114,26 @@ class Storage:
         self._queues: dict[str, QueueClient] = {}
         self._container: ContainerClient | None = None
         options = {**_CLIENT_OPTIONS, "raw_request_hook": self.counter, "transport": _pooled_transport(pool_size)}
+        # Every table write is measured as Azure measures it before it is sent (core.tablelimits).
+        table_options = {**options, "raw_request_hook": self._table_request}
         # Queue and blob clients ignore retry_backoff_factor: their own ExponentialRetry starts at
         # 15 s. Left as is, a queue outage would hold an Accept for most of a minute.
         queue_options = {**options, "retry_policy": _quick_retry("queue"), "transport": _pooled_transport(pool_size)}
         blob_options = {**options, "retry_policy": _quick_retry("blob"), "transport": _pooled_transport(pool_size)}
         if storage.connection_string:
             conn = storage.connection_string
-            self._table_service = TableServiceClient.from_connection_string(conn, **options)
+            self._table_service = TableServiceClient.from_connection_string(conn, **table_options)
             self._queue_service = QueueServiceClient.from_connection_string(conn, **queue_options)
             self._blob_service = BlobServiceClient.from_connection_string(conn, **blob_options)
         else:
             credential = _identity_credential(storage)
-            self._table_service = TableServiceClient(storage.table_uri or "", credential=credential, **options)
+            self._table_service = TableServiceClient(storage.table_uri or "", credential=credential, **table_options)
             self._queue_service = QueueServiceClient(storage.queue_uri or "", credential=credential, **queue_options)
             self._blob_service = BlobServiceClient(storage.blob_uri or "", credential=credential, **blob_options)
+
+    def _table_request(self, request: Any) -> None:
+        self.counter(request)
+        check_request_body(request.http_request.method, request.http_request.content)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
@@ -192,15 +202,90 @@ class Storage:
     # -- large values -------------------------------------------------------------------------
 
     def pack(self, name: str, data: bytes, blob_name: str) -> dict[str, Any]:
-        """Entity properties holding ``data``: split into binary chunks, or a blob reference."""
-        if len(data) > INLINE_LIMIT:
-            self.container().upload_blob(blob_name, data, overwrite=True)
-            return {f"{name}Blob": blob_name, f"{name}Parts": 0}
-        parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
-        props: dict[str, Any] = {f"{name}Parts": len(parts)}
-        for index, part in enumerate(parts):
-            props[f"{name}{index}"] = part
-        return props
+        """Properties holding one value on its own (prefer ``pack_entity``, which knows the rest
+        of the entity and keeps it within the budget)."""
+        return self._layout({}, {}, {name: data}, lambda _: blob_name, names=(name,))
+
+    def pack_entity(self, entity: Mapping[str, Any], values: Mapping[str, bytes], blob_name: Callable[[str], str]) -> dict[str, Any]:
+        """The whole entity to insert or replace: ``entity`` (keys and plain properties) plus each
+        of ``values`` packed under the property name it is keyed by, within ``ENTITY_BUDGET``.
+
+        EntityTooLarge (413) when even with every value in a blob the entity cannot be stored.
+        """
+        props = self._layout({}, entity, values, blob_name, names=tuple(values))
+        full = {**entity, **props}
+        check_entity(full)
+        return full
+
+    def pack_merge(
+        self,
+        stored: Mapping[str, Any],
+        changes: Mapping[str, Any],
+        values: Mapping[str, bytes],
+        blob_name: Callable[[str], str],
+        *,
+        names: Collection[str],
+        to_blobs: bool = False,
+    ) -> dict[str, Any]:
+        """The properties to merge into ``stored`` (the entity as it is in the table) so that the
+        merged entity stays within ``ENTITY_BUDGET``.
+
+        A merge never removes a property, so the budget counts what ``stored`` keeps: its plain
+        properties, and its packed values (``names``) that this write leaves alone. Those may be
+        moved to blobs to make room. Chunks a value no longer needs are overwritten with empty
+        bytes. ``to_blobs`` puts every value in a blob (a record that must be as small as it can).
+        """
+        props = self._layout(stored, changes, values, blob_name, names=names, to_blobs=to_blobs)
+        merged = {**stored, **changes, **props}
+        check_entity(merged)
+        return {"PartitionKey": stored["PartitionKey"], "RowKey": stored["RowKey"], **changes, **props}
+
+    def _layout(
+        self,
+        stored: Mapping[str, Any],
+        changes: Mapping[str, Any],
+        values: Mapping[str, bytes],
+        blob_name: Callable[[str], str],
+        *,
+        names: Collection[str],
+        to_blobs: bool = False,
+    ) -> dict[str, Any]:
+        """The packed-value properties to write (see ``pack_merge``); uploads the blobs it uses."""
+        owned = {prop for name in names for prop in stored if _belongs_to(prop, name)}
+        final: dict[str, Any] = {k: v for k, v in stored.items() if k not in owned}
+        final.update(changes)
+        for name in names:  # a value once in a blob keeps its Blob property (retention deletes it)
+            if stored.get(f"{name}Blob"):
+                final[f"{name}Blob"] = stored[f"{name}Blob"]
+        candidates: dict[str, bytes] = dict(values)
+        kept = [n for n in names if n not in values and stored.get(f"{n}Parts")]
+        for name in kept:  # inline values this write leaves alone still take their room
+            candidates[name] = self.unpack(name, stored) or b""
+        write: dict[str, Any] = {}
+        to_blob: list[str] = []
+        for name in sorted(candidates, key=lambda n: len(candidates[n])):
+            data = candidates[name]
+            stale = _chunk_indexes(name, stored)
+            if name in kept:
+                props = {p: stored[p] for p in stored if p in owned and _belongs_to(p, name)}
+            else:
+                props = _inline_props(name, data, stale)
+            trial = {**final, **props}
+            if not to_blobs and len(data) <= INLINE_LIMIT and entity_size(trial) <= ENTITY_BUDGET:
+                final = trial
+                if name not in kept:
+                    write.update(props)
+            else:
+                to_blob.append(name)
+        for name in to_blob:
+            blob = blob_name(name)
+            self.container().upload_blob(blob, candidates[name], overwrite=True)
+            props = {f"{name}Parts": 0, f"{name}Blob": blob, **{f"{name}{i}": b"" for i in _chunk_indexes(name, stored)}}
+            final.update(props)
+            write.update(props)
+        if entity_size(final) > MAX_ENTITY_BYTES:
+            check_entity(final)
+        return write
 
     def unpack(self, name: str, entity: Mapping[str, Any]) -> bytes | None:
         """The bytes stored by ``pack``, or None when the entity has no such value.
@@ -257,6 +342,30 @@ def _quick_retry(service: str) -> Any:
     return ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2, random_jitter_range=0.2)
 
 
+def _belongs_to(prop: str, name: str) -> bool:
+    """Whether ``prop`` is one of the properties that hold the packed value ``name``."""
+    if not prop.startswith(name):
+        return False
+    rest = prop[len(name) :]
+    return rest in ("Parts", "Blob") or rest.isdigit()
+
+
+def _chunk_indexes(name: str, stored: Mapping[str, Any]) -> list[int]:
+    return sorted(int(p[len(name) :]) for p in stored if p.startswith(name) and p[len(name) :].isdigit())
+
+
+def _inline_props(name: str, data: bytes, stale: list[int]) -> dict[str, Any]:
+    """``data`` split into chunks; chunks left from a longer earlier value are emptied."""
+    parts = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+    props: dict[str, Any] = {f"{name}Parts": len(parts)}
+    for index, part in enumerate(parts):
+        props[f"{name}{index}"] = part
+    for index in stale:
+        if index >= len(parts):
+            props[f"{name}{index}"] = b""
+    return props
+
+
 def _as_bytes(value: Any) -> bytes:
     if value is None:
         return b""
@@ -286,16 +395,6 @@ def as_domain_error(exc: BaseException) -> JunctionError | None:
             throttled=throttled,
         )
     return None
-
-
-def paged(items: Iterator[Any], limit: int) -> list[Any]:
-    """At most ``limit`` items from an SDK pager without fetching further pages."""
-    out: list[Any] = []
-    for item in items:
-        out.append(item)
-        if len(out) >= limit:
-            break
-    return out
 
 
 @functools.lru_cache(maxsize=1)

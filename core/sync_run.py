@@ -4,7 +4,8 @@ The run is recorded as ``running`` and executed here. If the process reaches
 ``intermediateReturn``, the caller gets that value at once and the rest of the process goes to
 the run queue as a continuation (position, step results, trigger), where the worker finishes it
 like any other run. Otherwise the run ends here: ``succeeded`` with the process result, or
-``failed`` with the error (a ``throw`` step's response travels back to the caller).
+``failed`` with the error (a ``throw`` step's response travels back to the caller). A run never
+stays ``running`` because its record could not be stored (``runs.finish_run``).
 
 The caller waits, so the run has a ``deadline`` (core/deadline.py): each ``http`` step gets at
 most the time left, and when it passes the run ends ``failed`` with that reason and the step it
@@ -56,8 +57,7 @@ def run_now(
     deadline = deadline or Deadline(settings.api_deadline_seconds)
     run_id = new_run_id()
     summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
-    runs.insert_run(storage, scenario.id, run_id, summary)
-    entity = {"PartitionKey": scenario.id, "RowKey": run_id}
+    entity = runs.insert_run(storage, scenario.id, run_id, summary)
     runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=clock.now_iso(), Attempts=1)
     full_trigger = message_trigger(trigger, principal)
     full_trigger["data"] = {**full_trigger["data"], "body": body}
@@ -75,11 +75,18 @@ def run_now(
         error = f"{exc.message}; the caller got 504 and the run was stopped" if timed_out else exc.message
         if timed_out:
             logger.warning("API call run %s stopped at step %s: %s", run_id, exc.step, deadline.describe())
-        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=error, FailedStep=exc.step, steps=exc.records)
+        status = runs.finish_run(storage, entity, runs.FAILED, error=error, FailedStep=exc.step, steps=exc.records)
         response = None if timed_out else exc.response
-        return SyncOutcome(run_id, runs.FAILED, error=error, failed_step=exc.step, response=response, timed_out=timed_out)
+        return SyncOutcome(run_id, status, error=error, failed_step=exc.step, response=response, timed_out=timed_out)
+    except Exception as exc:
+        # Storage trouble in a cache step, say: the caller gets the error, the run never stays
+        # ``running`` (best effort: storage may be what is failing).
+        try:
+            runs.finish_run(storage, entity, runs.FAILED, error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the original error is what the caller needs
+            logger.warning("could not record the failure of run %s", run_id)
+        raise
     if outcome.kind == "intermediate":
-        runs.update_run(storage, entity, intermediate=outcome.result, steps=outcome.records)
         continuation = {
             "v": MESSAGE_VERSION,
             "scenarioId": scenario.id,
@@ -89,10 +96,24 @@ def run_now(
             "input": body,
             "resume": {"position": outcome.position, "steps": outcome.steps, "result": context.result},
         }
-        enqueue(storage, continuation)
+        try:
+            runs.update_run(storage, entity, intermediate=outcome.result, steps=outcome.records)
+            enqueue(storage, continuation)
+        except Exception as exc:
+            if not runs.is_refusal(exc):
+                try:  # storage is down: the caller gets the error, the run does not stay running
+                    runs.finish_run(storage, entity, runs.FAILED, error=f"the rest of the run could not be queued: {type(exc).__name__}")
+                except Exception:  # noqa: BLE001
+                    logger.warning("could not record the failure of run %s", run_id)
+                raise
+            error = f"the early answer or the rest of the run could not be stored: {runs.describe_refusal(exc)}"
+            runs.finish_run(storage, entity, runs.FAILED, error=error, steps=outcome.records)
+            return SyncOutcome(run_id, runs.FAILED, error=error)
         logger.info("run %s answered early; the rest continues from the queue", run_id)
         return SyncOutcome(run_id, runs.RUNNING, result=outcome.result)
-    runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, steps=outcome.records)
+    status = runs.finish_run(storage, entity, runs.SUCCEEDED, output=outcome.result, steps=outcome.records)
+    if status != runs.SUCCEEDED:  # the result could not be recorded: the run failed
+        return SyncOutcome(run_id, status, error="the run's result could not be stored")
     return SyncOutcome(run_id, runs.SUCCEEDED, result=outcome.result)
 
 

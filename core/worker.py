@@ -87,7 +87,12 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
         logger.info("run %s already %s; acknowledging a repeated message", message.run_id, entity["Status"])
         return str(entity["Status"])
 
-    runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=entity.get("StartedAt") or clock.now_iso(), Attempts=dequeue_count)
+    try:
+        runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=entity.get("StartedAt") or clock.now_iso(), Attempts=dequeue_count)
+    except Exception as exc:
+        if not runs.is_refusal(exc):
+            raise
+        return runs.finish_run(storage, entity, runs.FAILED, error=f"the run could not be started: {runs.describe_refusal(exc)}")
     earlier_records = runs.step_records(storage, entity)
     try:
         message = _full_message(storage, message)
@@ -97,35 +102,34 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
         if exc.retryable:  # an upstream's 5xx or 429, a time-out: the queue tries the run again
             _record_retry(storage, entity, message.run_id, dequeue_count, exc, records)
             raise
-        logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message)
+        logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message[:300])
         kept = {"intermediate": exc.intermediate} if exc.answered_early else {}
-        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message, FailedStep=exc.step, steps=records, **kept)
+        status = runs.finish_run(storage, entity, runs.FAILED, error=exc.message, FailedStep=exc.step, steps=records, **kept)
         _cleanup(storage, message)
-        return runs.FAILED
+        return status
     except JunctionError as exc:  # the scenario was deleted, say: retrying will not help
-        runs.update_run(storage, entity, Status=runs.FAILED, EndedAt=clock.now_iso(), error=exc.message)
+        status = runs.finish_run(storage, entity, runs.FAILED, error=exc.message)
         _cleanup(storage, message)
-        return runs.FAILED
+        return status
     except Exception as exc:
         final = dequeue_count >= MAX_ATTEMPTS
-        logger.warning("run %s attempt %d failed%s: %s", message.run_id, dequeue_count, " (giving up)" if final else "", exc)
+        logger.warning("run %s attempt %d failed%s: %s", message.run_id, dequeue_count, " (giving up)" if final else "", str(exc)[:300])
+        error = f"attempt {dequeue_count}: {type(exc).__name__}: {exc}"
         try:
-            runs.update_run(
-                storage,
-                entity,
-                Status=runs.FAILED if final else runs.QUEUED,
-                EndedAt=clock.now_iso() if final else None,
-                error=f"attempt {dequeue_count}: {type(exc).__name__}: {exc}",
-            )
+            if final:
+                runs.finish_run(storage, entity, runs.FAILED, error=error)
+            else:
+                runs.update_run(storage, entity, Status=runs.QUEUED, error=error)
         except Exception:  # noqa: BLE001 - storage may be the thing that is down
             logger.warning("could not record the failure of run %s", message.run_id)
         raise
+    # The process has run: from here on, nothing may make it run again (runs.finish_run).
     changes: dict[str, Any] = {"steps": earlier_records + outcome.records}
     if outcome.answered_early:  # nobody waits on a queued run: the record keeps the early answer
         changes["intermediate"] = outcome.intermediate
-    runs.update_run(storage, entity, Status=runs.SUCCEEDED, EndedAt=clock.now_iso(), output=outcome.result, error=None, **changes)
+    status = runs.finish_run(storage, entity, runs.SUCCEEDED, output=outcome.result, error=None, **changes)
     _cleanup(storage, message)
-    return runs.SUCCEEDED
+    return status
 
 
 def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int, exc: ProcessFailed, records: list[dict[str, Any]]) -> None:
@@ -134,12 +138,12 @@ def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int
     the next attempt starts the process again and would read them as a continuation's.)"""
     final = dequeue_count >= MAX_ATTEMPTS
     logger.warning("run %s attempt %d failed at step %s%s: %s", run_id, dequeue_count, exc.step, " (giving up)" if final else "", exc.message)
-    ending: dict[str, Any] = {"Status": runs.QUEUED}
-    if final:
-        ending = {"Status": runs.FAILED, "EndedAt": clock.now_iso(), "FailedStep": exc.step, "steps": records}
-        if exc.answered_early:
-            ending["intermediate"] = exc.intermediate
-    runs.update_run(storage, entity, error=f"attempt {dequeue_count}: step {exc.step}: {exc.message}", **ending)
+    error = f"attempt {dequeue_count}: step {exc.step}: {exc.message}"
+    if not final:
+        runs.update_run(storage, entity, Status=runs.QUEUED, error=error)
+        return
+    kept = {"intermediate": exc.intermediate} if exc.answered_early else {}
+    runs.finish_run(storage, entity, runs.FAILED, error=error, FailedStep=exc.step, steps=records, **kept)
 
 
 def _execute(storage: Storage, settings: Settings, message: RunMessage) -> ProcessResult:

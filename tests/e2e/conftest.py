@@ -83,10 +83,18 @@ def aad_env(idp: LocalIdentityProvider, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def serve_junction(
-    azurite: Azurite, prefix: str, log_dir: Path, *, extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
+    azurite: Azurite,
+    prefix: str,
+    log_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    connection_string: str | None = None,
 ) -> Iterator[Junction]:
-    """The real app on devhost, on its own table prefix, with an admin token made in storage."""
-    env = {"AzureWebJobsStorage": azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix, **(extra_env or {})}
+    """The real app on devhost, on its own table prefix, with an admin token made in storage.
+
+    ``connection_string`` replaces Azurite's own (storage behind a proxy, say)."""
+    env = {"AzureWebJobsStorage": connection_string or azurite.connection_string, "JUNCTION_TABLE_PREFIX": prefix, **(extra_env or {})}
     settings = load_settings(env)
     storage = Storage.from_settings(settings)
     token = create_token(storage, name=f"{prefix} admin", scopes=["admin"]).token

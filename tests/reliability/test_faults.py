@@ -27,6 +27,7 @@ from core.tokens import create_token
 from devhost.azurite import Azurite, free_port
 from devhost.testing import DevhostProcess
 from tests.e2e.conftest import ROOT, Junction
+from tests.support.azure_limits import assert_stored_within_limits
 from tests.support.upstream import Upstream
 
 LEASE = "3"
@@ -39,6 +40,8 @@ def own_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     emulator = Azurite(folder / "data", (free_port(), free_port(), free_port()), log_path=folder / "azurite.log")
     emulator.start()
     yield emulator
+    if emulator.process is not None and emulator.process.poll() is None:
+        assert_stored_within_limits(emulator.connection_string)  # as the session's Azurite is checked
     emulator.stop()
 
 

@@ -4,7 +4,7 @@
 - ``devhost/`` never imports ``core``: it must serve any Functions app, not just this one.
 - ``function_app.py`` only creates the app and registers blueprints from ``triggers/``.
 - Table queries are parameterised: every ``query_entities`` filter is a literal with ``@name``
-  placeholders, never a string built from values.
+  placeholders, never a string built from values, and it names one partition.
 """
 
 from __future__ import annotations
@@ -67,3 +67,12 @@ def test_every_table_query_is_a_literal_with_parameters() -> None:
     for where, query in filters:
         assert isinstance(query, ast.Constant) and isinstance(query.value, str), f"{where}: the filter is built, not a literal"
         assert "'" not in query.value and '"' not in query.value, f"{where}: a quoted value inside the filter"
+
+
+def test_every_table_query_stays_in_one_partition() -> None:
+    """A filter without ``PartitionKey eq`` makes Azure scan every partition of the table: its
+    cost grows with the table, not with what it finds (docs/storage.md, "Queries")."""
+    for where, query in _query_filters():
+        assert isinstance(query, ast.Constant) and str(query.value).startswith("PartitionKey eq @"), f"{where}: {query.value!r} spans partitions"
+    sources = "\n".join(p.read_text(encoding="utf-8") for folder in ("core", "cli", "bench") for p in _sources(folder))
+    assert ".list_entities(" not in sources, "list_entities reads every partition of a table"

@@ -1,0 +1,141 @@
+"""Every listing, with Table Storage answering as Azure may: short and empty pages that still
+carry a continuation token (tests/support/table_proxy.py cuts Azurite's answers on the wire).
+
+Also retention's cost: it must grow with what it removes, not with the table, so no query it
+sends may span partitions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from core import apikeys, apis, runs, scenarios, tokens, users
+from core.ids import new_run_id
+from core.retention import remove_old_runs
+from core.schedules import start_due_runs
+from core.settings import Settings, load_settings
+from core.storage import Storage
+from devhost.azurite import Azurite
+from tests.support.table_proxy import TableProxy
+
+PETS = b"""{"openapi": "3.0.3", "info": {"title": "T", "version": "1"}, "servers": [{"url": "/%s"}],
+ "paths": {"/a": {"get": {"operationId": "a", "responses": {"200": {"description": "ok"}}}},
+           "/b": {"get": {"operationId": "b", "responses": {"200": {"description": "ok"}}}}}}"""
+
+
+@pytest.fixture
+def proxy(azurite: Azurite) -> Iterator[TableProxy]:
+    with TableProxy(azurite.ports, split_pages=True) as running:
+        yield running
+
+
+@pytest.fixture
+def paged(proxy: TableProxy) -> tuple[Storage, Settings]:
+    settings = load_settings({"AzureWebJobsStorage": proxy.connection_string, "JUNCTION_TABLE_PREFIX": "pg" + secrets.token_hex(5)})
+    return Storage.from_settings(settings), settings
+
+
+def _scenario(storage: Storage, **extra: Any) -> str:
+    document = {"name": "paged", "externalTriggers": {"enabled": True}, "process": {"steps": []}, **extra}
+    return scenarios.create_scenario(storage, document).id
+
+
+def _every_page(listing: Any, top: int) -> list[list[str]]:
+    """The ids of each page, following the skiptoken of each nextLink."""
+    pages: list[list[str]] = []
+    skiptoken = None
+    while True:
+        answer = listing(top=top, skiptoken=skiptoken, link=lambda extra: extra["skiptoken"])
+        pages.append([item["id"] for item in answer["value"]])
+        skiptoken = answer["nextLink"]
+        if skiptoken is None or len(pages) > 20:
+            return pages
+
+
+def test_scenario_and_run_listings_fill_their_pages(paged: tuple[Storage, Settings], proxy: TableProxy) -> None:
+    storage, _ = paged
+    made = [_scenario(storage) for _ in range(5)]
+    pages = _every_page(lambda **kw: scenarios.list_scenarios(storage, base_url="http://x", **kw), top=2)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sorted(sum(pages, [])) == sorted(made)
+
+    sid = made[0]
+    run_ids = [new_run_id(time.time() - i) for i in range(5)]
+    for run_id in run_ids:
+        runs.insert_run(storage, sid, run_id, {"type": "test"})
+    pages = _every_page(lambda **kw: runs.list_runs(storage, sid, **kw), top=2)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sum(pages, []) == sorted(run_ids)  # newest first, none twice, none skipped
+    whole = runs.list_runs(storage, sid, top=50, skiptoken=None, link=str)
+    assert len(whole["value"]) == 5 and whole["nextLink"] is None
+    assert proxy.cut_pages > 0
+
+
+def test_every_other_listing_survives_short_and_empty_pages(paged: tuple[Storage, Settings], proxy: TableProxy) -> None:
+    storage, settings = paged
+    made_tokens = {tokens.create_token(storage, name=f"t{i}", scopes=["admin"]).id for i in range(4)}
+    assert {t["id"] for t in tokens.list_tokens(storage)} == made_tokens
+
+    for i in range(3):
+        users.create_user(storage, {"username": f"user{i}", "password": "correct horse"})
+    assert sorted(u["username"] for u in users.list_users(storage)) == ["user0", "user1", "user2"]
+
+    made_keys = {apikeys.create_apikey(storage, {"name": f"k{i}", "ruleset": [{"path": f"/k{i}/**"}]})["id"] for i in range(3)}
+    assert {k["id"] for k in apikeys.list_apikeys(storage)} == made_keys
+
+    sid = _scenario(storage)
+    for name in ("one", "two", "three"):
+        apis.import_api(storage, name, PETS % name.encode(), "application/json")
+        for operation in ("a", "b"):
+            apis.bind_operation(storage, settings, name, operation, {"scenarioId": sid})
+    assert [a["name"] for a in apis.list_apis(storage)] == ["one", "three", "two"]
+    view, _ = apis.get_api(storage, "two")
+    assert all(op["binding"] is not None for op in view["operations"])
+    assert sorted((b.api_name, b.operation_id) for b in apis.load_bound_operations(storage)) == [
+        (name, op) for name in ("one", "three", "two") for op in ("a", "b")
+    ]
+
+    scheduled = {_scenario(storage, schedule="0 * * * * *") for _ in range(3)}
+    started = start_due_runs(storage, settings, now=datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC))
+    assert {s["scenarioId"] for s in started} == scheduled
+    assert proxy.cut_pages > 10
+
+
+def test_retention_reads_only_what_it_removes(paged: tuple[Storage, Settings], proxy: TableProxy) -> None:
+    """Many recent runs, a few old ones, one deleted scenario: every query retention sends names a
+    partition, and the run table answers no more rows than retention removes (plus one probe per
+    deleted scenario)."""
+    storage, _ = paged
+    now = time.time()
+    kept, old = [], []
+    sids = [_scenario(storage) for _ in range(3)]
+    for sid in sids:
+        for age_days in (1, 2, 3, 5, 8, 13, 21, 29):
+            kept.append((sid, new_run_id(now - age_days * 86400)))
+        for age_days in (31, 45):
+            old.append((sid, new_run_id(now - age_days * 86400)))
+    for sid, run_id in kept + old:
+        runs.insert_run(storage, sid, run_id, {"type": "test"})
+    gone = scenarios.get_scenario(storage, sids[2])
+    scenarios.delete_scenario(storage, gone.id, gone.etag)
+    proxy.queries.clear()
+
+    assert remove_old_runs(storage, 30) == len(old)
+
+    sent = proxy.queries_of("runs") + proxy.queries_of("schedules") + proxy.queries_of("scenarios")
+    assert sent and all((q.filter or "").startswith("PartitionKey eq") for q in sent), [q.filter for q in sent]
+    assert sum(q.answered for q in proxy.queries_of("runs")) <= len(old) + 1
+    left = {(sid, r["id"]) for sid in sids for r in runs.list_runs(storage, sid, top=100, skiptoken=None, link=str)["value"]}
+    assert left == set(kept)
+    # Once a deleted scenario's last run has gone, its tombstone goes too.
+    for sid, run_id in kept:
+        if sid == gone.id:
+            storage.table("runs").delete_entity(sid, run_id)
+    remove_old_runs(storage, 30)
+    assert scenarios.deleted_scenario_ids(storage) == []
