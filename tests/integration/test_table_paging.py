@@ -101,6 +101,9 @@ def test_every_other_listing_survives_short_and_empty_pages(paged: tuple[Storage
         (name, op) for name in ("one", "three", "two") for op in ("a", "b")
     ]
 
+    apis.delete_api(storage, "one")  # removes every binding of the API, found by a listing
+    assert {b.api_name for b in apis.load_bound_operations(storage)} == {"two", "three"}
+
     scheduled = {_scenario(storage, schedule="0 * * * * *") for _ in range(3)}
     started = start_due_runs(storage, settings, now=datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC))
     assert {s["scenarioId"] for s in started} == scheduled
