@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 INFRA_STAMP := .venv-infra/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench fuzz load lint deps clean
+.PHONY: run test bench fuzz load lint deps clean console-vendor browser
 
 deps: $(STAMP) $(NODE_STAMP)
 
@@ -34,8 +34,28 @@ local.settings.json:
 run: deps local.settings.json
 	$(PY) -m cli.demo
 
-test: deps $(INFRA_STAMP)
+test: deps $(INFRA_STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's Chromium with its chromedriver (tests/e2e/console/).
+# Installed here when missing and make runs as root (CI); otherwise make says what to install.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing $(BROWSER_PACKAGES) for the console's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	else \
+		echo "The console's browser tests need Chromium and chromedriver. Install them with:" >&2; \
+		echo "  sudo apt-get install -y $(BROWSER_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+# Copy the pinned MSAL.js (package.json) into console/vendor, where the app serves it from.
+# tests/unit/test_console.py fails when the committed copy differs from the pinned package.
+console-vendor: $(NODE_STAMP)
+	cp node_modules/@azure/msal-browser/lib/msal-browser.min.js console/vendor/msal-browser.min.js
+	cp node_modules/@azure/msal-browser/LICENSE console/vendor/msal-browser.LICENSE.txt
 
 bench: deps
 	$(PY) -m bench

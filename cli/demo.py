@@ -2,8 +2,8 @@
 
 Starts ``junction serve`` (devhost, which starts Azurite when
 ``AzureWebJobsStorage=UseDevelopmentStorage=true``), creates an admin token straight in storage,
-creates (or reuses) a demo scenario whose process caches what it receives, and prints
-copy-paste curl lines. Ctrl-C stops everything; so does the end of the process that started it
+creates (or reuses) a demo scenario whose process caches what it receives, and prints the
+console's URL (docs/console.md) and copy-paste curl lines. Ctrl-C stops everything; so does the end of the process that started it
 (``make`` killed by a signal does not pass the signal on, and nothing should keep serving then).
 """
 
@@ -87,6 +87,9 @@ Junction is running on {url} (storage: Azurite). Ctrl-C stops it.
 
 Admin token (shown once): {token}
 Demo scenario: {sid}  ({DEMO_NAME})
+
+Open the console in a browser and sign in with the admin token:
+  {url}/console/
 
 Start a run with a JSON body (the process caches it under the key "last"):
   curl -i -X POST {auth} -H "Content-Type: application/json" -d '{{"orderId": 42}}' {url}/ExternalData/Accept/{sid}

@@ -12,8 +12,8 @@ Why the document is treated as hostile input:
 - ``$ref`` must be local (``#/...``) and ``$id`` is refused: openapi-spec-validator follows
   references with network and file handlers, and an import must never fetch anything;
 - problems found by openapi-spec-validator come back as one 400 listing them (at most 50);
-- paths that would shadow Junction's own routes (``/management``, ``/ExternalData``) or the
-  Functions host's (``/admin``, ``/runtime``) are refused.
+- paths that would shadow Junction's own routes (``/management``, ``/ExternalData``,
+  ``/console`` and ``GET /``) or the Functions host's (``/admin``, ``/runtime``) are refused.
 
 Route conflicts (``core.oproutes.find_conflict``) are refused with 409 naming both operations:
 at import among all of the document's operations (so ``/pet/{name}`` (string) beside
@@ -71,7 +71,7 @@ MAX_REF_HOPS = 32
 API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OPERATION_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-~]{0,127}$")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-RESERVED_FIRST_SEGMENTS = frozenset({"management", "externaldata", "admin", "runtime"})
+RESERVED_FIRST_SEGMENTS = frozenset({"management", "externaldata", "console", "admin", "runtime"})
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/vnd.oai.openapi"})
 JSON_DOC_TYPES = frozenset({"application/vnd.oai.openapi+json"})
 
@@ -604,6 +604,8 @@ def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[s
             first = full_path.strip("/").split("/", 1)[0].lower()
             if first in RESERVED_FIRST_SEGMENTS:
                 problems.append(f"{method.upper()} {full_path}: paths under /{first} are reserved by Junction and the Functions host")
+            elif not first and method.lower() == "get":
+                problems.append(f"GET {full_path}: GET / redirects to the console (docs/console.md)")
             operations.append(record)
             if len(problems) >= MAX_PROBLEMS:
                 break

@@ -99,6 +99,8 @@ class Settings:
     aad_admin_role: str | None = None
     aad_trigger_role: str = "Junction.Trigger"
     aad_authority_host: str = DEFAULT_AUTHORITY_HOST
+    console_client_id: str | None = None
+    """The console's SPA app registration: "Sign in with Microsoft" is offered when set (docs/console.md)."""
     graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
     graph_client_id: str | None = None
     graph_client_secret: str | None = field(default=None, repr=False)
@@ -320,6 +322,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     audiences = _csv(env, "JUNCTION_AAD_AUDIENCE")
     if tenant and not audiences:
         raise ConfigurationError("JUNCTION_AAD_AUDIENCE is required when JUNCTION_AAD_TENANT_ID is set")
+    console_client_id = _guid(env, "JUNCTION_CONSOLE_CLIENT_ID")
+    if console_client_id and not tenant:
+        raise ConfigurationError("JUNCTION_CONSOLE_CLIENT_ID needs JUNCTION_AAD_TENANT_ID: the console signs people in to that tenant")
     hosts = _allowed_hosts(env)
     _secret_hosts(env)
     public = _get(env, "JUNCTION_PUBLIC_BASE_URL")
@@ -337,6 +342,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aad_admin_role=_get(env, "JUNCTION_AAD_ADMIN_ROLE"),
         aad_trigger_role=_get(env, "JUNCTION_AAD_TRIGGER_ROLE") or "Junction.Trigger",
         aad_authority_host=_https_url(env, "JUNCTION_AAD_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST),
+        console_client_id=console_client_id,
         graph_endpoint=_https_url(env, "JUNCTION_GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT),
         graph_client_id=_get(env, "JUNCTION_GRAPH_CLIENT_ID"),
         graph_client_secret=_get(env, "JUNCTION_GRAPH_CLIENT_SECRET"),

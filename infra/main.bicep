@@ -61,6 +61,9 @@ param aadTriggerRole string = 'Junction.Trigger'
 @description('JUNCTION_AAD_AUTHORITY_HOST: Entra ID authority host; empty means this cloud\'s login endpoint.')
 param aadAuthorityHost string = ''
 
+@description('JUNCTION_CONSOLE_CLIENT_ID: client ID of the console\'s single-page-application registration (redirect URI https://<app host>/console/); empty hides "Sign in with Microsoft". Needs aadTenantId.')
+param consoleClientId string = ''
+
 @description('JUNCTION_GRAPH_ENDPOINT: Microsoft Graph endpoint for group-overage checks (sovereign clouds differ).')
 param graphEndpoint string = 'https://graph.microsoft.com'
 
@@ -312,6 +315,7 @@ module functionApp './app/function.bicep' = {
     aadAdminRole: aadAdminRole
     aadTriggerRole: aadTriggerRole
     aadAuthorityHost: empty(aadAuthorityHost) ? defaultAuthorityHost : aadAuthorityHost
+    consoleClientId: consoleClientId
     graphEndpoint: graphEndpoint
     graphClientId: graphClientId
     maxBodyBytes: maxBodyBytes

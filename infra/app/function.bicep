@@ -101,6 +101,9 @@ param aadTriggerRole string = 'Junction.Trigger'
 @description('JUNCTION_AAD_AUTHORITY_HOST: the Entra ID authority host of this cloud.')
 param aadAuthorityHost string
 
+@description('JUNCTION_CONSOLE_CLIENT_ID: the console\'s single-page-application registration; empty hides "Sign in with Microsoft".')
+param consoleClientId string = ''
+
 @description('JUNCTION_GRAPH_ENDPOINT: Microsoft Graph endpoint for group-overage checks.')
 param graphEndpoint string = 'https://graph.microsoft.com'
 
@@ -272,6 +275,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_AAD_AUTHORITY_HOST'
           value: aadAuthorityHost
+        }
+        {
+          name: 'JUNCTION_CONSOLE_CLIENT_ID'
+          value: consoleClientId
         }
         {
           name: 'JUNCTION_GRAPH_ENDPOINT'

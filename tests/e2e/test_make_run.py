@@ -25,7 +25,7 @@ from pathlib import Path
 from devhost.azurite import DEFAULT_PORTS, free_port, is_listening
 from tests.e2e.conftest import ROOT
 
-LINKED = ("function_app.py", "host.json", "core", "triggers", "cli", "devhost")
+LINKED = ("function_app.py", "host.json", "core", "triggers", "cli", "devhost", "console")
 
 
 def _demo_folder(tmp_path: Path) -> Path:
@@ -72,6 +72,10 @@ def test_make_run_serves_the_demo_and_its_curl_lines_work(tmp_path: Path) -> Non
         token = re.search(r"Admin token \(shown once\): (jct_\S+)", output)
         scenario = re.search(r"Demo scenario: ([0-9a-f-]{36})", output)
         assert token and scenario, output
+        console_url = f"http://127.0.0.1:{port}/console/"
+        assert console_url in [line.strip() for line in lines], output
+        page = _shell(f"curl -si {console_url}", folder)
+        assert page.startswith("HTTP/1.1 200") and "<title>Junction console</title>" in page, page[:500]
         curls = [line.strip() for line in lines if line.strip().startswith("curl ")]
         assert len(curls) == 3, output
         accept, read, runs = curls

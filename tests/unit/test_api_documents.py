@@ -101,6 +101,18 @@ def test_reserved_paths_are_refused() -> None:
     assert "/management" in caught.value.message and "externaldata" in caught.value.message
 
 
+def test_the_consoles_paths_are_reserved() -> None:
+    """The console's routes (GET / and /console/...) sort before the API operations' catch-all,
+    so an operation there would never be called: refused at import instead."""
+    document = minimal({"/console/x": {"post": ok("x")}, "/": {"get": ok("root"), "post": ok("rootPost")}})
+    with pytest.raises(BadRequest) as caught:
+        apis.extract_operations(document, "oas30")
+    assert "POST /console/x: paths under /console are reserved" in caught.value.message
+    assert "GET /: GET / redirects to the console" in caught.value.message
+    assert "POST /:" not in caught.value.message  # only GET / is the console's
+    assert apis.extract_operations(minimal({"/consoles": {"get": ok("c")}}), "oas30")[0]["path"] == "/consoles"
+
+
 def test_operation_without_id_is_kept_but_unnamed() -> None:
     document = minimal({"/x": {"get": {"responses": {"200": {"description": "ok"}}}}})
     assert apis.extract_operations(document, "oas30")[0]["operationId"] is None

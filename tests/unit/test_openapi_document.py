@@ -27,6 +27,8 @@ def _registered(app: Any) -> set[tuple[str, str]]:
         binding = function.get_bindings()[0].get_dict_repr()
         if binding["type"] != "httpTrigger" or binding["route"] == "{*path}":
             continue  # the catch-all serves the imported APIs' own paths, described by their documents
+        if function.get_function_name() in ("console", "consoleHome"):
+            continue  # a web page for people (docs/console.md), not part of the API
         path = "/" + re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", binding["route"])
         for method in binding["methods"]:
             routes.add((str(getattr(method, "value", method)).lower(), path))
