@@ -1,0 +1,540 @@
+"""The console (docs/console.md) in a real headless Chromium, against the app on devhost and Azurite.
+
+One browser session and one devhost serve the whole module; the tests run in order as a person
+would use the console (sign in, create a scenario, try it, read its run and cache, tokens, APIs),
+each leaving what the next one reads. After every test the browser must have logged no console
+error and no Content-Security-Policy violation (``Browser.problems``), and each page is
+screenshotted at 1280x800 and phone width (build/test-artifacts/console/) and checked with axe-core.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from devhost.azurite import Azurite
+from tests.e2e.conftest import Junction, serve_junction
+from tests.support.browser import Browser, require_chromium, serious
+
+SCENARIO_NAME = "Orders from the shop"
+PETS = """openapi: 3.0.3
+info: {title: Pets, version: '1'}
+servers: [{url: /shop}]
+paths:
+  /pet/{id}:
+    get:
+      operationId: getPetById
+      summary: One pet
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      responses: {'200': {description: ok}}
+  /pet/getStatus:
+    get:
+      operationId: getStatus
+      responses: {'200': {description: ok}}
+"""
+# Another document with an operation that could take the same requests as /shop/pet/{id}:
+# binding it while that one is bound is refused (409 naming both).
+CLASHING = """openapi: 3.0.3
+info: {title: Clash, version: '1'}
+servers: [{url: /shop}]
+paths:
+  /pet/{petId}:
+    get:
+      operationId: findPet
+      parameters: [{name: petId, in: path, required: true, schema: {type: integer}}]
+      responses: {'200': {description: ok}}
+"""
+
+
+class Session:
+    """What the tests of this module share: the app, the browser, and what earlier tests made."""
+
+    def __init__(self, app: Junction, browser: Browser) -> None:
+        self.app = app
+        self.browser = browser
+        self.scenario_id = ""
+        self.pages: dict[str, str] = {}  # screenshot name -> path, for the accessibility test
+
+
+@pytest.fixture(scope="module")
+def console(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    require_chromium()
+    with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console")) as app:
+        browser = Browser(app.url)
+        try:
+            yield Session(app, browser)
+        finally:
+            browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_browser_problems(console: Session) -> Iterator[None]:
+    """Every test ends with a browser that logged no console error and no CSP violation."""
+    console.browser.problems()  # whatever an earlier failure left behind is that test's
+    yield
+    problems = console.browser.problems()
+    assert problems == [], "the browser reported problems:\n" + "\n".join(problems)
+
+
+def visit(console: Session, path: str, ready: str, name: str | None = None) -> None:
+    """Open a page, wait until ``ready`` shows, and remember it for the screenshots and axe."""
+    console.browser.open(path)
+    console.browser.find(ready)
+    if name:
+        console.pages[name] = path
+        console.browser.shoot(name)
+
+
+def sign_in(console: Session) -> None:
+    browser = console.browser
+    browser.open("/")
+    browser.fill("input[name=token]", console.app.admin_token)
+    browser.click("form button[type=submit]")
+    browser.find("table.scenarios")
+
+
+# ------------------------------------------------------------------------------------------------
+# Serving
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_root_redirects_to_the_console_which_is_served_with_its_security_headers(console: Session) -> None:
+    with httpx.Client(base_url=console.app.url) as http:
+        root = http.get("/")
+        assert root.status_code == 302 and root.headers["location"] == "/console/"
+        page = http.get("/console/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        for directive in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "script-src 'self'", "style-src 'self'"):
+            assert directive in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "http" not in csp  # no other origin
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-cache"
+        assets = re.findall(r'(?:src|href)="(/console/assets/[0-9a-f]{16}/[^"]+)"', page.text)
+        assert any(a.endswith("/app.js") for a in assets) and any(a.endswith("/console.css") for a in assets)
+        for asset in assets:
+            answer = http.get(asset)
+            assert answer.status_code == 200, asset
+            assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        assert http.get(assets[0].replace(assets[0].split("/")[3], "0" * 16)).status_code == 404  # another version
+        deep = http.get("/console/scenarios/00000000-0000-0000-0000-000000000000/runs")
+        assert deep.status_code == 200 and deep.text == page.text  # every page has its own URL
+
+
+# ------------------------------------------------------------------------------------------------
+# Signing in with a personal access token
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_wrong_token_is_refused_with_the_apis_code_and_message(console: Session) -> None:
+    browser = console.browser
+    browser.open("/console/scenarios")
+    assert browser.wait(lambda: browser.path().startswith("/console/signin?next="), what="the sign-in page")
+    browser.find("input[name=token]")
+    console.pages["sign-in"] = "/console/signin"
+    browser.shoot("sign-in")
+    with browser.expect_api_error("/management/scenarios", 401):
+        browser.fill("input[name=token]", "jct_" + "0" * 32 + "x" * 43)
+        browser.click("form button[type=submit]")
+        message = browser.text(".error")
+    assert "InvalidToken (HTTP 401): the personal access token is not valid or was revoked" in message
+    assert browser.script("return sessionStorage.length;") == 0
+
+
+def test_sign_in_keeps_the_token_in_session_storage_only_and_sign_out_clears_it(console: Session) -> None:
+    browser = console.browser
+    sign_in(console)
+    token = console.app.admin_token
+    assert browser.script("return sessionStorage.getItem('junction.token');") == token
+    assert browser.script("return localStorage.length;") == 0
+    assert browser.script("return document.cookie;") == ""
+    assert token not in browser.driver.current_url
+    browser.click("#sign-out")
+    browser.find("input[name=token]")
+    assert browser.script("return sessionStorage.length;") == 0
+    sign_in(console)
+    visit(console, "/console/scenarios", "table.scenarios", "scenarios-empty")
+
+
+# ------------------------------------------------------------------------------------------------
+# Scenarios
+# ------------------------------------------------------------------------------------------------
+
+
+def test_create_a_scenario_with_external_triggers_and_copy_its_url(console: Session) -> None:
+    browser = console.browser
+    browser.open("/console/scenarios")
+    browser.click("a[href='/console/scenarios/new']")
+    browser.find("textarea[name=process]")
+    browser.fill("input[name=name]", SCENARIO_NAME)
+    browser.click("input[name=enabled]")
+    browser.fill("input[name=schedule]", "0 0 6 * * 1")
+    due = browser.wait(lambda: browser.find_all(".due-list li"), what="the next due times")
+    assert len(due) == 5 and all("06:00:00 UTC" in li.text for li in due)
+    browser.shoot("scenario-new")
+    browser.click("form.editor-form button[type=submit]")
+    copy_field = browser.find(".trigger-urls")
+    scenario_id = browser.path().rsplit("/", 1)[1]
+    console.scenario_id = scenario_id
+    assert "Scenario created." in browser.text(".notice.ok")
+    get_url = browser.find(".trigger-urls input.copy-value").get_attribute("value")
+    assert get_url == f"{console.app.url}/ExternalData/Accept/{scenario_id}"
+    assert f"/ExternalData/GetCacheData/{scenario_id}?keyJson=" in copy_field.text or browser.find_all(".trigger-urls .copy-value")[2].get_attribute("value").endswith("keyJson=")
+    curl = browser.find_all(".trigger-urls .copy-value")[1].get_attribute("value")
+    assert curl.startswith("curl -i -X POST -H \"Authorization: Bearer $JUNCTION_TOKEN\"") and get_url in curl
+    browser.click(".trigger-urls button.copy")
+    browser.wait_text(".trigger-urls .copied", "Copied")
+    assert browser.clipboard() == get_url
+    console.pages["scenario-edit"] = f"/console/scenarios/{scenario_id}"
+    browser.shoot("scenario-edit")
+
+    with console.app.admin() as admin:
+        stored = admin.get(f"/management/scenarios/{scenario_id}").json()
+    assert stored["name"] == SCENARIO_NAME and stored["externalTriggers"] == {"enabled": True, "allowAnonymous": False}
+    assert stored["schedule"] == "0 0 6 * * 1"
+
+    visit(console, "/console/scenarios", f"tr[data-scenario='{scenario_id}']")
+    row = browser.find(f"tr[data-scenario='{scenario_id}']")
+    assert SCENARIO_NAME in row.text and "yes" in row.text and "0 0 6 * * 1" in row.text
+    browser.wait_text(f"tr[data-scenario='{scenario_id}'] td[data-label='Last run']", "never run")
+    browser.fill("input[name=q]", "no such scenario")
+    browser.wait_text(".count", "0 of")
+    assert browser.path().endswith("?q=no+such+scenario")
+
+
+def test_send_a_test_request_and_watch_the_run_succeed(console: Session) -> None:
+    browser = console.browser
+    sid = console.scenario_id
+    browser.open(f"/console/scenarios/{sid}")
+    browser.click_text("nav.tabs a", "Try it")
+    browser.find("textarea[name=body]")
+    browser.fill("textarea[name=body]", '{"orderId": 7, "items": ["tea"]}')
+    browser.click("form button[type=submit]")
+    browser.wait_text(".run-details .badge", "succeeded", timeout=60)
+    run_link = browser.find(".try-result a[href*='/runs/']")
+    run_id = run_link.text
+    output = json.loads(browser.text(".run-details pre.json"))
+    assert output == {"stored": {"orderId": 7, "items": ["tea"]}}
+    console.pages["try"] = f"/console/scenarios/{sid}/try"
+    browser.shoot("try-succeeded")
+
+    run = console.app.wait_for_run(sid, run_id)
+    assert run["status"] == "succeeded" and run["trigger"]["contentType"] == "application/json"
+
+    run_link.click()
+    browser.wait_text(".run-details", "Steps")
+    steps = browser.find_all(".timeline li")
+    assert [s.text.split("\n")[0] for s in steps] == ["received", "steps[1]", "steps[2]"]
+    assert all("succeeded" in s.text for s in steps)
+    assert "accept · POST · application/json" in browser.text(".run-details .facts")
+    console.pages["run"] = f"/console/scenarios/{sid}/runs/{run_id}"
+    browser.shoot("run")
+
+    browser.click("a[href$='/runs']")
+    row = browser.find("table.cards tbody tr")
+    assert run_id in row.text and "succeeded" in row.text
+    console.pages["runs"] = f"/console/scenarios/{sid}/runs"
+    browser.shoot("runs")
+
+
+def test_a_failing_run_shows_its_step_and_error(console: Session) -> None:
+    browser = console.browser
+    with console.app.admin() as admin:
+        failing = admin.post("/management/scenarios", json={
+            "name": "Refuses orders", "externalTriggers": {"enabled": True},
+            "process": {"steps": [{"type": "transform", "id": "order", "expression": "data[0].Body"},
+                                  {"type": "throw", "message": "no orders today"}]},
+        }).json()  # fmt: skip
+    browser.open(f"/console/scenarios/{failing['id']}/try")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".run-details .badge", "failed", timeout=60)
+    assert "no orders today" in browser.text(".run-details .run-error")
+    failed_step = browser.find_all(".timeline li")[-1]
+    assert "failed" in failed_step.text and "no orders today" in failed_step.text
+
+
+def test_read_the_cached_value_then_delete_it(console: Session) -> None:
+    browser = console.browser
+    sid = console.scenario_id
+    browser.open(f"/console/scenarios/{sid}")
+    browser.click_text("nav.tabs a", "Cache")
+    browser.fill("input[name=key]", '"last"')
+    browser.click("form button[type=submit]")
+    value = json.loads(browser.text("pre.json"))
+    assert value == {"orderId": 7, "items": ["tea"]}
+    assert browser.path() == f"/console/scenarios/{sid}/cache?key=%22last%22"  # bookmarkable
+    console.pages["cache"] = browser.path()
+    browser.shoot("cache")
+    browser.click_text("button.danger", "Delete")
+    browser.click_text("button.danger", "Yes, delete")
+    browser.wait_text(".notice.ok", 'Deleted the entry under "last"')
+    with console.app.admin() as admin:
+        assert admin.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": '"last"'}).status_code == 404
+    with browser.expect_api_error("/ExternalData/GetCacheData/", 404):
+        browser.click("form button[type=submit]")
+        assert "CacheEntryNotFound (HTTP 404)" in browser.text(".error")
+
+
+def test_a_validation_error_is_shown_at_the_step_it_names(console: Session) -> None:
+    browser = console.browser
+    sid = console.scenario_id
+    browser.open(f"/console/scenarios/{sid}")
+    process = {"steps": [
+        {"type": "transform", "id": "order", "expression": "data[0].Body"},
+        {"type": "decision", "if": "steps.order.total > `10`",
+         "then": [{"type": "cache", "key": "big", "value": "#steps.nothing"}]},
+    ]}  # fmt: skip
+    browser.fill("textarea[name=process]", json.dumps(process, indent=2))
+    browser.wait_text(".outline", "decision")
+    with browser.expect_api_error(f"/management/scenarios/{sid}", 400):
+        browser.click("form.editor-form button[type=submit]")
+        step = browser.find(".outline li.has-error")
+    assert step.get_attribute("data-step") == '["steps",1,"then",0]'
+    assert "'#steps.nothing' names no earlier step" in step.text
+    assert "At step steps[1].then[0] (line" in browser.text(".editor-status .error")
+    selected = browser.script("const t = document.querySelector('textarea[name=process]'); return t.value.slice(t.selectionStart, t.selectionEnd);")
+    assert json.loads(selected) == process["steps"][1]["then"][0]  # the editor selects the step
+    assert browser.find("textarea[name=process]").get_attribute("aria-invalid") == "true"
+    browser.shoot("scenario-validation-error")
+    assert browser.find_all(".outline li.has-error"), "the error left its step"
+    with console.app.admin() as admin:
+        assert admin.get(f"/management/scenarios/{sid}").json()["process"]["steps"][0]["id"] == "received"  # nothing saved
+
+
+def test_an_etag_conflict_says_the_scenario_changed_and_offers_to_reload(console: Session) -> None:
+    browser = console.browser
+    sid = console.scenario_id
+    browser.open(f"/console/scenarios/{sid}")
+    browser.find("textarea[name=process]")
+    with console.app.admin() as admin:
+        changed = admin.patch(f"/management/scenarios/{sid}", json={"description": "changed by a colleague"},
+                              headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+        assert changed.status_code == 200, changed.text
+    browser.fill("input[name=name]", "My edit")
+    with browser.expect_api_error(f"/management/scenarios/{sid}", 412):
+        browser.click("form.editor-form button[type=submit]")
+        conflict = browser.find(".conflict-error")
+    assert "(HTTP 412)" in conflict.text and "changed meanwhile" in conflict.text
+    browser.shoot("scenario-conflict")
+    browser.click_text(".conflict-error button", "Reload the scenario")
+    browser.wait_text(".notice.ok", "Reloaded")
+    assert browser.find("textarea[name=description]").get_attribute("value") == "changed by a colleague"
+    assert browser.find("input[name=name]").get_attribute("value") == SCENARIO_NAME
+    browser.fill("input[name=name]", f"{SCENARIO_NAME} (edited)")
+    browser.click("form.editor-form button[type=submit]")
+    browser.wait_text(".notice.ok", "Saved at")
+    with console.app.admin() as admin:
+        assert admin.get(f"/management/scenarios/{sid}").json()["name"] == f"{SCENARIO_NAME} (edited)"
+
+
+# ------------------------------------------------------------------------------------------------
+# Tokens
+# ------------------------------------------------------------------------------------------------
+
+
+def test_create_a_token_shown_once_then_revoke_it(console: Session) -> None:
+    browser = console.browser
+    sid = console.scenario_id
+    browser.open("/console/scenarios")
+    browser.click_text("#nav a", "Tokens")
+    browser.fill("input[name=name]", "shop checkout")
+    browser.script("const s = document.querySelector('select[name=scenarioIds]'); for (const o of s.options) o.selected = o.value === arguments[0];", sid)
+    browser.fill("input[name=expiresInDays]", "30")
+    browser.click("form button[type=submit]")
+    token = browser.find(".new-token input.copy-value").get_attribute("value")
+    assert token.startswith("jct_")
+    browser.click(".new-token button.copy")
+    browser.wait_text(".new-token .copied", "Copied")
+    assert browser.clipboard() == token
+    console.pages["tokens"] = "/console/tokens"
+    browser.shoot("tokens")
+    row = browser.wait(lambda: [r for r in browser.find_all("tr[data-token]") if "shop checkout" in r.text], what="the new token's row")[0]
+    assert "trigger" in row.text and SCENARIO_NAME in row.text
+    with console.app.client(token) as caller:
+        assert caller.post(f"/ExternalData/Accept/{sid}", json={"from": "checkout"}).status_code == 200
+
+    browser.open("/console/tokens")
+    browser.find("tr[data-token]")
+    token_id = token[4:36]
+    browser.click(f"tr[data-token='{token_id}'] button.danger")
+    browser.click(f"tr[data-token='{token_id}'] button.danger")  # "Yes, revoke"
+    browser.wait_text(".notice.ok", "Revoked “shop checkout”")
+    browser.wait(lambda: not browser.find_all(f"tr[data-token='{token_id}']"), what="the row to go")
+    with console.app.client(token) as caller:
+        assert caller.post(f"/ExternalData/Accept/{sid}", json={}).status_code == 401
+    assert token not in browser.script("return document.body.innerText;")  # shown once
+
+
+# ------------------------------------------------------------------------------------------------
+# APIs, API keys and users
+# ------------------------------------------------------------------------------------------------
+
+
+def test_import_a_document_bind_an_operation_and_call_it(console: Session) -> None:
+    browser = console.browser
+    sid = console.scenario_id
+    with console.app.admin() as admin:
+        pet = admin.post("/management/scenarios", json={"name": "Pet lookup", "process": {"steps": [
+            {"type": "return", "value": {"jmespath": "{id: trigger.data.path.id}"}}]}}).json()  # fmt: skip
+    browser.open("/console/scenarios")
+    browser.click_text("#nav a", "APIs")
+    browser.fill("input[name=apiName]", "pets")
+    browser.fill("textarea[name=document]", PETS)
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Imported “pets”: 2 operation(s).")
+    rows = browser.find_all("tr[data-operation]")
+    assert [r.find_element("css selector", "td[data-label='Method and path']").text for r in rows] == ["GET /shop/pet/{id}", "GET /shop/pet/getStatus"]
+    console.pages["api"] = "/console/apis/pets"
+    browser.click("tr[data-operation='getPetById'] a.button")
+    browser.find("select[name=scenarioId]")
+    assert browser.find(".copy-value").get_attribute("value") == f"{console.app.url}/shop/pet/{{id}}"
+    browser.script("const s = document.querySelector('select[name=scenarioId]'); s.value = arguments[0];", pet["id"])
+    browser.fill("input[name=origins]", "https://shop.example")
+    console.pages["bind"] = browser.path()
+    browser.shoot("api-bind")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Bound getPetById")
+    assert "Pet lookup" in browser.text("tr[data-operation='getPetById'] td[data-label='Binding']")
+    browser.shoot("api")
+    answer = httpx.get(f"{console.app.url}/shop/pet/42", headers={"Origin": "https://shop.example"})
+    assert answer.status_code == 200 and answer.json() == {"id": 42}
+    assert answer.headers["access-control-allow-origin"] == "https://shop.example"
+
+    # Another API's operation that could take the same requests: binding it is refused (409),
+    # and the console shows the conflict as the API reports it.
+    browser.open("/console/apis")
+    browser.fill("input[name=apiName]", "clash")
+    browser.fill("textarea[name=document]", CLASHING)
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Imported “clash”")
+    browser.click("tr[data-operation='findPet'] a.button")
+    browser.find("select[name=scenarioId]")
+    browser.script("const s = document.querySelector('select[name=scenarioId]'); s.value = arguments[0];", pet["id"])
+    with browser.expect_api_error("/management/apis/clash/operations/findPet", 409):
+        browser.click("form button[type=submit]")
+        error = browser.text(".error")
+    assert "(HTTP 409)" in error and "pets/getPetById" in error and "clash/findPet" in error
+    browser.shoot("api-bind-conflict")
+    console.pages["apis"] = "/console/apis"
+
+    browser.open("/console/apis/pets")
+    browser.click("tr[data-operation='getPetById'] button.danger")
+    browser.click("tr[data-operation='getPetById'] button.danger")
+    browser.wait_text(".notice.ok", "Unbound getPetById")
+    assert httpx.get(f"{console.app.url}/shop/pet/42").status_code == 404
+    assert sid  # the shop scenario is untouched by the API pages
+
+
+def test_api_keys_and_basic_users_are_created_listed_and_deleted(console: Session) -> None:
+    browser = console.browser
+    browser.open("/console/apis")
+    browser.click_text("nav.tabs a", "API keys")
+    browser.fill("input[name=name]", "partner")
+    browser.fill("textarea[name=ruleset]", "/shop/pet/*:GET\n/shop/**")
+    browser.click("form button[type=submit]")
+    key = browser.find(".new-token input.copy-value").get_attribute("value")
+    assert key
+    row = browser.wait(lambda: [r for r in browser.find_all("tbody tr") if "partner" in r.text], what="the key's row")[0]
+    assert "/shop/pet/*:GET" in row.text and "/shop/**:*" in row.text
+    console.pages["api-keys"] = "/console/api-keys"
+    browser.shoot("api-keys")
+    with console.app.admin() as admin:
+        assert [k["name"] for k in admin.get("/management/apikeys").json()["value"]] == ["partner"]
+    browser.click("tbody tr button.danger")
+    browser.click("tbody tr button.danger")
+    browser.wait_text(".notice.ok", "Deleted “partner”")
+    with console.app.admin() as admin:
+        assert admin.get("/management/apikeys").json()["value"] == []
+
+    browser.click_text("nav.tabs a", "Basic users")
+    browser.fill("input[name=username]", "alice")
+    browser.fill("input[name=password]", "correct horse battery")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "User “alice” created.")
+    browser.wait_text("tbody tr", "alice")
+    console.pages["users"] = "/console/users"
+    browser.shoot("users")
+    browser.click("tbody tr button.danger")
+    browser.click("tbody tr button.danger")
+    browser.wait_text(".notice.ok", "Deleted “alice”")
+    with console.app.admin() as admin:
+        assert admin.get("/management/users").json()["value"] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Every page: accessibility, phone width, keyboard
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_page_passes_axe_and_fits_a_phone_screen(console: Session) -> None:
+    browser = console.browser
+    console.pages["scenarios"] = "/console/scenarios"
+    console.pages["scenario-new"] = "/console/scenarios/new"
+    failures = []
+    for name, path in sorted(console.pages.items()):
+        browser.open(path)
+        browser.find("main h1")
+        browser.wait(lambda: not browser.find_all("main .loading"), what="the page to load")
+        if name == "scenarios":
+            browser.wait(lambda: "…" not in browser.text("table.scenarios tbody"), what="last runs")
+            browser.shoot("scenarios")
+        found = serious(browser.axe())
+        if found:
+            failures.append(f"{name} ({path}): {found}")
+        overflow = browser.overflow_at_phone_width()
+        if overflow > 0:
+            failures.append(f"{name} ({path}) is {overflow} px wider than a phone screen")
+    assert len(console.pages) >= 12
+    assert failures == [], "\n".join(failures)
+
+
+def test_the_console_is_keyboard_usable_with_a_visible_focus(console: Session) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    browser = console.browser
+    browser.open("/console/scenarios")
+    browser.find("table.scenarios")
+    body = browser.find("body")
+    body.send_keys(Keys.TAB)
+    first = browser.script("return document.activeElement;")
+    assert first.text == "Skip to content"
+    assert browser.script("return getComputedStyle(document.activeElement).outlineStyle;") != "none"
+    visited = []
+    for _ in range(12):
+        browser.script("return document.activeElement;").send_keys(Keys.TAB)
+        element = browser.script("return document.activeElement;")
+        visited.append(element.text)
+        assert browser.script("return getComputedStyle(document.activeElement).outlineStyle;") == "solid", element.text
+        if element.text == "New scenario":
+            break
+    assert "Tokens" in visited and "New scenario" in visited
+    browser.script("return document.activeElement;").send_keys(Keys.ENTER)
+    browser.find("textarea[name=process]")
+    assert browser.path() == "/console/scenarios/new"
+    assert browser.script("return document.activeElement.tagName;") in ("H1", "INPUT")
+
+
+def test_the_problem_check_catches_csp_violations_and_console_errors(console: Session) -> None:
+    """The check every test ends with can fail: inline script and style are refused by the CSP
+    and reported, and so is a console error."""
+    browser = console.browser
+    browser.open("/console/scenarios")
+    browser.find("table.scenarios")
+    browser.script("const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; document.body.append(s);")
+    browser.script("const s = document.createElement('style'); s.textContent = 'body{color:red}'; document.head.append(s);")
+    browser.script("console.error('a console error');")
+    problems: list[str] = []
+
+    def reported() -> bool:
+        problems.extend(browser.problems())
+        return len(problems) >= 3
+
+    browser.wait(reported, what="the three problems to be reported")
+    assert browser.script("return Boolean(window.inlineRan);") is False
+    assert any("script-src" in p for p in problems) and any("style-src" in p for p in problems)
+    assert any("a console error" in p for p in problems)
