@@ -12,7 +12,11 @@ Graph ``checkMemberGroups``. Nothing is mocked; tests steer it with plain attrib
 - ``rotate()``: publish a new signing key (dropping the old one unless asked to keep it).
 - ``memberships``: ``{oid: {group ids}}`` for Graph; ``graph_failing`` makes Graph answer 503;
   ``graph_calls`` counts checkMemberGroups calls.
-- ``register_client()``: an app registration (client secret and/or certificate, app roles).
+- ``register_client()``: an app registration (client secret and/or certificate, app roles);
+  ``register_spa()``: a single-page application (redirect URIs), for the console's MSAL.js.
+- ``browser_user``: who signs in at the authorization endpoint (authorization code + PKCE, as
+  Azure AD requires of single-page applications; the token endpoint answers their origin with
+  CORS); None answers ``login_required``. ``authorize_requests`` and ``pkce_checks`` record it.
 - ``mint()``: sign any claims with any key and algorithm, to forge tokens.
 
 Start it with ``with LocalIdentityProvider(folder) as idp:``. ``idp.ca_path`` is the CA bundle to
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
@@ -104,6 +108,8 @@ class Client:
     oid: str = field(default_factory=lambda: str(uuid.uuid4()))
     claims: dict[str, Any] = field(default_factory=dict)
     """Extra claims for every token this client gets (e.g. ``groups``)."""
+    spa_redirect_uris: tuple[str, ...] = ()
+    """Redirect URIs of the "Single-page application" platform (authorization code + PKCE)."""
 
 
 @dataclass
@@ -142,6 +148,12 @@ class LocalIdentityProvider:
         self.device_user: DeviceUser | None = None
         """Set to approve device-code sign-ins as this user; None leaves them pending."""
         self._device_flows: dict[str, tuple[str, str]] = {}  # device_code -> (client_id, scope)
+        self.browser_user: DeviceUser | None = None
+        """Who signs in at the authorization endpoint; None answers ``error=login_required``."""
+        self.authorize_requests: list[dict[str, str]] = []
+        self.pkce_checks = 0
+        self._codes: dict[str, dict[str, Any]] = {}  # authorization code -> its request and user
+        self._refresh_tokens: dict[str, tuple[str, str, DeviceUser]] = {}  # -> (client_id, scope, user)
         self._lock = threading.Lock()
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.current_kid = ""
@@ -340,6 +352,22 @@ class LocalIdentityProvider:
         path = write_certificate_pem(self.folder / f"{name}.pem", key, cert)
         return self.register_client(certificate=cert, **kwargs), path
 
+    def register_spa(self, redirect_uri: str, client_id: str | None = None) -> Client:
+        """A single-page application registration (the console): public, redirect URI as given."""
+        client = self.register_client(client_id)
+        client.spa_redirect_uris = (redirect_uri,)
+        return client
+
+    def spa_origins(self) -> set[str]:
+        return {"{0.scheme}://{0.netloc}".format(urlsplit(uri)) for c in self.clients.values() for uri in c.spa_redirect_uris}
+
+    @property
+    def server_spki_sha256(self) -> str:
+        """Base64 SHA-256 of the TLS server key, for Chromium's --ignore-certificate-errors-spki-list."""
+        cert = x509.load_pem_x509_certificate((self.folder / "server.pem").read_bytes())
+        spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
     # -- TLS ----------------------------------------------------------------------------------
 
     def _make_tls(self) -> None:
@@ -424,6 +452,7 @@ class LocalIdentityProvider:
             "authorization_endpoint": f"{tenant_url}/oauth2/v2.0/authorize",
             "token_endpoint": self.token_endpoint,
             "device_authorization_endpoint": f"{tenant_url}/oauth2/v2.0/devicecode",
+            "end_session_endpoint": f"{tenant_url}/oauth2/v2.0/logout",
             "jwks_uri": f"{tenant_url}/discovery/v2.0/keys",
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
             "subject_types_supported": ["pairwise"],
@@ -494,38 +523,101 @@ class LocalIdentityProvider:
                 return 400, {"error": "authorization_pending", "error_description": "AADSTS70016: pending"}
             client_id, scope = flow
             del self._device_flows[form["device_code"]]
-            user = self.device_user
-            resource_scopes = [s for s in scope.split() if s not in ("openid", "profile", "offline_access")]
-            resource = resource_scopes[0].rsplit("/", 1)[0] if resource_scopes else client_id
-            names = " ".join(s.rsplit("/", 1)[-1] for s in resource_scopes)
-            claims = self.user_claims(
-                resource, oid=user.oid, name=user.name, preferred_username=user.username, azp=client_id, scp=names
-            )
-            claims.update(user.claims)
-            id_token = self.mint(
-                {
-                    **self._times(None),
-                    "aud": client_id,
-                    "iss": self.issuer_v2,
-                    "tid": self.tenant_id,
-                    "oid": user.oid,
-                    "sub": claims["sub"],
-                    "name": user.name,
-                    "preferred_username": user.username,
-                    "ver": "2.0",
-                }
-            )
-            response = self._token_response(self.mint(claims))
-            response.update(
-                {
-                    "scope": scope,
-                    "id_token": id_token,
-                    "refresh_token": b64url(uuid.uuid4().bytes),
-                    "client_info": b64url(json.dumps({"uid": user.oid, "utid": self.tenant_id}).encode()),
-                }
-            )
-            return 200, response
+            return 200, self._user_tokens(client_id, scope, self.device_user)
+        if grant == "authorization_code":
+            code = self._codes.pop(form.get("code", ""), None)
+            if code is None:
+                return 400, {"error": "invalid_grant", "error_description": "AADSTS70008: the code is unknown, used or expired."}
+            if form.get("client_id") != code["client_id"] or form.get("redirect_uri") != code["redirect_uri"]:
+                return 400, {"error": "invalid_grant", "error_description": "AADSTS50148: client_id or redirect_uri differs from the authorization request."}
+            verifier = form.get("code_verifier", "")
+            if not verifier or b64url(hashlib.sha256(verifier.encode()).digest()) != code["challenge"]:
+                return 400, {"error": "invalid_grant", "error_description": "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request."}
+            self.pkce_checks += 1
+            return 200, self._user_tokens(code["client_id"], code["scope"], code["user"], nonce=code["nonce"], delegated_default="access_as_user")
+        if grant == "refresh_token":
+            held = self._refresh_tokens.get(form.get("refresh_token", ""))
+            if held is None or held[0] != form.get("client_id"):
+                return 400, {"error": "invalid_grant", "error_description": "AADSTS700082: the refresh token is unknown or expired."}
+            return 200, self._user_tokens(held[0], form.get("scope") or held[1], held[2], delegated_default="access_as_user")
         return 400, {"error": "unsupported_grant_type", "error_description": f"grant {grant!r} is not supported here"}
+
+    def _user_tokens(
+        self, client_id: str, scope: str, user: DeviceUser, *, nonce: str | None = None, delegated_default: str | None = None
+    ) -> dict[str, Any]:
+        """Access, ID and refresh tokens for a user signed in to ``client_id`` (device code or
+        authorization code). ``delegated_default`` is what ``.default`` grants (Azure AD puts the
+        consented scopes, not ``.default``, in ``scp``)."""
+        resource_scopes = [s for s in scope.split() if s not in ("openid", "profile", "offline_access")]
+        resource = resource_scopes[0].rsplit("/", 1)[0] if resource_scopes else client_id
+        names = " ".join(s.rsplit("/", 1)[-1] for s in resource_scopes)
+        if delegated_default and names == ".default":
+            names = delegated_default
+        claims = self.user_claims(
+            resource, oid=user.oid, name=user.name, preferred_username=user.username, azp=client_id, scp=names
+        )
+        claims.update(user.claims)
+        id_claims = {
+            **self._times(None),
+            "aud": client_id,
+            "iss": self.issuer_v2,
+            "tid": self.tenant_id,
+            "oid": user.oid,
+            "sub": claims["sub"],
+            "name": user.name,
+            "preferred_username": user.username,
+            "ver": "2.0",
+        }
+        if nonce is not None:
+            id_claims["nonce"] = nonce
+        refresh = b64url(uuid.uuid4().bytes)
+        self._refresh_tokens[refresh] = (client_id, scope, user)
+        response = self._token_response(self.mint(claims))
+        response.update(
+            {
+                "scope": scope,
+                "id_token": self.mint(id_claims),
+                "refresh_token": refresh,
+                "client_info": b64url(json.dumps({"uid": user.oid, "utid": self.tenant_id}).encode()),
+            }
+        )
+        return response
+
+    def _authorize(self, query: Mapping[str, str]) -> tuple[int, dict[str, Any] | None, str | None]:
+        """The authorization endpoint as Azure AD runs it for a single-page application:
+        ``(status, error payload, redirect location)``. The person is ``browser_user``, already
+        signed in (there is no page to type a password into)."""
+        self.authorize_requests.append(dict(query))
+        client = self.clients.get(query.get("client_id", ""))
+        if client is None:
+            return 400, {"error": "unauthorized_client", "error_description": "AADSTS700016: unknown application"}, None
+        redirect = query.get("redirect_uri", "")
+        if redirect not in client.spa_redirect_uris:
+            return 400, {"error": "invalid_request", "error_description": "AADSTS50011: the redirect URI does not match the application's"}, None
+        answer: dict[str, str] = {"state": query.get("state", "")}
+        if query.get("response_type") != "code":
+            answer.update(error="unsupported_response_type", error_description="AADSTS700054: response_type must be code")
+        elif query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            answer.update(error="invalid_request", error_description="AADSTS9002325: Proof Key for Code Exchange is required for cross-origin authorization code redemption.")
+        elif self.browser_user is None:
+            answer.update(error="login_required", error_description="AADSTS50058: no one is signed in")
+        else:
+            code = b64url(uuid.uuid4().bytes)
+            self._codes[code] = {
+                "client_id": client.client_id,
+                "redirect_uri": redirect,
+                "scope": query.get("scope", ""),
+                "nonce": query.get("nonce"),
+                "challenge": query["code_challenge"],
+                "user": self.browser_user,
+            }
+            answer.update(
+                code=code,
+                client_info=b64url(json.dumps({"uid": self.browser_user.oid, "utid": self.tenant_id}).encode()),
+                session_state=str(uuid.uuid4()),
+            )
+        separator = "?" if query.get("response_mode") == "query" else "#"
+        return 302, None, f"{redirect}{separator}{urlencode(answer)}"
 
     @staticmethod
     def _token_response(access_token: str) -> dict[str, Any]:
@@ -619,8 +711,39 @@ def _handler_for(idp: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            self._cors()
             self.end_headers()
             self.wfile.write(body)
+
+        def _cors(self) -> None:
+            """As Azure AD: discovery and keys for any origin; the token endpoint for the origins
+            of single-page applications' redirect URIs only."""
+            origin = self.headers.get("Origin")
+            if origin is None:
+                return
+            path = urlsplit(self.path).path
+            if self.command == "GET" or self.command == "OPTIONS" and "/oauth2/" not in path:
+                self.send_header("Access-Control-Allow-Origin", "*")
+            elif origin in idp.spa_origins():
+                self.send_header("Access-Control-Allow-Origin", origin)
+                self.send_header("Vary", "Origin")
+
+        def _redirect(self, location: str) -> None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+
+        def do_OPTIONS(self) -> None:  # noqa: N802 - CORS preflight
+            self.send_response(204)
+            self._cors()
+            self.send_header("Access-Control-Allow-Methods", "GET, POST")
+            requested = self.headers.get("Access-Control-Request-Headers")
+            if requested:
+                self.send_header("Access-Control-Allow-Headers", requested)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _late(self, kind: str, status: int, payload: Any) -> None:
             """Answer after ``idp.delays[kind]`` seconds (a slow IdP), noting when it answered."""
@@ -643,6 +766,20 @@ def _handler_for(idp: LocalIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 f"/{tenant}/.well-known/openid-configuration",
             ):
                 self._late("discovery", 200, idp._discovery())
+            elif path == f"/{tenant}/oauth2/v2.0/authorize":
+                query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                status, payload, location = idp._authorize(query)
+                if location is not None:
+                    self._redirect(location)
+                else:
+                    self._send(status, payload)
+            elif path == f"/{tenant}/oauth2/v2.0/logout":
+                query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                target = query.get("post_logout_redirect_uri", "")
+                if urlsplit(target).scheme and "{0.scheme}://{0.netloc}".format(urlsplit(target)) in idp.spa_origins():
+                    self._redirect(target)
+                else:
+                    self._send(200, {"signedOut": True})
             elif path == "/msi/token":
                 query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
                 self._late("msi", *idp._managed_identity_token(query, self.headers.get("X-IDENTITY-HEADER")))
