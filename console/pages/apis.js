@@ -139,7 +139,7 @@ export async function apiPage({ main, params, signal, setTitle, navigate }) {
       h("td", { "data-label": "Summary" }, op.summary || "—"),
       h("td", { "data-label": "Scopes" }, (op.scopes || []).join(" ") || "—"),
       h("td", { "data-label": "Binding" }, bindingSummary(op.binding, names)),
-      h("td", { "data-label": "Actions", class: "actions" }, actions),
+      h("td", { "data-label": "Actions" }, h("div", { class: "actions" }, actions)),
     );
   });
   const ops = table(`Operations of ${api.name}`, ["Operation", "Method and path", "Summary", "Scopes", "Binding", ""], rows);

@@ -165,8 +165,8 @@ function timeline(run) {
           h(
             "div",
             { class: "step-line" },
-            h("span", { class: "step-name" }, step.id || stepLabel(step.path)),
-            h("span", { class: "muted" }, `${step.type} · ${stepLabel(step.path)}`),
+            h("span", { class: "step-name" }, step.id || step.type),
+            h("span", { class: "muted mono" }, step.id ? `${step.type} · ${stepLabel(step.path)}` : stepLabel(step.path)),
             statusBadge(status),
             h("span", {}, `started ${fmtTime(step.startedAt)}`),
             h("span", {}, `took ${fmtDuration(step.startedAt, step.endedAt)}`),

@@ -105,6 +105,7 @@ async function follow(scenarioId, runId, line, state, details, signal) {
     if (FINAL.has(run.status)) {
       line.stop();
       line.el.remove();
+      state.remove(); // the details below say the status
       show(details, runDetails(run));
       return run;
     }

@@ -229,7 +229,7 @@ def test_send_a_test_request_and_watch_the_run_succeed(console: Session) -> None
     run_link.click()
     browser.wait_text(".run-details", "Steps")
     steps = browser.find_all(".timeline li")
-    assert [s.text.split("\n")[0] for s in steps] == ["received", "steps[1]", "steps[2]"]
+    assert [s.text.split("\n")[:2] for s in steps] == [["received", "transform · steps[0]"], ["cache", "steps[1]"], ["return", "steps[2]"]]
     assert all("succeeded" in s.text for s in steps)
     assert "accept · POST · application/json" in browser.text(".run-details .facts")
     console.pages["run"] = f"/console/scenarios/{sid}/runs/{run_id}"
@@ -300,7 +300,7 @@ def test_a_validation_error_is_shown_at_the_step_it_names(console: Session) -> N
     selected = browser.script("const t = document.querySelector('textarea[name=process]'); return t.value.slice(t.selectionStart, t.selectionEnd);")
     assert json.loads(selected) == process["steps"][1]["then"][0]  # the editor selects the step
     assert browser.find("textarea[name=process]").get_attribute("aria-invalid") == "true"
-    browser.shoot("scenario-validation-error")
+    browser.shoot("scenario-validation-error", scroll_top=False)
     assert browser.find_all(".outline li.has-error"), "the error left its step"
     with console.app.admin() as admin:
         assert admin.get(f"/management/scenarios/{sid}").json()["process"]["steps"][0]["id"] == "received"  # nothing saved
@@ -320,7 +320,7 @@ def test_an_etag_conflict_says_the_scenario_changed_and_offers_to_reload(console
         browser.click("form.editor-form button[type=submit]")
         conflict = browser.find(".conflict-error")
     assert "(HTTP 412)" in conflict.text and "changed meanwhile" in conflict.text
-    browser.shoot("scenario-conflict")
+    browser.shoot("scenario-conflict", scroll_top=False)
     browser.click_text(".conflict-error button", "Reload the scenario")
     browser.wait_text(".notice.ok", "Reloaded")
     assert browser.find("textarea[name=description]").get_attribute("value") == "changed by a colleague"

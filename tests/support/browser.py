@@ -235,9 +235,12 @@ class Browser:
 
     # -- artifacts -----------------------------------------------------------------------------
 
-    def shoot(self, name: str) -> list[Path]:
-        """Screenshots at 1280x800 and at phone width (the whole page height at phone width)."""
+    def shoot(self, name: str, *, scroll_top: bool = True) -> list[Path]:
+        """Screenshots at 1280x800 and at phone width, from the top of the page unless the
+        part to see is where the page scrolled to (an error at its step)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        if scroll_top:
+            self.script("window.scrollTo(0, 0);")
         saved = []
         for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
             self.viewport(width, height)
