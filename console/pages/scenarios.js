@@ -128,6 +128,7 @@ export async function listPage({ main, query, signal, setTitle }) {
   show(
     main,
     pageHeader("Scenarios", h("a", { href: "/console/scenarios/new", class: "button primary" }, "New scenario")),
+    h("p", { class: "lead" }, "A scenario is a process Junction runs when it is called at its trigger URL (or on its schedule). Open one to edit it; its Try it tab sends a test request and shows the run."),
     h(
       "div",
       { class: "filters", role: "search" },

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -242,6 +243,23 @@ def test_send_a_test_request_and_watch_the_run_succeed(console: Session) -> None
     browser.shoot("runs")
 
 
+def test_runs_are_listed_newest_first_a_page_at_a_time(console: Session) -> None:
+    browser = console.browser
+    with console.app.admin() as admin:
+        busy = admin.post("/management/scenarios", json={"name": "Busy", "externalTriggers": {"enabled": True},
+                                                         "process": {"steps": [{"type": "return", "value": "#data[0].Body"}]}}).json()  # fmt: skip
+        started = [admin.post(f"/ExternalData/Accept/{busy['id']}", json={"n": n}).headers["x-run-id"] for n in range(21)]
+    rows = "table.cards tbody tr"
+    browser.open(f"/console/scenarios/{busy['id']}/runs")
+    browser.wait(lambda: len(browser.find_all(rows)) == 20, what="a page of 20 runs")
+    assert [row.find_element("css selector", "th").text for row in browser.find_all(rows)] == started[:0:-1]  # newest first
+    browser.click_text("a.button", "Older runs")
+    browser.wait(lambda: "skiptoken=" in browser.path() and len(browser.find_all(rows)) == 1, what="the older page")
+    assert browser.find_all(rows)[0].find_element("css selector", "th").text == started[0]
+    browser.click_text("a.button", "Newest runs")
+    browser.wait(lambda: len(browser.find_all(rows)) == 20, what="the first page again")
+
+
 def test_a_failing_run_shows_its_step_and_error(console: Session) -> None:
     browser = console.browser
     with console.app.admin() as admin:
@@ -375,7 +393,7 @@ def test_create_a_token_shown_once_then_revoke_it(console: Session) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_import_a_document_bind_an_operation_and_call_it(console: Session) -> None:
+def test_import_a_document_bind_an_operation_and_call_it(console: Session, tmp_path: Path) -> None:
     browser = console.browser
     sid = console.scenario_id
     with console.app.admin() as admin:
@@ -383,8 +401,11 @@ def test_import_a_document_bind_an_operation_and_call_it(console: Session) -> No
             {"type": "return", "value": {"jmespath": "{id: trigger.data.path.id}"}}]}}).json()  # fmt: skip
     browser.open("/console/scenarios")
     browser.click_text("#nav a", "APIs")
-    browser.fill("input[name=apiName]", "pets")
-    browser.fill("textarea[name=document]", PETS)
+    document = tmp_path / "pets.yaml"
+    document.write_text(PETS)
+    browser.find("input[type=file]").send_keys(str(document))  # upload; the name comes from the file
+    browser.wait(lambda: browser.find("input[name=apiName]").get_attribute("value") == "pets", what="the name from the file")
+    assert browser.find("textarea[name=document]").get_attribute("value") == PETS
     browser.click("form button[type=submit]")
     browser.wait_text(".notice.ok", "Imported “pets”: 2 operation(s).")
     rows = browser.find_all("tr[data-operation]")
