@@ -158,6 +158,19 @@ def test_sign_in_keeps_the_token_in_session_storage_only_and_sign_out_clears_it(
     browser.click("#sign-out")
     browser.find("input[name=token]")
     assert browser.script("return sessionStorage.length;") == 0
+    # After signing in, the page asked for is shown; a "next" outside the console is ignored.
+    browser.open("/console/tokens")
+    assert browser.wait(lambda: browser.path() == "/console/signin?next=%2Fconsole%2Ftokens", what="the sign-in page")
+    browser.fill("input[name=token]", token)
+    browser.click("form button[type=submit]")
+    assert browser.wait(lambda: browser.path() == "/console/tokens", what="the tokens page")
+    browser.click("#sign-out")
+    browser.open("/console/signin?next=//evil.example/x")
+    browser.fill("input[name=token]", token)
+    browser.click("form button[type=submit]")
+    assert browser.wait(lambda: browser.path() == "/console/scenarios", what="the scenarios page")
+    browser.click("#sign-out")
+    browser.find("input[name=token]")
     sign_in(console)
     visit(console, "/console/scenarios", "table.scenarios", "scenarios-empty")
 
