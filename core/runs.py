@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableEntity
 
 from core import clock
 from core.errors import NotFound, PayloadTooLarge
@@ -75,19 +78,100 @@ def new_run_entity(scenario_id: str, run_id: str, trigger: dict[str, Any]) -> di
     }
 
 
-def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[str, Any]) -> dict[str, Any]:
-    """Record a queued run; returns the entity as stored (pass it to ``update_run``)."""
-    entity = new_run_entity(scenario_id, run_id, trigger)
-    storage.table("runs").create_entity(entity)
+def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[str, Any]) -> TableEntity:
+    """Record a queued run; returns the entity as stored, with its ETag (pass it to ``update_run``)."""
+    entity = TableEntity(new_run_entity(scenario_id, run_id, trigger))
+    written = storage.table("runs").create_entity(entity)
+    entity._metadata = {"etag": written.get("etag"), "timestamp": written.get("date")}
     return entity
 
 
-def discard_run(storage: Storage, scenario_id: str, run_id: str) -> None:
-    """Remove the record of a run that could not be started (best effort: storage may be down)."""
+def discard_run(storage: Storage, entity: TableEntity) -> None:
+    """Remove the record of a run whose queue message could not be sent.
+
+    The caller was told the run was not accepted, so a record left ``queued`` would promise a run
+    that never comes. Storage is often what failed, so a delete that fails now is handed to
+    ``unstarted_runs`` to try again until storage is back. The delete is conditional on the ETag
+    the insert returned: if the send did reach the queue after all (its answer was lost) and the
+    worker has started the run, the record is the worker's and stays.
+    """
     try:
-        storage.table("runs").delete_entity(scenario_id, run_id)
+        _delete_unstarted(storage, entity)
     except Exception as exc:  # noqa: BLE001 - the original error is what the caller needs
-        logger.warning("could not remove the record of unstarted run %s: %s", run_id, type(exc).__name__)
+        logger.warning("could not remove the record of unstarted run %s yet (%s); retrying in the background", entity["RowKey"], type(exc).__name__)
+        unstarted_runs.retry_later(storage, entity)
+
+
+def _delete_unstarted(storage: Storage, entity: TableEntity) -> None:
+    try:
+        storage.table("runs").delete_entity(
+            entity["PartitionKey"], entity["RowKey"], etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceNotFoundError, ResourceModifiedError):
+        pass  # already gone, or started by a worker after all: nothing to undo
+
+
+class UnstartedRuns:
+    """Deletes of unstarted runs' records that failed, retried with back-off from one thread.
+
+    Kept in memory only: if the process ends before storage comes back, the record stays
+    ``queued`` (docs/reliability.md, "A gap the fault tests found"). One thread per process,
+    started on first use, so the common path costs nothing.
+    """
+
+    PATIENCE_SECONDS = 600.0
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[float, Storage, TableEntity]] = []
+        self._outstanding = 0  # pending, plus those being tried right now
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def retry_later(self, storage: Storage, entity: TableEntity) -> None:
+        with self._lock:
+            self._pending.append((time.monotonic() + self.PATIENCE_SECONDS, storage, entity))
+            self._outstanding += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="junction-unstarted-runs", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def pending(self) -> int:
+        """How many records are still to be removed."""
+        with self._lock:
+            return self._outstanding
+
+    def _run(self) -> None:
+        delay = 0.5
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                with self._lock:
+                    if not self._pending:
+                        self._thread = None
+                        return
+                continue
+            failed = []
+            for give_up_at, storage, entity in batch:
+                try:
+                    _delete_unstarted(storage, entity)
+                    logger.info("removed the record of unstarted run %s", entity["RowKey"])
+                except Exception as exc:  # noqa: BLE001 - storage still away: keep trying
+                    if time.monotonic() < give_up_at:
+                        failed.append((give_up_at, storage, entity))
+                    else:
+                        logger.error("gave up removing the record of unstarted run %s: %s", entity["RowKey"], type(exc).__name__)
+            with self._lock:
+                self._pending.extend(failed)
+                self._outstanding -= len(batch) - len(failed)
+            delay = min(delay * 2, 10.0) if failed else 0.5
+
+
+unstarted_runs = UnstartedRuns()
 
 
 def read_run_entity(storage: Storage, scenario_id: str, run_id: str) -> Any:

@@ -60,11 +60,11 @@ def start_run(
     """Record a queued run and enqueue it; returns its id.
 
     If the message cannot be sent, the caller gets the error (503 when storage is down), so the
-    run was never accepted; its record is removed, best effort, rather than left ``queued``
-    with nothing to run it.
+    run was never accepted; its record is removed (``runs.discard_run``, retried until storage is
+    back) rather than left ``queued`` with nothing to run it.
     """
     run_id = run_id or new_run_id()
-    runs.insert_run(storage, scenario_id, run_id, dict(trigger))
+    entity = runs.insert_run(storage, scenario_id, run_id, dict(trigger))
     message = {
         "v": MESSAGE_VERSION,
         "scenarioId": scenario_id,
@@ -76,6 +76,6 @@ def start_run(
     try:
         enqueue(storage, message)
     except Exception:
-        runs.discard_run(storage, scenario_id, run_id)
+        runs.discard_run(storage, entity)
         raise
     return run_id

@@ -12,6 +12,8 @@ where Azurite is more lenient. Storage-side behaviour, simulated on the wire, ne
 
 - ``refuse_if``: a test's own rule, ``(method, table, entity as sent) -> error code or None``,
   for a storage refusal no size explains.
+- ``unavailable_if``: ``(method, path) -> bool``; a request it matches is answered 503
+  ``ServerBusy`` without reaching Azurite, as during an outage of the table service.
 
 Every query is logged (table, ``$filter``, entities answered) so tests can check query shapes.
 """
@@ -64,6 +66,7 @@ class TableProxy:
         self.queries: list[Query] = []
         self.refused: list[str] = []
         self.refuse_if: Callable[[str, str, dict[str, Any]], str | None] | None = None
+        self.unavailable_if: Callable[[str, str], bool] | None = None
         self.cut_pages = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -159,6 +162,9 @@ class TableProxy:
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
                 parts = urlsplit(self.path)
+                outage = proxy.unavailable_if
+                if outage is not None and outage(self.command, unquote(parts.path)):
+                    return self._azure_error(503, "ServerBusy", "the table service is unavailable")
                 if proxy.azure_limits or proxy.refuse_if is not None:
                     refusal = proxy._refusal(self.command, parts.path, body)
                     if refusal is not None:
