@@ -33,6 +33,7 @@ Writers change data first and the version marker last.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -285,6 +286,15 @@ def check_references(document: Mapping[str, Any]) -> None:
         raise BadRequest("the document is not valid: " + "; ".join(problems), "InvalidDocument")
 
 
+def check_patterns(document: Mapping[str, Any]) -> None:
+    """Refuse patterns that cannot be matched in linear time (``core.patterns``)."""
+    from core.patterns import pattern_problems
+
+    problems = list(itertools.islice(pattern_problems(document), MAX_PROBLEMS))
+    if problems:
+        raise BadRequest("the document is not valid: " + "; ".join(problems), "InvalidDocument")
+
+
 def dialect_of(document: Mapping[str, Any]) -> str:
     swagger = document.get("swagger")
     openapi = document.get("openapi")
@@ -303,6 +313,7 @@ def validate_document(document: Mapping[str, Any]) -> str:
 
     dialect = dialect_of(document)
     check_references(document)
+    check_patterns(document)
     cls = {"swagger2": OpenAPIV2SpecValidator, "oas30": OpenAPIV30SpecValidator, "oas31": OpenAPIV31SpecValidator}[dialect]
     problems: list[str] = []
     try:

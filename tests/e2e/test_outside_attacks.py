@@ -134,6 +134,51 @@ def test_template_segments_match_without_backtracking_and_long_segments_are_400(
             admin.delete("/management/apis/tpl")
 
 
+# -- 3, the same class: regex patterns from imported documents over callers' text -------------
+
+# A backtracking engine needs about 2**n steps for ``^(a+)+$`` against n a's and a '!'.
+EVIL = "^(a+)+$"
+HOSTILE = "a" * 5_000 + "!"
+
+
+def test_document_patterns_run_in_linear_time_over_callers_text(junction: Junction) -> None:
+    """``pattern`` on a query parameter and a body property, and ``patternProperties`` with
+    ``additionalProperties: false`` (OpenAPI 3.1): with Python's ``re`` the first call below never
+    came back (the client's 30 s timeout ends the test); with RE2 each answers 400 at once."""
+    document = {"openapi": "3.1.0", "info": {"title": "re", "version": "1"}, "servers": [{"url": "/re"}],
+                "paths": {"/check": {"post": {"operationId": "check", "responses": {"200": {"description": "ok"}},
+                    "parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "pattern": EVIL}}],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object",
+                        "properties": {"name": {"type": "string", "pattern": EVIL}},
+                        "patternProperties": {EVIL: {"type": "integer"}}, "additionalProperties": False}}}}}}}}  # fmt: skip
+    scenario = junction.create_scenario(process={"steps": [{"type": "return", "value": "ok"}]})
+    with junction.admin() as admin:
+        assert admin.put("/management/apis/re", json=document).status_code in (200, 201)
+        assert admin.put("/management/apis/re/operations/check", json={"scenarioId": scenario["id"]}).status_code == 200
+    try:
+        with junction.client() as client:
+            assert client.post("/re/check", params={"q": "aaa"}, json={"name": "aa", "aaa": 1}).status_code == 200
+            assert_json_error(client.post("/re/check", params={"q": HOSTILE[-3_000:]}, json={}, timeout=30), 400, "InvalidParameter")
+            assert_json_error(client.post("/re/check", json={"name": HOSTILE}, timeout=30), 400, "InvalidBody")
+            assert_json_error(client.post("/re/check", json={HOSTILE: 1}, timeout=30), 400, "InvalidBody")
+        assert junction.run_count(scenario["id"]) == 1
+    finally:
+        with junction.admin() as admin:
+            admin.delete("/management/apis/re")
+
+
+@pytest.mark.parametrize("pattern", ["^(?=a)a+$", "^(a)\\1$", "(?<!x)y", "[unclosed"])
+def test_patterns_that_need_backtracking_are_refused_at_import(junction: Junction, pattern: str) -> None:
+    document = {"openapi": "3.0.3", "info": {"title": "re", "version": "1"},
+                "paths": {"/p": {"get": {"operationId": "p", "responses": {"200": {"description": "ok"}},
+                    "parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "pattern": pattern}}]}}}}  # fmt: skip
+    with junction.admin() as admin:
+        refused = admin.put("/management/apis/relook", json=document)
+        assert_json_error(refused, 400, "InvalidDocument")
+        assert "linear time" in refused.json()["error"]["message"]
+        assert admin.get("/management/apis/relook").status_code == 404
+
+
 # -- 2, 4, 8. recursive $refs: the public document and the import --------------------------
 
 
