@@ -157,7 +157,7 @@ def _paths() -> dict[str, Any]:
             },
             "put": {
                 "tags": ["Scenarios"], "operationId": "replaceScenario", "security": ADMIN, "parameters": [IF_MATCH],
-                "requestBody": {"required": True, **_json(_ref("ScenarioInput"))},
+                "requestBody": {"required": True, **_json(_ref("ScenarioReplacement"))},
                 "responses": {"200": {"description": "Replaced", **_json(_ref("Scenario"))}, **_errors(400, 401, 403, 404, 412, 413, 415, 503)},
             },
             "patch": {
@@ -332,6 +332,7 @@ def _components() -> dict[str, Any]:
         "schemas": {
             "Error": ERROR,
             "ScenarioInput": schemas.SCENARIO,
+            "ScenarioReplacement": schemas.SCENARIO_REPLACE,
             "Scenario": schemas.SCENARIO_OUT,
             "TokenInput": schemas.TOKEN_CREATE,
             "Binding": BINDING,

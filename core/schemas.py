@@ -98,6 +98,19 @@ SCENARIO_OUT: dict[str, Any] = {
     },
 }
 
+# PUT takes a scenario as GET returned it (GET, edit, PUT): the fields GET adds are accepted when
+# unchanged and ignored (core.scenarios._check_read_only), so the published document allows them.
+SCENARIO_REPLACE: dict[str, Any] = {
+    **SCENARIO,
+    "properties": {
+        **SCENARIO["properties"],
+        **{
+            name: {**SCENARIO_OUT["properties"][name], "readOnly": True, "description": "as GET returned it; a changed value is refused"}
+            for name in ("id", "etag", "createdAt", "updatedAt", "triggerUrls")
+        },
+    },
+}
+
 TOKEN_CREATE: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

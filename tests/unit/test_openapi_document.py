@@ -155,3 +155,26 @@ def test_the_published_text_is_built_once_per_route_table(monkeypatch: pytest.Mo
     assert json.loads(one)["paths"] == json.loads(two)["paths"]
     openapi_doc.published_text(RouteTable(_recursive_api(3), version="v2"), "https://a.example")
     assert len(calls) == 2
+
+
+def test_the_published_put_body_takes_a_scenario_as_get_returned_it() -> None:
+    """GET, edit, PUT round-trips (README): a client generated from the document must be allowed
+    to send the read-only fields back, so the PUT body describes them (``readOnly``)."""
+    from jsonschema import Draft202012Validator
+
+    document = build_document("https://junction.example")
+    components = document["components"]["schemas"]
+    put = document["paths"]["/management/scenarios/{scenarioId}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    as_got = {
+        "id": "5f0c2a1e-8a4b-4c1d-9e2f-0a1b2c3d4e5f", "etag": 'W/"datetime\'2026-12-02T19%3A00%3A00Z\'"',
+        "createdAt": "2026-12-02T19:00:00.000Z", "updatedAt": "2026-12-02T19:00:00.000Z",
+        "triggerUrls": {"get": "https://junction.example/ExternalData/Accept/x", "post": "p", "cache": "c"},
+        "name": "edited", "externalTriggers": {"enabled": True, "allowAnonymous": False},
+        "process": {"steps": [{"type": "return", "value": 1}]},
+    }  # fmt: skip
+    schema = {**put, "$defs": {}, "components": {"schemas": components}}
+    validator = Draft202012Validator(schema)
+    assert list(validator.iter_errors(as_got)) == []
+    read_only = components["ScenarioReplacement"]["properties"]
+    assert {name for name, spec in read_only.items() if spec.get("readOnly")} == {"id", "etag", "createdAt", "updatedAt", "triggerUrls"}
+    assert list(validator.iter_errors({**as_got, "unknown": 1})), "other fields are still refused"
