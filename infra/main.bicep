@@ -171,6 +171,23 @@ param storageSkuName string = 'Standard_LRS'
 param logRetentionInDays int = 30
 
 // ---------------------------------------------------------------------------------------------
+// Alerts (docs/operations.md): the rules always exist; an e-mail address adds an action group
+// ---------------------------------------------------------------------------------------------
+
+@description('E-mail address that fired alerts are sent to (an action group is created for it); empty sends nothing, and fired alerts show in the portal only (Monitor > Alerts).')
+param alertEmail string = ''
+
+@description('Alert when the oldest message of the run queue has waited longer than this many minutes.')
+@minValue(1)
+@maxValue(1440)
+param alertQueueAgeMinutes int = 10
+
+@description('Alert when, in the last hour, more than this percentage of a scenario\'s ended runs failed (scenarios with at least 5 ended runs).')
+@minValue(1)
+@maxValue(100)
+param alertFailedRunPercent int = 10
+
+// ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
 
@@ -262,6 +279,21 @@ module monitoring './app/monitoring.bicep' = {
     location: location
     tags: tags
     retentionInDays: logRetentionInDays
+  }
+}
+
+module alerts './app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: 'alert-junction-${resourceToken}'
+    actionGroupName: 'ag-junction-${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertEmail: alertEmail
+    queueAgeMinutes: alertQueueAgeMinutes
+    failedRunPercent: alertFailedRunPercent
   }
 }
 

@@ -108,6 +108,184 @@ def log_analytics_disables_local_auth(t: Templates) -> None:
     assert workspace.prop("properties", "features", "disableLocalAuth") is True
 
 
+# --- alerts (docs/operations.md) -----------------------------------------------------------------
+
+ALERT_RULE = "Microsoft.Insights/scheduledQueryRules"
+ACTION_GROUP = "Microsoft.Insights/actionGroups"
+
+# The telemetry contract of docs/operations.md ("Telemetry names"): the application side exports
+# these names, and the alert queries may use no others. Metric name -> its dimensions.
+TELEMETRY_METRICS = {
+    "junction.runs.started": {"junction.scenario.id", "junction.trigger.type"},
+    "junction.runs.ended": {"junction.scenario.id", "junction.run.status"},
+    "junction.run.duration": {"junction.scenario.id", "junction.run.status"},
+    "junction.queue.depth": {"junction.queue"},
+    "junction.queue.oldest_age": {"junction.queue"},
+    "junction.http.refused": {"http.response.status_code", "junction.function"},
+    "junction.identity.failures": {"junction.identity.kind"},
+}
+TELEMETRY_SPAN_ATTRIBUTES = {"junction.scenario.id", "junction.run.id", "junction.step.id", "junction.step.type"}
+TELEMETRY_TABLES = {"requests", "dependencies", "customMetrics", "traces", "exceptions"}
+
+# Sample values for the alert module's parameters: distinct, so a threshold wired to the wrong
+# parameter (or to a constant) shows.
+ALERT_PARAMS = {"queueAgeMinutes": 17, "failedRunPercent": 23}
+_APPI_ID, _ACTION_GROUP_ID = "/appi", "/action-group"
+
+# What Azure accepts for a log search alert rule (scheduledQueryRules 2023-12-01), in minutes.
+ALERT_FREQUENCIES = {"PT1M": 1, "PT5M": 5, "PT10M": 10, "PT15M": 15, "PT30M": 30, "PT45M": 45, "PT1H": 60}
+ALERT_WINDOWS = {**ALERT_FREQUENCIES, "PT2H": 120, "PT3H": 180, "PT6H": 360, "PT12H": 720, "P1D": 1440}
+
+
+def alert_rules(t: Templates, alert_email: str = "") -> list[dict]:
+    """Every alert rule as deployed (the loop over the ``rules`` variable, evaluated), with the
+    action group's and the component's ids standing in as ``/action-group`` and ``/appi``."""
+    rule = one(t, ALERT_RULE)
+    assert rule.loop is not None and rule.loop["detail"]["array_name"] == "rules", "one rule per entry of the rules variable"
+    template = t[rule.file]
+    names = {**ALERT_PARAMS, "alertEmail": alert_email, "namePrefix": "alert", "location": "region", "tags": {}}
+    objects = {"applicationInsights": {"id": _APPI_ID}, "actionGroup": {"id": _ACTION_GROUP_ID}}
+    item = rule.loop["detail"]["item_name"]
+    return [evaluate(template, rule.body, **names, **objects, **{item: entry}) for entry in evaluate(template, "rules", **names)]
+
+
+def alert_rule(t: Templates, signal: str, alert_email: str = "") -> dict:
+    """The one rule whose query reads ``signal``."""
+    found = [r for r in alert_rules(t, alert_email) if signal in str(get(r, "properties", "criteria", "allOf"))]
+    assert len(found) == 1, f"expected one alert rule reading {signal!r}, found {len(found)}"
+    return found[0]
+
+
+def alert_condition(rule: dict) -> dict:
+    conditions = get(rule, "properties", "criteria", "allOf")
+    assert isinstance(conditions, list) and len(conditions) == 1, "one condition per rule"
+    return conditions[0]
+
+
+def _alert_param_from_main(t: Templates, module_param: str, main_param: str) -> None:
+    assert module_params(t["main.bicep"], "alerts").get(module_param) == main_param, f"main.bicep must pass {module_param} from {main_param}"
+    assert main_param in t["main.bicep"]["parameters"]
+
+
+@check
+def alert_rules_query_application_insights_and_notify_only_when_asked(t: Templates) -> None:
+    """Every rule is enabled, reads the Application Insights component, resolves by itself, fires
+    on AggregatedValue > threshold, and notifies the e-mail action group exactly when an address
+    is given; without one the rules still exist (fired alerts show in the portal). The rules run
+    with no identity: the app's managed identity gets nothing for them."""
+    group = one(t, ACTION_GROUP)
+    assert group.prop("location") == "global"
+    assert evaluate(t[group.file], get(t[group.file]["resources"][group.symbol]["config"], "condition"), alertEmail="") is False
+    assert evaluate(t[group.file], get(t[group.file]["resources"][group.symbol]["config"], "condition"), alertEmail="ops@example.com") is True
+    receivers = group.prop("properties", "emailReceivers")
+    assert [get(r, "emailAddress") for r in receivers] == ["alertEmail"], "the one receiver is the alertEmail parameter"
+    assert get(t[group.file]["resources"][one(t, ALERT_RULE).symbol]["config"], "condition") is None, "the rules exist with or without e-mail"
+    assert get(t["main.bicep"]["modules"]["alerts"]["config"], "condition") is None, "the alerts module is always deployed"
+    _alert_param_from_main(t, "alertEmail", "alertEmail")
+    assert t["main.bicep"]["parameters"]["alertEmail"]["default"] == ""
+    for email, groups in (("", []), ("ops@example.com", [_ACTION_GROUP_ID])):
+        rules = alert_rules(t, email)
+        assert len(rules) >= 5 and len({rule["name"] for rule in rules}) == len(rules), "five rules or more, each its own name"
+        for rule in rules:
+            props = rule["properties"]
+            assert rule.get("kind") == "LogAlert" and "identity" not in rule, rule.get("name")
+            assert props.get("enabled") is True and props.get("autoMitigate") is True
+            assert props.get("scopes") == [_APPI_ID], "each rule reads the Application Insights component"
+            assert props.get("severity") in range(5)
+            frequency, window = props.get("evaluationFrequency"), props.get("windowSize")
+            assert frequency in ALERT_FREQUENCIES and window in ALERT_WINDOWS and ALERT_WINDOWS[window] >= ALERT_FREQUENCIES[frequency]
+            condition = alert_condition(rule)
+            assert condition.get("operator") == "GreaterThan" and condition.get("metricMeasureColumn") == "AggregatedValue"
+            assert "AggregatedValue" in condition["query"]
+            assert get(props, "actions", "actionGroups") == groups, f"{rule['name']}: action groups with alertEmail={email!r}"
+
+
+@check
+def alert_on_poisoned_runs(t: Templates) -> None:
+    """Any run message that reached <prefix>-runs-poison in the window (failPoisonedRun ran), or
+    any message still waiting there (failPoisonedRun itself failing)."""
+    condition = alert_condition(alert_rule(t, "failPoisonedRun"))
+    assert "junction.queue.depth" in condition["query"] and "== 'poison'" in condition["query"]
+    assert condition["threshold"] == 0 and condition["timeAggregation"] == "Total"
+
+
+@check
+def alert_on_failed_run_rate(t: Templates) -> None:
+    condition = alert_condition(alert_rule(t, "junction.runs.ended"))
+    query = condition["query"]
+    assert "junction.run.status" in query and "== 'failed'" in query and "by scenario" in query, "a failure rate per scenario"
+    assert condition["threshold"] == ALERT_PARAMS["failedRunPercent"] and condition["timeAggregation"] == "Maximum"
+    _alert_param_from_main(t, "failedRunPercent", "alertFailedRunPercent")
+
+
+@check
+def alert_on_http_5xx_rate(t: Templates) -> None:
+    rule = alert_rule(t, "resultCode")
+    condition = alert_condition(rule)
+    query = condition["query"]
+    assert query.lstrip().startswith("requests") and "toint(resultCode) >= 500" in query and "itemCount" in query
+    assert condition["threshold"] == 5 and rule["properties"]["severity"] == 1
+
+
+@check
+def alert_on_run_queue_age(t: Templates) -> None:
+    rule = alert_rule(t, "junction.queue.oldest_age")
+    condition = alert_condition(rule)
+    assert "== 'runs'" in condition["query"] and "/ 60.0" in condition["query"], "the gauge is in seconds, the threshold in minutes"
+    assert condition["threshold"] == ALERT_PARAMS["queueAgeMinutes"] and condition["timeAggregation"] == "Maximum"
+    assert rule["properties"]["severity"] == 1
+    _alert_param_from_main(t, "queueAgeMinutes", "alertQueueAgeMinutes")
+
+
+@check
+def alert_on_key_download_failures(t: Templates) -> None:
+    condition = alert_condition(alert_rule(t, "junction.identity.failures"))
+    assert "'jwks'" in condition["query"], "Azure AD signing-key downloads"
+    assert condition["threshold"] == 0 and condition["timeAggregation"] == "Total"
+
+
+# Application Insights tables by their names in the component (classic) and in the workspace.
+_KNOWN_TABLES = {
+    "requests", "dependencies", "customMetrics", "traces", "exceptions", "customEvents", "pageViews",
+    "availabilityResults", "browserTimings", "performanceCounters",
+    "AppRequests", "AppDependencies", "AppMetrics", "AppTraces", "AppExceptions", "AppEvents",
+}  # fmt: skip
+
+
+def telemetry_names_used(query: str) -> tuple[set[str], set[str], set[str], set[str]]:
+    """(tables, Junction metric names, customDimensions keys, function names) a Kusto query reads."""
+    tables = set(re.findall(r"\b([A-Za-z]+)\b", query)) & _KNOWN_TABLES
+    metrics = set(re.findall(r"'(junction\.[a-z_.]+)'", query)) - TELEMETRY_SPAN_ATTRIBUTES - {
+        d for names in TELEMETRY_METRICS.values() for d in names
+    }
+    dimensions = set(re.findall(r"customDimensions\[\s*'([^']+)'\s*\]", query))
+    functions = set(re.findall(r"\bname\s*==\s*'([A-Za-z]+)'", query))
+    return tables, metrics, dimensions, functions
+
+
+def app_function_names() -> set[str]:
+    return {name for path in (ROOT / "triggers").glob("*.py") for name in re.findall(r'function_name\("([A-Za-z]+)"\)', path.read_text(encoding="utf-8"))}
+
+
+def assert_query_uses_the_contract(query: str, where: str) -> None:
+    tables, metrics, dimensions, functions = telemetry_names_used(query)
+    assert tables and tables <= TELEMETRY_TABLES, f"{where}: tables {sorted(tables)}"
+    assert metrics <= set(TELEMETRY_METRICS), f"{where}: metrics outside the contract {sorted(metrics - set(TELEMETRY_METRICS))}"
+    allowed = TELEMETRY_SPAN_ATTRIBUTES | {d for names in TELEMETRY_METRICS.values() for d in names}
+    assert dimensions <= allowed, f"{where}: dimensions outside the contract {sorted(dimensions - allowed)}"
+    if tables == {"customMetrics"} and len(metrics) == 1:  # one metric alone: only its own dimensions
+        (metric,) = metrics
+        assert dimensions <= TELEMETRY_METRICS[metric], f"{where}: {metric} has no dimension {sorted(dimensions - TELEMETRY_METRICS[metric])}"
+    unknown = functions - app_function_names()
+    assert not unknown, f"{where}: no function is named {sorted(unknown)}"
+
+
+@check
+def alert_queries_use_only_the_telemetry_contract(t: Templates) -> None:
+    for rule in alert_rules(t):
+        assert_query_uses_the_contract(alert_condition(rule)["query"], rule["name"])
+
+
 # --- plan and function app -----------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ class TemplateError(Exception):
     """What ARM would refuse: here, reading a property an object does not have."""
 
 
-_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")  # ${name} or ${name.property}
 
 
 def _string(value: Any) -> str:
@@ -65,7 +65,7 @@ class Evaluator:
         if isinstance(expression, str):
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", expression) and self._known(expression):
                 return self.name(expression)
-            return _INTERPOLATION.sub(lambda m: _string(self.name(m.group(1))), expression)
+            return _INTERPOLATION.sub(self._interpolate, expression)
         if isinstance(expression, list):
             return [self(item) for item in expression]
         if not isinstance(expression, Mapping):
@@ -80,11 +80,21 @@ class Evaluator:
                     scope[detail["index_name"]] = index
                 out.append(Evaluator(self.template, scope)(expression["config"]))
             return out
-        if "operator" in expression:
+        # pycep's expression nodes; an object that merely has such a key (a log alert's
+        # ``operator: 'GreaterThan'``) is a literal object.
+        if isinstance(expression.get("operator"), Mapping) and len(expression) == 1:
             return self._operator(expression["operator"])
-        if "function" in expression:
+        if isinstance(expression.get("function"), Mapping) and len(expression) == 1:
             return self._function(expression["function"])
         return {key: self(value) for key, value in expression.items()}
+
+    def _interpolate(self, match: re.Match[str]) -> str:
+        value = self.name(match.group(1))
+        for key in filter(None, match.group(2).split(".")):
+            if not isinstance(value, Mapping) or key not in value:
+                raise TemplateError(key)
+            value = value[key]
+        return _string(value)
 
     def _known(self, name: str) -> bool:
         return name in self.names or name in (self.template.get("variables") or {})

@@ -6,6 +6,8 @@ on the templates with that copy in place: the check must raise AssertionError.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.infra.bicep import INFRA, load_templates, parse_text
@@ -18,6 +20,15 @@ RBAC = "app/rbac.bicep"
 MAIN = "main.bicep"
 KEY_VAULT = "app/keyvault.bicep"
 NETWORK = "app/network.bicep"
+ALERTS = "app/alerts.bicep"
+
+
+def alert_entry(name: str) -> str:
+    """The text of one entry of the alert rules variable, to remove it whole."""
+    found = re.search(rf"  \{{\n    name: '{name}'\n.*?\n  \}}\n", (INFRA / ALERTS).read_text(encoding="utf-8"), re.S)
+    assert found, f"no alert entry {name!r} in {ALERTS}"
+    return found[0]
+
 
 # (check, file, text in the file, replacement)
 MUTATIONS = [
@@ -189,6 +200,36 @@ MUTATIONS = [
         "    principalId: identityPrincipalId\n    principalType: 'ServicePrincipal'\n",
         "    principalId: identityPrincipalId\n    principalType: 'User'\n",
     ),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, " = if (!empty(alertEmail)) {", " = {"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "actionGroups: empty(alertEmail) ? [] : [", "actionGroups: ["),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", MAIN, "module alerts './app/alerts.bicep' = {", "module alerts './app/alerts.bicep' = if (!empty(alertEmail)) {"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "emailAddress: alertEmail", "emailAddress: 'ops@example.com'"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "    autoMitigate: true\n", "    autoMitigate: false\n"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "    enabled: true\n    scopes:", "    enabled: false\n    scopes:"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "      applicationInsights.id\n", "      '/subscriptions'\n"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "    windowSize: 'PT10M'\n", "    windowSize: 'PT1M'\n"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", ALERTS, "operator: 'GreaterThan'", "operator: 'LessThan'"),
+    ("alert_rules_query_application_insights_and_notify_only_when_asked", MAIN, "    alertEmail: alertEmail\n", ""),
+    ("alert_on_poisoned_runs", ALERTS, alert_entry("poisoned-runs"), ""),
+    ("alert_on_poisoned_runs", ALERTS, "customDimensions['junction.queue']) == 'poison'", "customDimensions['junction.queue']) == 'runs'"),
+    ("alert_on_failed_run_rate", ALERTS, alert_entry("failed-runs"), ""),
+    ("alert_on_failed_run_rate", ALERTS, "threshold: failedRunPercent", "threshold: 10"),
+    ("alert_on_failed_run_rate", ALERTS, "status == 'failed') by scenario", "status == 'failed')"),
+    ("alert_on_failed_run_rate", MAIN, "    failedRunPercent: alertFailedRunPercent\n", ""),
+    ("alert_on_http_5xx_rate", ALERTS, alert_entry("http-5xx"), ""),
+    ("alert_on_http_5xx_rate", ALERTS, "toint(resultCode) >= 500", "toint(resultCode) >= 400"),
+    ("alert_on_http_5xx_rate", ALERTS, "    severity: 1\n    evaluationFrequency: 'PT5M'\n    windowSize: 'PT15M'\n", "    severity: 3\n    evaluationFrequency: 'PT5M'\n    windowSize: 'PT15M'\n"),
+    ("alert_on_run_queue_age", ALERTS, alert_entry("run-queue-age"), ""),
+    ("alert_on_run_queue_age", ALERTS, "threshold: queueAgeMinutes", "threshold: 10"),
+    ("alert_on_run_queue_age", ALERTS, "max(value) / 60.0", "max(value)"),
+    ("alert_on_run_queue_age", MAIN, "    queueAgeMinutes: alertQueueAgeMinutes\n", ""),
+    ("alert_on_key_download_failures", ALERTS, alert_entry("key-downloads"), ""),
+    ("alert_on_key_download_failures", ALERTS, "in ('jwks', 'oidc')", "in ('oidc')"),
+    ("alert_queries_use_only_the_telemetry_contract", ALERTS, "name == 'junction.identity.failures'", "name == 'junction.identity.failure'"),
+    ("alert_queries_use_only_the_telemetry_contract", ALERTS, "customDimensions['junction.run.status']", "customDimensions['junction.status']"),
+    ("alert_queries_use_only_the_telemetry_contract", ALERTS, "customDimensions['junction.identity.kind']", "customDimensions['junction.queue']"),
+    ("alert_queries_use_only_the_telemetry_contract", ALERTS, "where name == 'failPoisonedRun'", "where name == 'failPoisoned'"),
+    ("alert_queries_use_only_the_telemetry_contract", ALERTS, "requests\n| where toint(resultCode)", "AppRequests\n| where toint(resultCode)"),
     (
         "no_keys_or_connection_strings",
         FUNCTION,

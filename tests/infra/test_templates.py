@@ -27,6 +27,7 @@ def test_infra_has_templates():
         "app/monitoring.bicep",
         "app/function.bicep",
         "app/rbac.bicep",
+        "app/alerts.bicep",
     } <= names
 
 
@@ -70,6 +71,8 @@ def test_api_versions_are_current(templates):
         "Microsoft.OperationalInsights/workspaces": "2023-09-01",
         "Microsoft.ManagedIdentity/userAssignedIdentities": "2023-01-31",
         "Microsoft.Authorization/roleAssignments": "2022-04-01",
+        "Microsoft.Insights/scheduledQueryRules": "2023-12-01",  # LogAlert with criteria.allOf, autoMitigate
+        "Microsoft.Insights/actionGroups": "2023-01-01",
     }
     for template in templates.values():
         for resource in (template.get("resources") or {}).values():
