@@ -21,10 +21,10 @@ from typing import Any
 
 import httpx
 
-from core import scenarios
-from core.ids import new_run_id
-from core.settings import load_settings
-from core.storage import Storage
+from core.kernel.ids import new_run_id
+from core.kernel.settings import load_settings
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from devhost.azurite import free_port
 from devhost.testing import DevhostProcess
 

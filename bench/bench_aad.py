@@ -28,7 +28,7 @@ TARGET_RATIO = 1.3
 
 def run(calls: int = 2000, rounds: int = 7) -> dict[str, Any]:
     """Measure both paths; returns requests/s for each, the ratio and whether it meets the target."""
-    from core.aad import AadAuthenticator
+    from core.identity.aad import AadAuthenticator
     from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings
 
     saved = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}

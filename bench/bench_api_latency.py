@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 
-from core import apis, scenarios
-from core.settings import load_settings
-from core.storage import Storage
+from core.apiops import bindings as apis
+from core.kernel.settings import load_settings
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from devhost.azurite import free_port
 from devhost.testing import DevhostProcess
 

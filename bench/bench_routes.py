@@ -1,6 +1,6 @@
 """Route matching per request with 10 and with 10,000 bound operations, in the same run.
 
-The tables are built in memory through ``core.oproutes`` (no storage): the question is whether
+The tables are built in memory through ``core.apiops.routes`` (no storage): the question is whether
 finding the operation for a request costs more when many are bound. Target: the 10,000 case at
 most 1.5 times the 10 case per request.
 
@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench.timing import best_per_call
-from core.oproutes import BoundOperation, RouteTable
+from core.apiops.routes import BoundOperation, RouteTable
 
 TARGET_RATIO = 1.5
 
@@ -78,10 +78,11 @@ def run(connection_string: str | None = None, requests: int = 20_000, rounds: in
 def _prepare_call(connection_string: str, calls: int = 300) -> dict[str, float]:
     import json
 
-    from core import apis, scenarios
-    from core.gateway import ApiRequest, prepare_call
-    from core.settings import load_settings
-    from core.storage import Storage
+    from core.apiops import bindings as apis
+    from core.apiops.gateway import ApiRequest, prepare_call
+    from core.kernel.settings import load_settings
+    from core.scenarios import repository as scenarios
+    from core.store.storage import Storage
 
     settings = load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchroutes"})
     storage = Storage.from_settings(settings)
@@ -109,7 +110,7 @@ def report(result: dict[str, Any]) -> str:
     small, large = result[10], result[10_000]
     verdict = "meets" if result["ratio"] <= result["target_ratio"] else "MISSES"
     lines = [
-        "## API route matching (core.oproutes)",
+        "## API route matching (core.apiops.routes)",
         "",
         "| bound operations | per request | table build |",
         "|---:|---:|---:|",

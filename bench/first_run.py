@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from core import scenarios
-from core.settings import load_settings
-from core.storage import Storage
+from core.kernel.settings import load_settings
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from devhost.azurite import Azurite, free_port
 from devhost.testing import DevhostProcess
 
@@ -54,7 +54,7 @@ def _one(client: httpx.Client, admin: httpx.Client, scenario_id: str) -> float:
 def run(connection_string: str, samples: int = 20, idle: float = 5.0) -> dict[str, list[float]]:
     env = {"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchfirst"}
     storage = Storage.from_settings(load_settings(env))
-    from core.tokens import create_token
+    from core.identity.tokens import create_token
 
     token = create_token(storage, name="bench", scopes=["admin"]).token
     document = {"name": "first run", "externalTriggers": {"enabled": True, "allowAnonymous": True},

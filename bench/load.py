@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from core.settings import load_settings
-from core.storage import Storage
+from core.kernel.settings import load_settings
+from core.store.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -233,7 +233,7 @@ def check_exactly_once(result: LoadResult, book: Ledger) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core import scenarios
+    from core.scenarios import repository as scenarios
     from devhost.azurite import Azurite, free_port
     from devhost.testing import DevhostProcess
 

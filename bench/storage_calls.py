@@ -6,10 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core import scenarios, tokens
-from core.accept import AcceptRequest, accept
-from core.settings import Settings, load_settings
-from core.storage import Storage
+from core.app.external import AcceptRequest, accept
+from core.identity import tokens
+from core.kernel.settings import Settings, load_settings
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from devhost.azurite import Azurite
 
 PROCESS = {"steps": [{"type": "return", "value": "#trigger.data.body"}]}

@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.aad import load_certificate_credential
-from core.settings import DEFAULT_AUTHORITY_HOST
+from core.identity.aad import load_certificate_credential
+from core.kernel.settings import DEFAULT_AUTHORITY_HOST
 
 logger = logging.getLogger(__name__)
 

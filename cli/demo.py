@@ -73,9 +73,9 @@ def main() -> int:
     devhost = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--root", str(root), "--port", str(port)])
     try:
         _wait_until_up(url, devhost)
-        from core.settings import get_settings
-        from core.storage import Storage
-        from core.tokens import create_token
+        from core.identity.tokens import create_token
+        from core.kernel.settings import get_settings
+        from core.store.storage import Storage
 
         token = create_token(Storage.from_settings(get_settings()), name="make run", scopes=["admin"]).token
         scenario = _demo_scenario(HttpClient(url, token))

@@ -96,9 +96,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     load_local_settings()
-    from core.settings import get_settings
-    from core.storage import Storage
-    from core.tokens import create_token
+    from core.identity.tokens import create_token
+    from core.kernel.settings import get_settings
+    from core.store.storage import Storage
 
     storage = Storage.from_settings(get_settings())
     created = create_token(

@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
-from core.settings import get_settings
-from core.storage import get_storage
+from core.kernel.settings import get_settings
+from core.store.storage import get_storage
 from triggers.http import handles_errors, lower_headers
 
 if TYPE_CHECKING:
-    from core.gateway import ApiRequest
+    from core.apiops.gateway import ApiRequest
 
 bp = func.Blueprint()
 
@@ -26,7 +26,7 @@ CATCH_ALL_FUNCTION = "zzApiOperations"  # must sort last: the route order rule b
 
 
 def api_request(req: func.HttpRequest) -> ApiRequest:
-    from core.gateway import ApiRequest
+    from core.apiops.gateway import ApiRequest
 
     parts = urlsplit(req.url)
     headers = lower_headers(req)
@@ -57,7 +57,7 @@ def api_request(req: func.HttpRequest) -> ApiRequest:
 def api_operations(req: func.HttpRequest) -> func.HttpResponse:
     # Imported on the first API call: the gateway (OpenAPI routing, parameters, certificates) is
     # most of the app's code, and many deployments only use the external triggers.
-    from core.api_calls import serve_api_call
+    from core.app.api_calls import serve_api_call
 
     reply = serve_api_call(get_storage(), get_settings(), api_request(req))
     return func.HttpResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from core.exchange import refuse_repeated_parameters
-from core.settings import get_settings
+from core.kernel.settings import get_settings
+from core.web.exchange import refuse_repeated_parameters
 from triggers.http import handles_errors, json_response
 
 bp = func.Blueprint()
@@ -29,7 +29,7 @@ def console_home(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="console/{*path}", methods=["GET"])
 @handles_errors
 def console(req: func.HttpRequest) -> func.HttpResponse:
-    from core.console import API_PREFIX, serve_api, serve_file
+    from core.app.console import API_PREFIX, serve_api, serve_file
 
     path = req.route_params.get("path") or ""
     if path.startswith(API_PREFIX):

@@ -6,10 +6,10 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from core.accept import AcceptRequest, accept, get_cache_data
-from core.exchange import refuse_repeated_parameters
-from core.settings import get_settings
-from core.storage import get_storage
+from core.app.external import AcceptRequest, accept, get_cache_data
+from core.kernel.settings import get_settings
+from core.store.storage import get_storage
+from core.web.exchange import refuse_repeated_parameters
 from triggers.http import handles_errors, json_value_response, lower_headers
 
 bp = func.Blueprint()

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from core import errors
-from core.exchange import ManagementRequest, RawJson, Reply, refuse_repeated_parameters
-from core.jsonvalue import dumps
-from core.settings import get_settings
-from core.storage import as_domain_error
+from core.kernel import errors
+from core.kernel.jsonvalue import dumps
+from core.kernel.settings import get_settings
+from core.store.storage import as_domain_error
+from core.web.exchange import ManagementRequest, RawJson, Reply, refuse_repeated_parameters
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The management API: each route hands the request to one function in ``core.management``."""
+"""The management API: each route hands the request to one function in ``core.app.management``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from core.exchange import ManagementRequest, Reply
-from core.settings import Settings, get_settings
-from core.storage import Storage, get_storage
+from core.kernel.settings import Settings, get_settings
+from core.store.storage import Storage, get_storage
+from core.web.exchange import ManagementRequest, Reply
 from triggers.http import handles_errors, management_request, reply_response
 
 bp = func.Blueprint()
@@ -17,8 +17,8 @@ Operation = Callable[[Storage, Settings, ManagementRequest], Reply]
 
 
 def _serve(name: str, req: func.HttpRequest) -> func.HttpResponse:
-    """Call ``core.management.<name>``; the module loads with the first management call."""
-    from core import management
+    """Call ``core.app.management.<name>``; the module loads with the first management call."""
+    from core.app import management
 
     operation: Operation = getattr(management, name)
     return reply_response(operation(get_storage(), get_settings(), management_request(req)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from core.settings import get_settings, run_queue_name
-from core.storage import get_storage
+from core.kernel.settings import get_settings, run_queue_name
+from core.store.storage import get_storage
 
 bp = func.Blueprint()
 
@@ -14,7 +14,7 @@ bp = func.Blueprint()
 @bp.function_name("executeRun")
 @bp.queue_trigger(arg_name="msg", queue_name=run_queue_name(), connection="AzureWebJobsStorage")
 def execute_run_trigger(msg: func.QueueMessage) -> None:
-    from core.worker import execute_run  # the engine loads with the first run, not at start-up
+    from core.runs.worker import execute_run  # the engine loads with the first run, not at start-up
 
     execute_run(get_storage(), get_settings(), msg.get_body().decode("utf-8"), int(msg.dequeue_count or 1))
 
@@ -23,6 +23,6 @@ def execute_run_trigger(msg: func.QueueMessage) -> None:
 @bp.function_name("failPoisonedRun")
 @bp.queue_trigger(arg_name="msg", queue_name=f"{run_queue_name()}-poison", connection="AzureWebJobsStorage")
 def fail_poisoned_run_trigger(msg: func.QueueMessage) -> None:
-    from core.poison import fail_poisoned_run
+    from core.runs.poison import fail_poisoned_run
 
     fail_poisoned_run(get_storage(), msg.get_body().decode("utf-8"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from core.settings import get_settings
-from core.storage import get_storage
+from core.kernel.settings import get_settings
+from core.store.storage import get_storage
 
 bp = func.Blueprint()
 
@@ -13,7 +13,7 @@ bp = func.Blueprint()
 @bp.function_name("startScheduledRuns")
 @bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False, use_monitor=False)
 def start_scheduled_runs(timer: func.TimerRequest) -> None:
-    from core.schedules import start_due_runs
+    from core.scenarios.schedule import start_due_runs
 
     start_due_runs(get_storage(), get_settings())
 
@@ -21,6 +21,6 @@ def start_scheduled_runs(timer: func.TimerRequest) -> None:
 @bp.function_name("removeOldRuns")
 @bp.timer_trigger(arg_name="timer", schedule="0 30 3 * * *", run_on_startup=False)
 def remove_old_runs_daily(timer: func.TimerRequest) -> None:
-    from core.retention import remove_old_runs
+    from core.runs.retention import remove_old_runs
 
     remove_old_runs(get_storage(), get_settings().run_retention_days)

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from core.settings import Settings, load_settings
-from core.storage import Storage
-from core.tokens import create_token
+from core.identity.tokens import create_token
+from core.kernel.settings import Settings, load_settings
+from core.store.storage import Storage
 from devhost.azurite import Azurite, free_port
 from devhost.testing import DevhostProcess
 from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider

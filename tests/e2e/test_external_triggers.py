@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.tokens import create_token, revoke_token
+from core.identity.tokens import create_token, revoke_token
 from tests.e2e.conftest import MAX_BODY, Junction, assert_json_error
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from core.tokens import create_token
+from core.identity.tokens import create_token
 from devhost.azurite import Azurite
 from tests.e2e.conftest import aad_env, serve_junction
 from tests.support.idp import AUDIENCE, LocalIdentityProvider
@@ -211,8 +211,8 @@ HOSTILE_ATOMS = ["\\ud800", "\\udfff", "\\udc00\\ud800", "\\ud83d", "\\u0000", "
 
 def _fresh_admin(fuzzed: dict[str, str]) -> str:
     """An admin token of its own: the schemathesis runs before may have revoked the shared one."""
-    from core.settings import load_settings
-    from core.storage import Storage
+    from core.kernel.settings import load_settings
+    from core.store.storage import Storage
 
     storage = Storage.from_settings(load_settings({"AzureWebJobsStorage": fuzzed["connection"], "JUNCTION_TABLE_PREFIX": fuzzed["prefix"]}))
     return create_token(storage, name="hostile fuzz", scopes=["admin"]).token

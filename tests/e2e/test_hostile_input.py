@@ -315,9 +315,10 @@ def test_lone_surrogates_are_400_wherever_json_is_parsed(junction: Junction, ech
 def test_every_listing_and_read_survives_a_lone_surrogate_already_stored(junction: Junction) -> None:
     """Values stored before lone surrogates were refused (Table Storage takes them) are still
     listed and read: written back with \\u escapes, never a 500."""
-    from core import clock, runs
-    from core.ids import new_id, new_run_id
-    from core.jsonvalue import dumps
+    from core.kernel import clock
+    from core.kernel.ids import new_id, new_run_id
+    from core.kernel.jsonvalue import dumps
+    from core.runs import records as runs
 
     bad = "bad\ud800name\udfff"
     scenario = junction.create_scenario()

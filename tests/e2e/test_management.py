@@ -17,11 +17,12 @@ from openapi_spec_validator import validate
 
 from cli.http import HttpClient
 from cli.main import _every_page
-from core import runs, scenarios
-from core.ids import new_run_id
-from core.settings import load_settings
-from core.storage import Storage
-from core.tokens import create_token
+from core.identity.tokens import create_token
+from core.kernel.ids import new_run_id
+from core.kernel.settings import load_settings
+from core.runs import records as runs
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from devhost.azurite import Azurite, free_port
 from tests.e2e.conftest import ROOT, Junction, assert_json_error, eventually, serve_junction
 from tests.support.upstream import Upstream

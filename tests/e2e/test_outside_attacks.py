@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core import clock
+from core.kernel import clock
 from tests.e2e.conftest import Junction, assert_json_error
 
 GUID = "1a990d32-1299-4c6e-9ac7-aa1800cde08d"

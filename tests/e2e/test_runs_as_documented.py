@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.tokens import create_token
+from core.identity.tokens import create_token
 from devhost.azurite import Azurite
 from tests.e2e.conftest import Junction, eventually, serve_junction
 from tests.support.upstream import Upstream

@@ -477,10 +477,10 @@ def _template_accepts_prefix(t: Templates, prefix: str) -> bool:
 
 @check
 def table_prefix_is_validated_as_the_app_validates_it(t: Templates) -> None:
-    """A prefix the app would refuse at start-up (core/settings.py) fails the deployment before any
+    """A prefix the app would refuse at start-up (core/kernel/settings.py) fails the deployment before any
     resource is made, and everything that uses the prefix takes the validated one."""
-    from core.errors import ConfigurationError
-    from core.settings import run_queue_name
+    from core.kernel.errors import ConfigurationError
+    from core.kernel.settings import run_queue_name
 
     samples = ["junction", "J", "Tenant7", "a" * 20, "a" * 21, "", "7up", "_x", "x-y", "x y", "caf\u00e9", "ab.c", "Z9z9"]
     for prefix in samples:
@@ -578,7 +578,7 @@ SECRET_PREFIX = "JUNCTION_SECRET_"
 
 @check
 def outbound_secrets_are_key_vault_references(t: Templates) -> None:
-    """The JUNCTION_SECRET_* settings http steps read (core/outbound.py) are deployable, and only as
+    """The JUNCTION_SECRET_* settings http steps read (core/process/http_step.py) are deployable, and only as
     Key Vault references resolved with the app's identity: the values are in no template."""
     outbound = (ROOT / "core" / "outbound.py").read_text(encoding="utf-8") + (ROOT / "core" / "egress.py").read_text(encoding="utf-8")
     assert f'"{SECRET_PREFIX}"' in outbound, "the app no longer reads JUNCTION_SECRET_* settings: update this check"

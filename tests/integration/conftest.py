@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.settings import Settings, load_settings
-from core.storage import Storage
+from core.kernel.settings import Settings, load_settings
+from core.store.storage import Storage
 from devhost.azurite import Azurite
 
 

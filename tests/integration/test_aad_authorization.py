@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from core.aad import AadAuthenticator
-from core.errors import Forbidden, Unauthorized
-from core.principal import Principal
+from core.identity.aad import AadAuthenticator
+from core.kernel.errors import Forbidden, Unauthorized
+from core.kernel.principal import Principal
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 
 GROUP = "a3c5e7f9-1b2d-4f6a-8c0e-112233445566"

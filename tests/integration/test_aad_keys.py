@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.aad import AadAuthenticator
-from core.errors import Unauthorized
+from core.identity.aad import AadAuthenticator
+from core.kernel.errors import Unauthorized
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, new_rsa_key, running_idp
 
 

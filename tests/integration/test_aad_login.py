@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from cli.aad_login import AadLoginError, acquire_token
-from core.aad import AadAuthenticator
-from core.errors import Forbidden
+from core.identity.aad import AadAuthenticator
+from core.kernel.errors import Forbidden
 from tests.support.idp import AUDIENCE, DeviceUser, LocalIdentityProvider, aad_settings, running_idp
 
 SCOPES = [f"{AUDIENCE}/.default"]

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from core import aad
-from core.aad import AadAuthenticator, SigningKeys
-from core.errors import Forbidden, Unauthorized
+from core.identity import aad
+from core.identity.aad import AadAuthenticator, SigningKeys
+from core.kernel.errors import Forbidden, Unauthorized
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 
 GROUP = "c5e7f9a1-3d4f-4b6a-8c0e-223344556677"

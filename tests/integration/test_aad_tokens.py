@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.aad import CLOCK_SKEW_SECONDS, AadAuthenticator
-from core.errors import Unauthorized
+from core.identity.aad import CLOCK_SKEW_SECONDS, AadAuthenticator
+from core.kernel.errors import Unauthorized
 from tests.support.idp import (
     API_CLIENT_ID,
     AUDIENCE,

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from core import runs, scenarios, tokens
-from core.accept import AcceptRequest, accept, get_cache_data
-from core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from core.settings import Settings, StorageSettings
-from core.starter import MAX_INLINE_MESSAGE
-from core.storage import Storage
-from core.worker import MAX_ATTEMPTS, execute_run
+from core.app.external import AcceptRequest, accept, get_cache_data
+from core.identity import tokens
+from core.kernel.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from core.kernel.settings import Settings, StorageSettings
+from core.runs import records as runs
+from core.runs.starter import MAX_INLINE_MESSAGE
+from core.runs.worker import MAX_ATTEMPTS, execute_run
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from devhost.azurite import Azurite, connection_string, free_port
 
 CACHE_IT = {

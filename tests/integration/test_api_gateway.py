@@ -1,4 +1,4 @@
-"""prepare_call against Azurite, the local Azure AD issuer and real certificates (core.gateway)."""
+"""prepare_call against Azurite, the local Azure AD issuer and real certificates (core.apiops.gateway)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from core import apikeys, apis, scenarios, users
-from core.aad import AadAuthenticator
-from core.errors import (
+from core.apiops import bindings as apis
+from core.apiops.gateway import ApiRequest, error_headers, prepare_call
+from core.identity import apikeys, users
+from core.identity.aad import AadAuthenticator
+from core.kernel.errors import (
     BadRequest,
     Forbidden,
     MethodNotAllowed,
@@ -23,9 +25,9 @@ from core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from core.gateway import ApiRequest, error_headers, prepare_call
-from core.settings import ClientCertificateSettings, Settings
-from core.storage import Storage
+from core.kernel.settings import ClientCertificateSettings, Settings
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 from tests.support.pki import Authority, header_value
 
@@ -166,7 +168,7 @@ def test_unknown_user_costs_a_hash_too(storage: Storage) -> None:
 
 def test_user_management(storage: Storage) -> None:
     users.create_user(storage, {"username": "Dave", "password": "long enough"})
-    from core.errors import Conflict
+    from core.kernel.errors import Conflict
 
     with pytest.raises(Conflict):
         users.create_user(storage, {"username": "DAVE", "password": "another one"})

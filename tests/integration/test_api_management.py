@@ -1,4 +1,4 @@
-"""Importing, reading, binding and deleting APIs against a real Azurite (core.apis)."""
+"""Importing, reading, binding and deleting APIs against a real Azurite (core.apiops.bindings)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 
-from core import apis, management, scenarios, tokens
-from core.errors import BadRequest, Conflict, NotFound, PreconditionFailed
-from core.exchange import ManagementRequest
-from core.gateway import route_cache
-from core.oproutes import RouteCache
-from core.settings import Settings
-from core.storage import Storage
+from core.apiops import bindings as apis
+from core.apiops.gateway import route_cache
+from core.apiops.routes import RouteCache
+from core.app import management
+from core.identity import tokens
+from core.kernel.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from core.kernel.settings import Settings
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage
+from core.web.exchange import ManagementRequest
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 FILES = {
@@ -174,7 +177,7 @@ def test_management_handlers_check_admin(storage: Storage, settings: Settings) -
     def request(method: str, route: dict[str, str], body: bytes = b"", token: str = admin, ctype: str = "application/json") -> ManagementRequest:
         return ManagementRequest(method, "http://localhost", "/management/apis", {"authorization": f"Bearer {token}", "content-type": ctype}, {}, body, route)
 
-    from core.errors import Forbidden
+    from core.kernel.errors import Forbidden
 
     with pytest.raises(Forbidden):
         management.apis_item(storage, settings, request("PUT", {"apiName": "petstore"}, load("petstore-openapi30.yaml"), trigger))

@@ -12,10 +12,10 @@ import secrets
 import pytest
 from azure.data.tables import TableServiceClient
 
-from core import runs
-from core.ids import new_run_id
-from core.storage import CHUNK, ENTITY_BUDGET, Storage
-from core.tablelimits import EntityTooLarge, entity_size
+from core.kernel.ids import new_run_id
+from core.runs import records as runs
+from core.store.limits import EntityTooLarge, entity_size
+from core.store.storage import CHUNK, ENTITY_BUDGET, Storage
 from devhost.azurite import Azurite
 from tests.support.azure_limits import account_violations, entity_violations
 

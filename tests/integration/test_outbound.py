@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from core import outbound
-from core.engine import ProcessFailed
-from core.outbound import OutboundError, call_step, request
+from core.process import http_step as outbound
+from core.process.engine import ProcessFailed
+from core.process.http_step import OutboundError, call_step, request
 from tests.support.upstream import Upstream
 
 

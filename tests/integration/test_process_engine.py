@@ -12,19 +12,20 @@ from typing import Any
 
 import pytest
 
-from core import runs, scenarios
-from core.accept import AcceptRequest, accept
-from core.cache import ScenarioCache
-from core.engine import ProcessFailed
-from core.errors import BadRequest, NotFound
-from core.ids import new_run_id
-from core.retention import remove_old_runs
-from core.schedules import due_times, start_due_runs
-from core.settings import Settings
-from core.starter import input_blob_name
-from core.storage import INLINE_LIMIT, Storage
-from core.sync_run import run_now
-from core.worker import execute_run
+from core.app.external import AcceptRequest, accept
+from core.kernel.errors import BadRequest, NotFound
+from core.kernel.ids import new_run_id
+from core.kernel.settings import Settings
+from core.process.engine import ProcessFailed
+from core.runs import records as runs
+from core.runs.retention import remove_old_runs
+from core.runs.starter import input_blob_name
+from core.runs.sync_run import run_now
+from core.runs.worker import execute_run
+from core.scenarios import repository as scenarios
+from core.scenarios.cache import ScenarioCache
+from core.scenarios.schedule import due_times, start_due_runs
+from core.store.storage import INLINE_LIMIT, Storage
 from tests.support.upstream import Upstream
 
 

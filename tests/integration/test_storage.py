@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from core import scenarios, tokens
-from core.cache import ScenarioCache
-from core.errors import BadRequest, NotFound, PreconditionFailed, Unauthorized
-from core.settings import Settings
-from core.storage import CHUNK, INLINE_LIMIT, Storage
+from core.identity import tokens
+from core.kernel.errors import BadRequest, NotFound, PreconditionFailed, Unauthorized
+from core.kernel.settings import Settings
+from core.scenarios import repository as scenarios
+from core.scenarios.cache import ScenarioCache
+from core.store.storage import CHUNK, INLINE_LIMIT, Storage
 
 PROCESS = {"steps": [{"type": "return", "value": "#trigger.data.body"}]}
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from core.accept import AcceptRequest, accept
-from core.settings import load_settings
-from core.storage import Storage, as_domain_error
+from core.app.external import AcceptRequest, accept
+from core.kernel.settings import load_settings
+from core.store.storage import Storage, as_domain_error
 from devhost.azurite import connection_string
 
 
@@ -70,7 +70,7 @@ def test_a_throttling_table_service_becomes_429_or_503_with_retry_after(busy: Bu
 
     # The one place statuses are decided (triggers/http.py), as the host would call it.
     monkeypatch.setenv("AzureWebJobsStorage", conn)
-    from core.settings import get_settings
+    from core.kernel.settings import get_settings
 
     get_settings.cache_clear()
     try:

@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
-from core import apikeys, apis, runs, scenarios, tokens, users
-from core.ids import new_run_id
-from core.retention import remove_old_runs
-from core.schedules import start_due_runs
-from core.settings import Settings, load_settings
-from core.storage import Storage
+from core.apiops import bindings as apis
+from core.identity import apikeys, tokens, users
+from core.kernel.ids import new_run_id
+from core.kernel.settings import Settings, load_settings
+from core.runs import records as runs
+from core.runs.retention import remove_old_runs
+from core.scenarios import repository as scenarios
+from core.scenarios.schedule import start_due_runs
+from core.store.storage import Storage
 from devhost.azurite import Azurite
 from tests.support.table_proxy import TableProxy
 

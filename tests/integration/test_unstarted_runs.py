@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from core import runs
-from core.errors import NotFound
-from core.settings import load_settings
-from core.starter import start_run
-from core.storage import Storage
+from core.kernel.errors import NotFound
+from core.kernel.settings import load_settings
+from core.runs import records as runs
+from core.runs.starter import start_run
+from core.store.storage import Storage
 from devhost.azurite import Azurite, connection_string, free_port
 from tests.support.table_proxy import TableProxy
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.settings import load_settings
-from core.storage import Storage
-from core.tokens import create_token
+from core.identity.tokens import create_token
+from core.kernel.settings import load_settings
+from core.store.storage import Storage
 from devhost.azurite import Azurite, free_port
 from devhost.testing import DevhostProcess
 from tests.e2e.conftest import ROOT, Junction

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from bench.load import LoadResult, Outcome, hammer, ledger, wait_until_settled
-from core.cache import ScenarioCache
-from core.settings import load_settings
-from core.storage import Storage
-from core.tokens import create_token
+from core.identity.tokens import create_token
+from core.kernel.settings import load_settings
+from core.scenarios.cache import ScenarioCache
+from core.store.storage import Storage
 from devhost.azurite import Azurite, free_port
 from devhost.testing import DevhostProcess
 from tests.e2e.conftest import ROOT, Junction

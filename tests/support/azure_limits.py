@@ -11,7 +11,7 @@ plus the ``Timestamp`` every stored entity has. Limits: 1,048,576 bytes per enti
 properties, 64 KiB per binary property, and 32,000 characters per string property (Azure
 documents 64 KiB, "about 32K characters or less", and refuses more than 32,000).
 
-Written separately from ``core.tablelimits`` on purpose: a mistake there must not hide here.
+Written separately from ``core.store.limits`` on purpose: a mistake there must not hide here.
 """
 
 from __future__ import annotations

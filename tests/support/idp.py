@@ -833,7 +833,7 @@ API_CLIENT_ID = "6f1f3c1e-0d2b-4c4e-9a51-3b7f2d9e8a10"
 
 def aad_settings(idp: LocalIdentityProvider, **overrides: Any) -> Any:
     """Junction settings that trust ``idp``'s tenant (audiences: the App ID URI and client id)."""
-    from core.settings import Settings, StorageSettings
+    from core.kernel.settings import Settings, StorageSettings
 
     values: dict[str, Any] = {
         "storage": StorageSettings(connection_string="UseDevelopmentStorage=true"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.jsonvalue import canonical
+from core.kernel.jsonvalue import canonical
 
 
 class DictCache:

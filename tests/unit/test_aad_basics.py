@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-import core.aad as aad
-from core.aad import AadAuthenticator, has_group_overage, is_app_only, load_certificate_credential, looks_like_jwt
-from core.errors import Unauthorized
-from core.settings import Settings, StorageSettings
+import core.identity.aad as aad
+from core.identity.aad import (
+    AadAuthenticator,
+    has_group_overage,
+    is_app_only,
+    load_certificate_credential,
+    looks_like_jwt,
+)
+from core.kernel.errors import Unauthorized
+from core.kernel.settings import Settings, StorageSettings
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +110,7 @@ def test_certificate_credential_from_pem(tmp_path: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    """Cold start: importing core.aad must not import msal or requests."""
-    code = "import sys, core.aad; print('msal' in sys.modules, 'requests' in sys.modules)"
+    """Cold start: importing core.identity.aad must not import msal or requests."""
+    code = "import sys, core.identity.aad; print('msal' in sys.modules, 'requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -1,4 +1,4 @@
-"""Client certificate checks (core.certificates) with real certificates made by cryptography."""
+"""Client certificate checks (core.identity.certificates) with real certificates made by cryptography."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from core.certificates import parse_trusted_issuers, verify_client_certificate
-from core.errors import BadRequest, Forbidden, Unauthorized
+from core.identity.certificates import parse_trusted_issuers, verify_client_certificate
+from core.kernel.errors import BadRequest, Forbidden, Unauthorized
 from tests.support.pki import Authority, header_value
 
 ROOT = Authority("Contoso Root CA")

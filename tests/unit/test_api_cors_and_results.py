@@ -1,4 +1,4 @@
-"""CORS decisions (core.cors) and turning process results into responses (core.gateway)."""
+"""CORS decisions (core.web.cors) and turning process results into responses (core.apiops.gateway)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from core import cors
-from core.errors import BadRequest
-from core.gateway import format_result, prefers_xml, to_xml
+from core.apiops.gateway import format_result, prefers_xml, to_xml
+from core.kernel.errors import BadRequest
+from core.web import cors
 
 
 def test_origins_from_a_string_or_a_list() -> None:

@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from core.apikeys import Rule, glob_match, parse_pattern
-from core.errors import BadRequest, Unauthorized
-from core.oproutes import split_path
-from core.users import FailureThrottle, canonical_username, parse_basic
+from core.apiops.routes import split_path
+from core.identity.apikeys import Rule, glob_match, parse_pattern
+from core.identity.users import FailureThrottle, canonical_username, parse_basic
+from core.kernel.errors import BadRequest, Unauthorized
 
 
 def basic(raw: bytes) -> str:
@@ -120,13 +120,13 @@ def test_the_user_ceiling_spares_clients_that_signed_in_before() -> None:
      ("2001:db8::1", "2001:db8::/64"), ("::ffff:203.0.113.9", "203.0.113.9"), (None, ""), ("not an ip", "not an ip")],
 )  # fmt: skip
 def test_client_keys(raw: str | None, key: str) -> None:
-    from core.users import client_key
+    from core.identity.users import client_key
 
     assert client_key(raw) == key
 
 
 def test_scrypt_slots_are_bounded_and_a_busy_sign_in_is_no_failure() -> None:
-    from core import users
+    from core.identity import users
 
     for _ in range(users.SCRYPT_SLOTS):
         users._SCRYPT_SLOTS.acquire()

@@ -1,4 +1,4 @@
-"""Reading and validating OpenAPI documents safely (core.apis), without storage."""
+"""Reading and validating OpenAPI documents safely (core.apiops.bindings), without storage."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import apis
-from core.errors import BadRequest, UnsupportedMediaType
+from core.apiops import bindings as apis
+from core.kernel.errors import BadRequest, UnsupportedMediaType
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 

@@ -1,4 +1,4 @@
-"""Parameter casting, defaults and body validation (core.params), with the petstore documents."""
+"""Parameter casting, defaults and body validation (core.apiops.params), with the petstore documents."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from core import apis
-from core.bodies import parse_form_fields
-from core.errors import BadRequest
-from core.params import cast_value, extract_parameters, read_form, validate_body
+from core.apiops import bindings as apis
+from core.apiops.params import cast_value, extract_parameters, read_form, validate_body
+from core.kernel.errors import BadRequest
+from core.web.bodies import parse_form_fields
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 

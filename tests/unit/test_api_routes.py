@@ -1,4 +1,4 @@
-"""The route trie and the conflict rules (core.oproutes), without storage."""
+"""The route trie and the conflict rules (core.apiops.routes), without storage."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import BadRequest, MethodNotAllowed, NotFound
-from core.oproutes import BoundOperation, RouteCache, RouteTable, find_conflict, parse_template, split_path
+from core.apiops.routes import BoundOperation, RouteCache, RouteTable, find_conflict, parse_template, split_path
+from core.kernel.errors import BadRequest, MethodNotAllowed, NotFound
 
 
 def op(method: str, path: str, types: dict[str, str] | None = None, op_id: str | None = None, api: str = "pets") -> BoundOperation:

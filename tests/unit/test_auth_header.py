@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.auth import bearer_token
-from core.errors import Unauthorized
+from core.identity.auth import bearer_token
+from core.kernel.errors import Unauthorized
 
 
 def test_absent_header_means_no_credentials() -> None:

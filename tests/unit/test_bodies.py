@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.bodies import media_type, parse_body
-from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.kernel.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.web.bodies import media_type, parse_body
 
 LIMIT = 1024 * 1024
 
@@ -156,14 +156,14 @@ def test_media_type_parsing() -> None:
 
 @pytest.mark.parametrize("text", ['"\\ud800"', '{"\\udfff": 1}', '["a\\udc00\\ud800b"]', '"\\ud83d"', '"\ud800"'])
 def test_lone_surrogates_are_400(text: str) -> None:
-    from core.jsonvalue import parse_json
+    from core.kernel.jsonvalue import parse_json
 
     with pytest.raises(BadRequest, match="surrogate"):
         parse_json(text)
 
 
 def test_paired_surrogate_escapes_and_escaped_backslashes_are_fine() -> None:
-    from core.jsonvalue import parse_json
+    from core.kernel.jsonvalue import parse_json
 
     assert parse_json('"\\ud83d\\ude00"') == "\U0001f600"
     assert parse_json('"\\\\ud800"') == "\\ud800"
@@ -173,7 +173,7 @@ def test_paired_surrogate_escapes_and_escaped_backslashes_are_fine() -> None:
 def test_dumps_always_writes_utf8_encodable_json() -> None:
     import json
 
-    from core.jsonvalue import dumps
+    from core.kernel.jsonvalue import dumps
 
     value = {"k\ud800": ["\udfff", "é"]}
     text = dumps(value)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.console import (
+from core.app.console import (
     ASSETS_PREFIX,
     IMMUTABLE,
     Assets,
@@ -29,8 +29,8 @@ from core.console import (
     serve_api,
     serve_file,
 )
-from core.errors import BadRequest, ConfigurationError, NotFound
-from core.settings import load_settings
+from core.kernel.errors import BadRequest, ConfigurationError, NotFound
+from core.kernel.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"

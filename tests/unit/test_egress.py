@@ -1,10 +1,10 @@
-"""The rules of core.egress: secrets, redirects and addresses (issue 13.5), without the network."""
+"""The rules of core.process.egress: secrets, redirects and addresses (issue 13.5), without the network."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.egress import (
+from core.process.egress import (
     EgressRefused,
     address_refused,
     explicit_addresses,

@@ -1,4 +1,4 @@
-"""Bounded JMESPath evaluation (core.jmes, issue 13.12): the same answers, bounded work."""
+"""Bounded JMESPath evaluation (core.process.jmes, issue 13.12): the same answers, bounded work."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import jmespath
 import pytest
 
-from core.jmes import MAX_VALUE_BYTES, ExpressionTooCostly, evaluate
+from core.process.jmes import MAX_VALUE_BYTES, ExpressionTooCostly, evaluate
 
 DATA = {"order": {"id": 7, "items": [{"sku": f"S{i}", "qty": i % 5, "tags": ["a"]} for i in range(300)]}, "n": None}
 

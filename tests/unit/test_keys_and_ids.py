@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from core.cache import parse_key
-from core.errors import BadRequest
-from core.ids import key_hash, new_run_id, parse_guid
-from core.jsonvalue import canonical
+from core.kernel.errors import BadRequest
+from core.kernel.ids import key_hash, new_run_id, parse_guid
+from core.kernel.jsonvalue import canonical
+from core.scenarios.cache import parse_key
 
 
 def test_equal_keys_in_any_spelling_are_one_key() -> None:

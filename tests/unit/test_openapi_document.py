@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from core.errors import ConfigurationError
-from core.openapi_doc import build_document
-from core.settings import get_settings
+from core.app.openapi import build_document
+from core.kernel.errors import ConfigurationError
+from core.kernel.settings import get_settings
 
 
 def _app(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -67,20 +67,20 @@ def test_every_management_route_names_an_existing_operation() -> None:
     """triggers/management.py names operations as strings (loaded on first call): check them."""
     import inspect
 
-    import core.management
+    import core.app.management
     import triggers.management
 
     names = re.findall(r'_serve\("(\w+)"', inspect.getsource(triggers.management))
     assert len(names) >= 15
-    assert [n for n in names if not callable(getattr(core.management, n, None))] == []
+    assert [n for n in names if not callable(getattr(core.app.management, n, None))] == []
 
 
 @pytest.mark.parametrize("file", ["petstore-swagger2.json", "petstore-openapi30.yaml", "petstore-openapi31.json"])
 def test_bound_operations_are_described_and_the_document_stays_valid(file: str) -> None:
     from pathlib import Path
 
-    from core import apis
-    from core.oproutes import BoundOperation
+    from core.apiops import bindings as apis
+    from core.apiops.routes import BoundOperation
 
     raw = (Path(__file__).resolve().parents[1] / "support" / "openapi" / file).read_bytes()
     document = apis.read_document(raw, "application/yaml" if file.endswith(".yaml") else "application/json")
@@ -104,8 +104,8 @@ def test_bound_operations_are_described_and_the_document_stays_valid(file: str) 
 
 
 def _recursive_api(properties: int) -> list[Any]:
-    from core import apis
-    from core.oproutes import BoundOperation
+    from core.apiops import bindings as apis
+    from core.apiops.routes import BoundOperation
 
     document = {
         "openapi": "3.0.3", "info": {"title": "r", "version": "1"},
@@ -127,7 +127,7 @@ def test_a_recursive_schema_is_published_once_as_a_component() -> None:
 
 
 def test_the_bound_part_of_the_document_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.openapi_doc as openapi_doc
+    import core.app.openapi as openapi_doc
 
     monkeypatch.setattr(openapi_doc, "MAX_PUBLISHED_BYTES", 1500)
     bound = _recursive_api(40)
@@ -141,8 +141,8 @@ def test_the_bound_part_of_the_document_is_capped(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_published_text_is_built_once_per_route_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.openapi_doc as openapi_doc
-    from core.oproutes import RouteTable
+    import core.app.openapi as openapi_doc
+    from core.apiops.routes import RouteTable
 
     calls: list[int] = []
     original = openapi_doc.build_document

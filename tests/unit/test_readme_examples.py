@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from core import schemas
-from core.apis import normalise_binding
-from core.engine import ProcessFailed, RunContext, run_process, validate_process
-from core.errors import BadRequest
-from core.settings import Settings, StorageSettings
+from core.apiops.bindings import normalise_binding
+from core.kernel.errors import BadRequest
+from core.kernel.settings import Settings, StorageSettings
+from core.process.engine import ProcessFailed, RunContext, run_process, validate_process
+from core.scenarios import schemas
 from tests.support.doc_examples import ROOT, Block, block, blocks
 from tests.support.memory_cache import DictCache
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConfigurationError
-from core.settings import DEVELOPMENT_CONNECTION_STRING, load_settings
+from core.kernel.errors import ConfigurationError
+from core.kernel.settings import DEVELOPMENT_CONNECTION_STRING, load_settings
 
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 

@@ -1,4 +1,4 @@
-"""Azure's entity-size estimate (core.tablelimits), against the tests' own independent one."""
+"""Azure's entity-size estimate (core.store.limits), against the tests' own independent one."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from core import runs
-from core.tablelimits import MAX_ENTITY_BYTES, EntityTooLarge, check_entity, check_request_body, entity_size, problems
+from core.runs import records as runs
+from core.store.limits import MAX_ENTITY_BYTES, EntityTooLarge, check_entity, check_request_body, entity_size, problems
 from tests.support.azure_limits import estimate, sizes_of_stored, sizes_of_wire, violations
 
 ENTITIES = [

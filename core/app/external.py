@@ -1,0 +1,117 @@
+"""The IntegrationHub external triggers: Accept (start a run) and GetCacheData (read the cache).
+
+Accept does only what must happen before answering: check the request, find the scenario,
+authorise the caller, record the run as ``queued`` and enqueue it. The process runs later in the
+queue-triggered worker, so a slow process never holds a caller's connection.
+
+Warm storage cost: scenario read, run insert, queue send (3), plus the token read for a personal
+access token (4) and the claim for an ``Idempotency-Key`` (5).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from core.identity.auth import authenticate, authorize_trigger
+from core.kernel.errors import Forbidden, NotFound, Unauthorized
+from core.kernel.ids import new_run_id, parse_guid
+from core.kernel.principal import Principal
+from core.kernel.settings import Settings
+from core.runs import idempotency
+from core.runs.starter import start_run
+from core.scenarios.cache import ScenarioCache, parse_key
+from core.scenarios.repository import Scenario, get_scenario
+from core.store.storage import Storage
+from core.web.bodies import check_size, parse_body, refuse_unframed_body
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AcceptRequest:
+    scenario_id: str
+    method: str
+    body: bytes
+    content_type: str | None
+    authorization: str | None
+    idempotency_key: str | None = None
+    content_encoding: str | None = None
+    transfer_encoding: str | None = None
+    content_length: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    run_id: str
+    replayed: bool
+
+
+def _authorised_scenario(storage: Storage, raw_id: str, authorization: str | None) -> tuple[Scenario, Principal | None]:
+    """The scenario, after the per-scenario access rules (README, Access).
+
+    Credentials are checked before anything about the scenario is told: a caller without them
+    gets the same 401 for a scenario that does not exist, is disabled or is not anonymous, so
+    only callers allowed to trigger learn which scenarios exist or are disabled (404/403).
+    """
+    scenario_id = parse_guid(raw_id, "the scenario id", "InvalidScenarioId")
+    principal = authenticate(storage, authorization)
+    if principal is None:
+        try:
+            scenario: Scenario | None = get_scenario(storage, scenario_id)
+        except NotFound:
+            scenario = None
+        if scenario is None or not scenario.triggers_enabled or not scenario.allow_anonymous:
+            raise Unauthorized("this scenario needs 'Authorization: Bearer <token>'", "AuthenticationRequired")
+        return scenario, None
+    authorize_trigger(principal, scenario_id)  # depends on the token only
+    scenario = get_scenario(storage, scenario_id)
+    if not scenario.triggers_enabled:
+        raise Forbidden("external triggers are disabled for this scenario", "TriggersDisabled")
+    return scenario, principal
+
+
+def principal_summary(principal: Principal | None) -> dict[str, Any]:
+    if principal is None:
+        return {"kind": "anonymous"}
+    return {"kind": principal.kind, "name": principal.name, "tokenId": principal.token_id, "oid": principal.oid}
+
+
+def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> AcceptResult:
+    """Start a run of the scenario; see the module docstring for what is checked when."""
+    idempotency_key = idempotency.check_key(request.idempotency_key)
+    check_size(request.body, settings.max_body_bytes)
+    scenario, principal = _authorised_scenario(storage, request.scenario_id, request.authorization)
+    refuse_unframed_body(request.body, request.transfer_encoding, request.content_length)
+    has_body = request.method.upper() == "POST" and len(request.body) > 0
+    body = parse_body(request.body, request.content_type, settings.max_body_bytes, request.content_encoding) if has_body else None
+
+    run_id = new_run_id()
+    if idempotency_key is not None:
+        existing = idempotency.claim(storage, scenario.id, idempotency_key, run_id)
+        if existing is not None:
+            logger.info("Idempotency-Key replay for scenario %s: run %s", scenario.id, existing)
+            return AcceptResult(existing, replayed=True)
+    trigger = {
+        "type": "accept",
+        "method": request.method.upper(),
+        "contentType": request.content_type if has_body else None,
+        "bodyBytes": len(request.body) if has_body else 0,
+        "caller": principal_summary(principal),
+    }
+    try:
+        start_run(storage, scenario.id, trigger, body=body, has_body=has_body, principal=principal, run_id=run_id)
+    except Exception:
+        if idempotency_key is not None:
+            idempotency.release(storage, scenario.id, idempotency_key)
+        raise
+    logger.info("accepted run %s of scenario %s", run_id, scenario.id)
+    return AcceptResult(run_id, replayed=False)
+
+
+def get_cache_data(storage: Storage, raw_id: str, key_json: str | None, authorization: str | None) -> Any:
+    """The value a scenario cached under ``key_json``; NotFound when there is none."""
+    key = parse_key(key_json)
+    scenario, _ = _authorised_scenario(storage, raw_id, authorization)
+    return ScenarioCache(storage, scenario.id).get(key)

@@ -1,0 +1,70 @@
+"""Idempotency keys: the same key for the same scenario within 24 h means the same run.
+
+The claim is an insert into the idempotency table, which Table Storage makes atomic: of many
+concurrent requests with one key exactly one insert succeeds, and the others read its run id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+from core.kernel import clock
+from core.kernel.errors import BadRequest, Conflict
+from core.kernel.ids import key_hash
+from core.store.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+WINDOW = timedelta(hours=24)
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def check_key(raw: str | None) -> str | None:
+    """The key, or None when absent. Visible ASCII only, at most 255 characters."""
+    if raw is None:
+        return None
+    if not _KEY.fullmatch(raw):
+        raise BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters", "InvalidIdempotencyKey")
+    return raw
+
+
+def claim(storage: Storage, scenario_id: str, key: str, run_id: str) -> str | None:
+    """Claim ``key`` for ``run_id``. Returns None when claimed, or the run id that holds it."""
+    table = storage.table("idempotency")
+    row = key_hash(key)
+    entity = {"PartitionKey": scenario_id, "RowKey": row, "RunId": run_id, "CreatedAt": clock.now_iso()}
+    try:
+        table.create_entity(entity)
+        return None
+    except ResourceExistsError:
+        pass
+    try:
+        existing = table.get_entity(scenario_id, row)
+    except ResourceNotFoundError:  # released between our insert and read: try once more
+        try:
+            table.create_entity(entity)
+            return None
+        except ResourceExistsError:
+            raise Conflict("the Idempotency-Key is in use by a request in progress; retry", "IdempotencyConflict") from None
+    if clock.now() - clock.parse_iso(existing["CreatedAt"]) < WINDOW:
+        return str(existing["RunId"])
+    try:  # expired: take it over, unless another request just did
+        table.update_entity(
+            entity, mode="replace", etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+        return None
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return claim(storage, scenario_id, key, run_id)
+
+
+def release(storage: Storage, scenario_id: str, key: str) -> None:
+    """Give a key back when the run it was claimed for could not be started."""
+    try:
+        storage.table("idempotency").delete_entity(scenario_id, key_hash(key))
+    except Exception as exc:  # noqa: BLE001 - best effort; the claim then expires after 24 h
+        logger.warning("could not release an Idempotency-Key of scenario %s: %s", scenario_id, type(exc).__name__)

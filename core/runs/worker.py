@@ -1,0 +1,169 @@
+"""Executes queued runs (called by the queue-triggered function, once per message).
+
+Retries belong to the queue: a transient failure (storage, say, or an ``http`` step whose
+upstream still answers 5xx or 429, times out or cannot be reached after the step's own retries)
+is raised so the host makes the message visible again, and after ``MAX_ATTEMPTS`` the host
+moves it to the poison queue; the run is marked ``failed`` on that last attempt so its record
+never stays ``queued``. A failure that retrying cannot fix (a step that fails on this input, an
+upstream's 4xx, a ``throw``) ends the run at once. A message
+whose run has already ended is acknowledged without running anything, so no run executes twice
+to the end.
+
+A message may also be a *continuation*: an API call answered early by ``intermediateReturn``
+leaves the rest of its process here, with the position and step results it had reached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from core.kernel import clock
+from core.kernel.errors import JunctionError
+from core.kernel.settings import Settings
+from core.process.engine import ProcessFailed, ProcessResult, RunContext, run_process
+from core.process.http_step import call_step, poll_source
+from core.runs import records as runs
+from core.scenarios.cache import ScenarioCache
+from core.scenarios.repository import get_scenario
+from core.store.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # host.json extensions.queues.maxDequeueCount
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    scenario_id: str
+    run_id: str
+    input: Any
+    has_body: bool
+    trigger: dict[str, Any]
+    message_blob: str | None
+    resume: dict[str, Any] | None
+
+
+def parse_message(text: str) -> RunMessage | None:
+    """The run a queue message names, or None for a message that is not Junction's."""
+    try:
+        data = json.loads(text)
+        return RunMessage(
+            scenario_id=str(data["scenarioId"]),
+            run_id=str(data["runId"]),
+            input=data.get("input"),
+            has_body=bool(data.get("hasBody")),
+            trigger=dict(data.get("trigger") or {}),
+            message_blob=data.get("messageBlob"),
+            resume=data.get("resume"),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _full_message(storage: Storage, message: RunMessage) -> RunMessage:
+    if not message.message_blob:
+        return message
+    text = storage.container().download_blob(message.message_blob).readall().decode("utf-8")
+    full = parse_message(text)
+    if full is None:
+        raise ValueError("the stored run message is not valid")
+    return RunMessage(full.scenario_id, full.run_id, full.input, full.has_body, full.trigger, message.message_blob, full.resume)
+
+
+def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue_count: int) -> str:
+    """Run the process a message names; returns the run's final status (or raises to retry)."""
+    message = parse_message(message_text)
+    if message is None:
+        logger.error("dropping a run message that is not valid JSON of the expected shape")
+        return "invalid"
+    try:
+        entity = runs.read_run_entity(storage, message.scenario_id, message.run_id)
+    except JunctionError:
+        logger.warning("run %s has no record (scenario deleted?); dropping its message", message.run_id)
+        return "missing"
+    if entity.get("Status") in runs.FINAL:
+        logger.info("run %s already %s; acknowledging a repeated message", message.run_id, entity["Status"])
+        return str(entity["Status"])
+
+    try:
+        runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=entity.get("StartedAt") or clock.now_iso(), Attempts=dequeue_count)
+    except Exception as exc:
+        if not runs.is_refusal(exc):
+            raise
+        return runs.finish_run(storage, entity, runs.FAILED, error=f"the run could not be started: {runs.describe_refusal(exc)}")
+    earlier_records = runs.step_records(storage, entity)
+    try:
+        message = _full_message(storage, message)
+        outcome = _execute(storage, settings, message)
+    except ProcessFailed as exc:
+        records = earlier_records + exc.records
+        if exc.retryable:  # an upstream's 5xx or 429, a time-out: the queue tries the run again
+            _record_retry(storage, entity, message.run_id, dequeue_count, exc, records)
+            raise
+        logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message[:300])
+        kept = {"intermediate": exc.intermediate} if exc.answered_early else {}
+        status = runs.finish_run(storage, entity, runs.FAILED, error=exc.message, FailedStep=exc.step, steps=records, **kept)
+        _cleanup(storage, message)
+        return status
+    except JunctionError as exc:  # the scenario was deleted, say: retrying will not help
+        status = runs.finish_run(storage, entity, runs.FAILED, error=exc.message)
+        _cleanup(storage, message)
+        return status
+    except Exception as exc:
+        final = dequeue_count >= MAX_ATTEMPTS
+        logger.warning("run %s attempt %d failed%s: %s", message.run_id, dequeue_count, " (giving up)" if final else "", str(exc)[:300])
+        error = f"attempt {dequeue_count}: {type(exc).__name__}: {exc}"
+        try:
+            if final:
+                runs.finish_run(storage, entity, runs.FAILED, error=error)
+            else:
+                runs.update_run(storage, entity, Status=runs.QUEUED, error=error)
+        except Exception:  # noqa: BLE001 - storage may be the thing that is down
+            logger.warning("could not record the failure of run %s", message.run_id)
+        raise
+    # The process has run: from here on, nothing may make it run again (runs.finish_run).
+    changes: dict[str, Any] = {"steps": earlier_records + outcome.records}
+    if outcome.answered_early:  # nobody waits on a queued run: the record keeps the early answer
+        changes["intermediate"] = outcome.intermediate
+    status = runs.finish_run(storage, entity, runs.SUCCEEDED, output=outcome.result, error=None, **changes)
+    _cleanup(storage, message)
+    return status
+
+
+def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int, exc: ProcessFailed, records: list[dict[str, Any]]) -> None:
+    """The run goes back to ``queued`` with this attempt's error; on the last attempt it is
+    ``failed`` with the step and the step records. (Records of earlier attempts are not kept:
+    the next attempt starts the process again and would read them as a continuation's.)"""
+    final = dequeue_count >= MAX_ATTEMPTS
+    logger.warning("run %s attempt %d failed at step %s%s: %s", run_id, dequeue_count, exc.step, " (giving up)" if final else "", exc.message)
+    error = f"attempt {dequeue_count}: step {exc.step}: {exc.message}"
+    if not final:
+        runs.update_run(storage, entity, Status=runs.QUEUED, error=error)
+        return
+    kept = {"intermediate": exc.intermediate} if exc.answered_early else {}
+    runs.finish_run(storage, entity, runs.FAILED, error=error, FailedStep=exc.step, steps=records, **kept)
+
+
+def _execute(storage: Storage, settings: Settings, message: RunMessage) -> ProcessResult:
+    scenario = get_scenario(storage, message.scenario_id)
+    body = message.input
+    resume = message.resume or {}
+    if not message.has_body and not resume and scenario.document.get("source"):
+        body = poll_source(scenario.document["source"], settings.outbound_allowed_hosts)
+    trigger = {**message.trigger, "data": {**message.trigger.get("data", {}), "body": body}}
+    context = RunContext(input=body, trigger=trigger, steps=dict(resume.get("steps", {})), result=resume.get("result"))
+    return run_process(
+        scenario.process,
+        context,
+        ScenarioCache(storage, scenario.id),
+        http=lambda step, resolve: call_step(step, resolve, settings.outbound_allowed_hosts),
+        start=resume.get("position"),
+    )
+
+
+def _cleanup(storage: Storage, message: RunMessage) -> None:
+    if message.message_blob:
+        storage.delete_blob(message.message_blob)

@@ -1,0 +1,311 @@
+"""Scenarios: what a trigger starts. Stored one entity each, updated with ETags.
+
+The document a tenant sends is validated against ``schemas.SCENARIO`` (which also appears in the
+published OpenAPI document) and its process by the engine, before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+from core.kernel import clock
+from core.kernel.errors import BadRequest, NotFound, PreconditionFailed
+from core.kernel.ids import new_id
+from core.kernel.jsonvalue import dumps
+from core.scenarios import schemas
+from core.store.storage import Storage
+from core.web.paging import page
+
+logger = logging.getLogger(__name__)
+
+PARTITION = "scenario"
+# A deleted scenario leaves a tombstone here until retention has removed the last of its runs
+# (core.runs.retention): the runs of a scenario are found by its id, never by scanning the run table.
+DELETED_PARTITION = "deleted"
+DEFAULT_TRIGGERS = {"enabled": False, "allowAnonymous": False}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    document: dict[str, Any]
+    etag: str
+    created_at: str | None
+    updated_at: str | None
+    in_blob: bool = False
+    schedule_since: str | None = None
+
+    @property
+    def triggers_enabled(self) -> bool:
+        return bool(self.document.get("externalTriggers", {}).get("enabled"))
+
+    @property
+    def allow_anonymous(self) -> bool:
+        return bool(self.document.get("externalTriggers", {}).get("allowAnonymous"))
+
+    @property
+    def process(self) -> dict[str, Any]:
+        return self.document.get("process") or {"steps": []}
+
+    def to_json(self, base_url: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, **self.document}
+        body["createdAt"] = self.created_at
+        body["updatedAt"] = self.updated_at
+        body["etag"] = self.etag
+        if base_url is not None:
+            body["triggerUrls"] = trigger_urls(base_url, self.id)
+        return body
+
+
+def trigger_urls(base_url: str, scenario_id: str) -> dict[str, str]:
+    base = base_url.rstrip("/")
+    return {
+        "get": f"{base}/ExternalData/Accept/{scenario_id}",
+        "post": f"{base}/ExternalData/Accept/{scenario_id}",
+        "cache": f"{base}/ExternalData/GetCacheData/{scenario_id}?keyJson=",
+    }
+
+
+def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
+    """The document as stored, after every check a run would otherwise trip over."""
+    # Imported when a scenario is saved, not when the app starts: Accept only reads scenarios.
+    from core.process.engine import validate_process
+    from core.process.http_step import check_url
+    from core.scenarios.schedule import check_schedule
+
+    schemas.validate(document, schemas.SCENARIO, "scenario")
+    validate_process(document["process"], allowed_hosts)
+    if "source" in document:
+        check_url(document["source"]["url"], allowed_hosts, where="source.url")
+    if "schedule" in document:
+        check_schedule(document["schedule"])
+    normalised = copy.deepcopy(document)
+    normalised["externalTriggers"] = {**DEFAULT_TRIGGERS, **document.get("externalTriggers", {})}
+    return normalised
+
+
+def _entity(
+    storage: Storage, scenario_id: str, document: dict[str, Any], created_at: str, previous: Scenario | None = None
+) -> dict[str, Any]:
+    now = clock.now_iso()
+    schedule = document.get("schedule") or ""
+    # A schedule runs from when it was set: its first due time is the first one after that, so a
+    # new (or changed) schedule never starts runs for due times before it existed.
+    unchanged = previous is not None and (previous.document.get("schedule") or "") == schedule
+    since = (previous.schedule_since or previous.updated_at) if unchanged and previous is not None else None
+    plain = {
+        "PartitionKey": PARTITION,
+        "RowKey": scenario_id,
+        "Name": document["name"],
+        "HasSchedule": bool(schedule),
+        "Schedule": schedule,
+        "ScheduleSince": (since or now) if schedule else "",
+        "CreatedAt": created_at,
+        "UpdatedAt": now,
+    }
+    return storage.pack_entity(plain, {"Doc": dumps(document).encode("utf-8")}, lambda _: f"scenarios/{scenario_id}")
+
+
+def _from_entity(storage: Storage, entity: Any) -> Scenario:
+    data = storage.unpack("Doc", entity) or b"{}"
+    return Scenario(
+        id=entity["RowKey"],
+        document=json.loads(data),
+        etag=entity.metadata["etag"],
+        created_at=entity.get("CreatedAt"),
+        updated_at=entity.get("UpdatedAt"),
+        in_blob=bool(entity.get("DocBlob")),
+        schedule_since=entity.get("ScheduleSince") or None,
+    )
+
+
+def get_scenario(storage: Storage, scenario_id: str) -> Scenario:
+    try:
+        entity = storage.table("scenarios").get_entity(PARTITION, scenario_id)
+    except ResourceNotFoundError:
+        raise NotFound(f"no scenario with id {scenario_id}", "ScenarioNotFound") from None
+    return _from_entity(storage, entity)
+
+
+def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str] = ()) -> Scenario:
+    normalised = _normalise(document, allowed_hosts)
+    scenario_id = new_id()
+    now = clock.now_iso()
+    entity = _entity(storage, scenario_id, normalised, now)
+    metadata = storage.table("scenarios").create_entity(entity)
+    logger.info("created scenario %s", scenario_id)
+    return Scenario(scenario_id, normalised, metadata["etag"], now, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None)
+
+
+def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_match: str | None) -> Scenario:
+    entity = _entity(storage, current.id, document, current.created_at or clock.now_iso(), current)
+    try:
+        metadata = storage.table("scenarios").update_entity(
+            entity,
+            mode="replace",
+            etag=if_match or current.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        raise _stale(current.id) from None
+    except HttpResponseError as exc:
+        if exc.status_code == 412:
+            raise _stale(current.id) from None
+        raise
+    return Scenario(
+        current.id, document, metadata["etag"], current.created_at, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None
+    )
+
+
+def _stale(scenario_id: str) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"scenario {scenario_id} was changed by someone else; read it again and retry with its ETag",
+        "ETagMismatch",
+    )
+
+
+def _check_if_match(current: Scenario, if_match: str | None) -> str | None:
+    """``If-Match`` absent or ``*``: unconditional against what was just read."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    if if_match.strip() != current.etag:
+        raise _stale(current.id)
+    return if_match.strip()
+
+
+READ_ONLY = ("id", "createdAt", "updatedAt", "etag", "triggerUrls")
+"""Fields GET adds to a scenario. A client may send them back (GET, edit, PUT): see ``_check_read_only``."""
+
+
+def _split_read_only(document: Any) -> tuple[Any, dict[str, Any]]:
+    """The document without the read-only fields, and those fields as sent."""
+    if not isinstance(document, dict):
+        return document, {}
+    sent = {name: document[name] for name in READ_ONLY if name in document}
+    return {k: v for k, v in document.items() if k not in sent}, sent
+
+
+def _check_read_only(current: Scenario, sent: dict[str, Any], if_match: str | None, base_url: str | None) -> None:
+    """Read-only fields sent back are accepted when they say what GET says, and ignored.
+
+    ``id``, ``createdAt`` and ``triggerUrls`` can never change: a different value is a 400 that
+    names the field. ``etag`` and ``updatedAt`` name the version the copy was read at: a different
+    value means someone changed the scenario since, so it is a 412 (as a stale ``If-Match``),
+    unless the request says ``If-Match: *`` (replace whatever is there).
+    """
+    fixed: dict[str, Any] = {"id": current.id, "createdAt": current.created_at}
+    if base_url is not None:
+        fixed["triggerUrls"] = trigger_urls(base_url, current.id)
+    for name, value in sent.items():
+        if name in fixed and value != fixed[name] and not (name == "id" and isinstance(value, str) and value.lower() == current.id):
+            raise BadRequest(
+                f"scenario.{name} is read-only: it is {dumps(fixed[name])}, not {dumps(value)[:200]}; leave it out or send it unchanged",
+                "ReadOnlyField",
+            )
+    if (if_match or "").strip() == "*":
+        return
+    for name, now in (("etag", current.etag), ("updatedAt", current.updated_at)):
+        if name in sent and sent[name] != now:
+            raise _stale(current.id)
+
+
+def replace_scenario(
+    storage: Storage,
+    scenario_id: str,
+    document: Any,
+    if_match: str | None,
+    allowed_hosts: Sequence[str] = (),
+    base_url: str | None = None,
+) -> Scenario:
+    document, sent = _split_read_only(document)
+    normalised = _normalise(document, allowed_hosts)
+    current = get_scenario(storage, scenario_id)
+    _check_read_only(current, sent, if_match, base_url)
+    return _write(storage, current, normalised, _check_if_match(current, if_match))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def patch_scenario(
+    storage: Storage,
+    scenario_id: str,
+    patch: Any,
+    if_match: str | None,
+    allowed_hosts: Sequence[str] = (),
+    base_url: str | None = None,
+) -> Scenario:
+    current = get_scenario(storage, scenario_id)
+    patch, sent = _split_read_only(patch)
+    # A patch that cannot make a valid scenario is a 400 whatever the ETag, as it is for PUT.
+    normalised = _normalise(merge_patch(current.document, patch), allowed_hosts)
+    _check_read_only(current, sent, if_match, base_url)
+    return _write(storage, current, normalised, _check_if_match(current, if_match))
+
+
+def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) -> None:
+    current = get_scenario(storage, scenario_id)
+    etag = _check_if_match(current, if_match) or current.etag
+    # The tombstone first: should the delete then fail, a tombstone of a live scenario is harmless.
+    storage.table("scenarios").upsert_entity({"PartitionKey": DELETED_PARTITION, "RowKey": scenario_id, "DeletedAt": clock.now_iso()})
+    try:
+        storage.table("scenarios").delete_entity(
+            PARTITION, scenario_id, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        raise _stale(scenario_id) from None
+    if current.in_blob:
+        storage.delete_blob(f"scenarios/{scenario_id}")
+    logger.info("deleted scenario %s", scenario_id)
+
+
+def list_scenarios(
+    storage: Storage, *, top: int, skiptoken: str | None, base_url: str, link: Any
+) -> dict[str, Any]:
+    def query(count: int) -> Any:
+        return storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=count)
+
+    return page(
+        query,
+        top=top,
+        skiptoken=skiptoken,
+        convert=lambda entity: _from_entity(storage, entity).to_json(base_url),
+        link=link,
+    )
+
+
+def scenario_ids(storage: Storage) -> list[str]:
+    """The id of every scenario (one partition query of the keys)."""
+    entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["RowKey"])
+    return [entity["RowKey"] for entity in entities]
+
+
+def deleted_scenario_ids(storage: Storage) -> list[str]:
+    """Scenarios deleted whose runs retention has not yet removed."""
+    entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": DELETED_PARTITION}, select=["RowKey"])
+    return [entity["RowKey"] for entity in entities]
+
+
+def drop_tombstone(storage: Storage, scenario_id: str) -> None:
+    try:
+        storage.table("scenarios").delete_entity(DELETED_PARTITION, scenario_id)
+    except ResourceNotFoundError:
+        pass
