@@ -9,7 +9,8 @@ from typing import Any
 import jmespath
 
 from bench.timing import best_per_call
-from core.process.engine import RunContext, run_process, validate_process
+from core.process.engine import RunContext, run_process
+from core.process.validation import validate_process
 
 TARGET = 1.5
 

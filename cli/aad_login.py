@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.identity.aad import load_certificate_credential
+from core.identity.graph import load_certificate_credential
 from core.kernel.settings import DEFAULT_AUTHORITY_HOST
 
 logger = logging.getLogger(__name__)

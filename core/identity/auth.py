@@ -46,7 +46,9 @@ def authenticate(storage: Storage, authorization: str | None) -> Principal | Non
 
 def _authenticate_aad(token: str) -> Principal:
     """The Azure AD seam: JWTs go to ``core.identity.aad`` when a tenant is configured."""
-    from core.identity.aad import get_aad_authenticator, looks_like_jwt
+    # cold start: pyjwt loads with the first Azure AD token, not with the app
+    from core.identity.aad import get_aad_authenticator
+    from core.identity.jwt import looks_like_jwt
 
     authenticator = get_aad_authenticator()
     if authenticator is None or not looks_like_jwt(token):

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from core.identity.aad import HTTP_TIMEOUT_SECONDS, SigningKeys, verify_token
+from core.identity.fetch import HTTP_TIMEOUT_SECONDS
+from core.identity.jwt import SigningKeys, verify_token
 from core.kernel.errors import Unauthorized
 from core.kernel.principal import Principal
 

@@ -40,6 +40,8 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _ALLOWED_HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?$")
+SECRET_NAME = re.compile(r"JUNCTION_SECRET_[A-Za-z0-9_]+")
+SECRET_HOSTS_SETTING = "JUNCTION_OUTBOUND_SECRET_HOSTS"  # noqa: S105 - a setting name
 
 
 @dataclass(frozen=True)
@@ -245,11 +247,24 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     return hosts
 
 
-def _secret_hosts(env: Mapping[str, str]) -> None:
-    """``JUNCTION_OUTBOUND_SECRET_HOSTS`` is read at call time (like the secrets); checked here so
-    a bad entry stops the start-up instead of failing runs."""
-    from core.process.egress import SECRET_HOSTS_SETTING, parse_secret_hosts
+def parse_secret_hosts(raw: str | None) -> dict[str, tuple[str, ...]]:
+    """``JUNCTION_OUTBOUND_SECRET_HOSTS`` as ``{secret name: (host entries)}``; ValueError names a bad entry."""
+    bound: dict[str, list[str]] = {}
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, eq, host = item.partition("=")
+        name, host = name.strip(), host.strip().lower()
+        if not eq or not SECRET_NAME.fullmatch(name) or parse_host_entry(host) is None:
+            raise ValueError(f"{SECRET_HOSTS_SETTING} entries are JUNCTION_SECRET_NAME=host (host, host:port or *.domain), got {item!r}")
+        bound.setdefault(name, []).append(host)
+    return {name: tuple(hosts) for name, hosts in bound.items()}
 
+
+def _secret_hosts(env: Mapping[str, str]) -> None:
+    """``JUNCTION_OUTBOUND_SECRET_HOSTS`` is read at call time (like the secrets, by
+    ``core.process.egress``); checked here so a bad entry stops the start-up instead of failing runs."""
     try:
         parse_secret_hosts(env.get(SECRET_HOSTS_SETTING))
     except ValueError as exc:

@@ -33,12 +33,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.kernel.settings import SECRET_HOSTS_SETTING, SECRET_NAME, parse_secret_hosts
+from core.process.allowlist import host_allowed
+
 SECRET_PREFIX = "JUNCTION_SECRET_"  # noqa: S105 - a setting-name prefix, not a secret
-SECRET_HOSTS_SETTING = "JUNCTION_OUTBOUND_SECRET_HOSTS"  # noqa: S105 - a setting name
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 MIN_SCRUBBED_LENGTH = 4
 _FIELD_VALUE = re.compile(r"[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?")
-_SECRET_NAME = re.compile(r"JUNCTION_SECRET_[A-Za-z0-9_]+")
 
 
 class EgressRefused(Exception):
@@ -52,7 +53,7 @@ def secret_value(name: str, env: Mapping[str, str] | None = None) -> str:
     """The value of secret ``name``, checked to be a header value."""
     env = os.environ if env is None else env
     value = env.get(name)
-    if not _SECRET_NAME.fullmatch(name) or value is None:
+    if not SECRET_NAME.fullmatch(name) or value is None:
         raise EgressRefused(f"the secret {name} is not set as an app setting")
     if not _FIELD_VALUE.fullmatch(value):
         raise EgressRefused(
@@ -62,27 +63,8 @@ def secret_value(name: str, env: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def parse_secret_hosts(raw: str | None) -> dict[str, tuple[str, ...]]:
-    """``JUNCTION_OUTBOUND_SECRET_HOSTS`` as ``{secret name: (host entries)}``; ValueError names a bad entry."""
-    from core.kernel.settings import parse_host_entry
-
-    bound: dict[str, list[str]] = {}
-    for item in (raw or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, eq, host = item.partition("=")
-        name, host = name.strip(), host.strip().lower()
-        if not eq or not _SECRET_NAME.fullmatch(name) or parse_host_entry(host) is None:
-            raise ValueError(f"{SECRET_HOSTS_SETTING} entries are JUNCTION_SECRET_NAME=host (host, host:port or *.domain), got {item!r}")
-        bound.setdefault(name, []).append(host)
-    return {name: tuple(hosts) for name, hosts in bound.items()}
-
-
 def check_secret_destination(names: Iterable[str], url: str, env: Mapping[str, str] | None = None) -> None:
     """Refuse to send a bound secret to a host that is not one of its own."""
-    from core.process.http_step import host_allowed
-
     env = os.environ if env is None else env
     bound = parse_secret_hosts(env.get(SECRET_HOSTS_SETTING))
     for name in names:

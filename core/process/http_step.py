@@ -24,6 +24,20 @@ from urllib.parse import urljoin, urlsplit
 
 from core.kernel.deadline import Deadline, DeadlinePassed
 from core.kernel.errors import BadRequest
+from core.kernel.jsonvalue import parse_json
+from core.process.allowlist import host_allowed
+from core.process.egress import (
+    EgressRefused,
+    check_secret_destination,
+    known_secrets,
+    redirect_headers,
+    scrub,
+    scrub_text,
+    secret_value,
+    session,
+)
+from core.process.errors import ProcessFailed
+from core.web.bodies import is_json_type, is_xml_type, media_type, parse_xml
 
 logger = logging.getLogger(__name__)
 
@@ -43,34 +57,7 @@ class UpstreamUnavailable(OutboundError):
     """A connection error or time-out after the step's own retries: may pass, so the run is retried."""
 
 
-def host_allowed(url: str, allowed_hosts: Sequence[str]) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        return False
-    host = parts.hostname.lower().rstrip(".")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    default_port = 443 if parts.scheme == "https" else 80
-    for entry in allowed_hosts:
-        name, _, entry_port = entry.partition(":")
-        if str(port) != (entry_port or str(default_port)):  # no port given: the scheme's own
-            continue
-        if name == host or (name.startswith("*.") and host.endswith(name[1:])):
-            return True
-    return False
-
-
-def check_url(url: str, allowed_hosts: Sequence[str], *, where: str) -> None:
-    """Refuse at save time a URL no run could call."""
-    if not host_allowed(url, allowed_hosts):
-        raise BadRequest(
-            f"{where}: {urlsplit(url).hostname or url!r} is not an http(s) URL on a host in JUNCTION_OUTBOUND_ALLOWED_HOSTS",
-            "HostNotAllowed",
-        )
-
-
 def _secret(name: str) -> str:
-    from core.process.egress import EgressRefused, secret_value
-
     try:
         return secret_value(name)
     except EgressRefused as exc:
@@ -102,9 +89,6 @@ def _encode_body(body: Any, body_type: str) -> tuple[bytes | None, str | None]:
 
 
 def _parse_body(content: bytes, content_type: str) -> Any:
-    from core.kernel.jsonvalue import parse_json
-    from core.web.bodies import is_json_type, is_xml_type, media_type, parse_xml
-
     mtype, _ = media_type(content_type)
     if not content:
         return None
@@ -150,7 +134,7 @@ def request(
 
     With a ``deadline`` (a caller waits), no attempt waits longer than the time left and no retry
     waits past it: ``DeadlinePassed`` instead."""
-    import requests  # imported on first outbound call
+    import requests  # cold start: imported on the first outbound call
 
     attempt = 0
     while True:
@@ -184,8 +168,6 @@ def _follow(
     allowed_hosts: Sequence[str],
     sensitive: Sequence[str] = (),
 ) -> Response:
-    from core.process.egress import EgressRefused, redirect_headers, session
-
     current = url
     headers = dict(headers)
     guarded = session(allowed_hosts)
@@ -241,9 +223,6 @@ def call_step(
 ) -> dict[str, Any]:
     """Run an ``http`` step; a final 4xx/5xx fails the step unless ``failOnError`` is false.
     ``deadline``: a caller waits (core/kernel/deadline.py)."""
-    from core.process.egress import EgressRefused, check_secret_destination, known_secrets, scrub, scrub_text
-    from core.process.engine import ProcessFailed
-
     url = resolve(step["url"])
     if not isinstance(url, str):
         raise ProcessFailed("http", "the url is not a string")
@@ -284,8 +263,6 @@ def call_step(
 
 def poll_source(source: Mapping[str, Any], allowed_hosts: Sequence[str]) -> Any:
     """The body of a scenario's ``source``: what IntegrationHub calls polling the data source."""
-    from core.process.engine import ProcessFailed
-
     step = {"method": source.get("method", "GET"), "url": source["url"], "headers": source.get("headers", {})}
     try:
         return call_step(step, lambda value: value, allowed_hosts)["body"]

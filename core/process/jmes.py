@@ -19,6 +19,7 @@ that message (a final failure; running it again would cost the same).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 MAX_STEPS = 1_000_000
@@ -144,3 +145,11 @@ def evaluate(compiled: Any, scope: Any) -> Any:
         return _BOUNDED().visit(compiled.parsed, scope)
     except RecursionError:  # ``|[@]`` a thousand times: the interpreter recurses per level
         raise ExpressionTooCostly("the expression is nested too deeply to evaluate") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_expression(expression: str) -> Any:
+    """``expression`` parsed once per process (a ``jmespath`` ParsedResult for ``evaluate``)."""
+    import jmespath  # cold start: imported on first use, which matters less than the app's start
+
+    return jmespath.compile(expression)

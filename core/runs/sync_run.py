@@ -24,7 +24,8 @@ from core.kernel.deadline import Deadline, DeadlinePassed
 from core.kernel.ids import new_run_id
 from core.kernel.principal import Principal
 from core.kernel.settings import Settings
-from core.process.engine import ProcessFailed, RunContext, run_process
+from core.process.engine import RunContext, run_process
+from core.process.errors import ProcessFailed
 from core.process.http_step import call_step
 from core.runs import records as runs
 from core.runs.starter import MESSAGE_VERSION, enqueue, message_trigger

@@ -23,7 +23,8 @@ from typing import Any
 from core.kernel import clock
 from core.kernel.errors import JunctionError
 from core.kernel.settings import Settings
-from core.process.engine import ProcessFailed, ProcessResult, RunContext, run_process
+from core.process.engine import ProcessResult, RunContext, run_process
+from core.process.errors import ProcessFailed
 from core.process.http_step import call_step, poll_source
 from core.runs import records as runs
 from core.scenarios.cache import ScenarioCache

@@ -77,8 +77,8 @@ def trigger_urls(base_url: str, scenario_id: str) -> dict[str, str]:
 def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     """The document as stored, after every check a run would otherwise trip over."""
     # Imported when a scenario is saved, not when the app starts: Accept only reads scenarios.
-    from core.process.engine import validate_process
-    from core.process.http_step import check_url
+    from core.process.allowlist import check_url
+    from core.process.validation import validate_process
     from core.scenarios.schedule import check_schedule
 
     schemas.validate(document, schemas.SCENARIO, "scenario")

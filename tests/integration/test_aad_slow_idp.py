@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 
-from core.identity import aad
-from core.identity.aad import AadAuthenticator, SigningKeys
+from core.identity import fetch, graph, jwt
+from core.identity.aad import AadAuthenticator
+from core.identity.jwt import SigningKeys
 from core.kernel.errors import Forbidden, Unauthorized
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 
 GROUP = "c5e7f9a1-3d4f-4b6a-8c0e-223344556677"
 OVERAGE = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://graph.windows.net/x"}}}
 SLOW = 5.0  # how late the IdP answers
-TIMEOUT = 0.5  # how long Junction waits for it (the production value is aad.HTTP_TIMEOUT_SECONDS)
+TIMEOUT = 0.5  # how long Junction waits for it (the production value is fetch.HTTP_TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,8 @@ def together(count: int, call: Callable[[int], Any]) -> list[tuple[BaseException
 
 def test_the_retry_periods_are_longer_than_the_time_out() -> None:
     """Otherwise a failed attempt may still be running when the next one is allowed to start."""
-    assert aad.BOOTSTRAP_RETRY_SECONDS > aad.HTTP_TIMEOUT_SECONDS
-    assert aad.FAILURE_RETRY_SECONDS > aad.HTTP_TIMEOUT_SECONDS
+    assert jwt.BOOTSTRAP_RETRY_SECONDS > fetch.HTTP_TIMEOUT_SECONDS
+    assert graph.FAILURE_RETRY_SECONDS > fetch.HTTP_TIMEOUT_SECONDS
 
 
 def test_concurrent_first_requests_share_one_slow_key_download(idp: LocalIdentityProvider) -> None:
@@ -142,6 +143,6 @@ def test_a_graph_that_recovers_is_asked_again_after_the_failure_window(idp: Loca
     with pytest.raises(Forbidden):  # still within the window: refused without asking
         auth.authorize_trigger(member)
     assert idp.graph_calls == calls
-    clock[0] += aad.FAILURE_RETRY_SECONDS + 1
+    clock[0] += graph.FAILURE_RETRY_SECONDS + 1
     auth.authorize_trigger(member)  # asked again, and the answer is yes
     assert idp.graph_calls == calls + 1

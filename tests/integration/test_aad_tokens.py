@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.identity.aad import CLOCK_SKEW_SECONDS, AadAuthenticator
+from core.identity.aad import AadAuthenticator
+from core.identity.jwt import CLOCK_SKEW_SECONDS
 from core.kernel.errors import Unauthorized
 from tests.support.idp import (
     API_CLIENT_ID,

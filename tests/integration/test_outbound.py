@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core.process import http_step as outbound
-from core.process.engine import ProcessFailed
+from core.process.errors import ProcessFailed
 from core.process.http_step import OutboundError, call_step, request
 from tests.support.upstream import Upstream
 

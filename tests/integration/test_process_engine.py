@@ -16,7 +16,7 @@ from core.app.external import AcceptRequest, accept
 from core.kernel.errors import BadRequest, NotFound
 from core.kernel.ids import new_run_id
 from core.kernel.settings import Settings
-from core.process.engine import ProcessFailed
+from core.process.errors import ProcessFailed
 from core.runs import records as runs
 from core.runs.retention import remove_old_runs
 from core.runs.starter import input_blob_name

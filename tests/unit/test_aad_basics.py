@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 import core.identity.aad as aad
-from core.identity.aad import (
-    AadAuthenticator,
-    has_group_overage,
-    is_app_only,
-    load_certificate_credential,
-    looks_like_jwt,
-)
+from core.identity.aad import AadAuthenticator, has_group_overage, is_app_only
+from core.identity.graph import load_certificate_credential
+from core.identity.jwt import looks_like_jwt
 from core.kernel.errors import Unauthorized
 from core.kernel.settings import Settings, StorageSettings
 

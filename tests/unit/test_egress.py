@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from core.kernel.settings import parse_secret_hosts
 from core.process.egress import (
     EgressRefused,
     address_refused,
     explicit_addresses,
     known_secrets,
-    parse_secret_hosts,
     redirect_headers,
     scrub,
     secret_value,

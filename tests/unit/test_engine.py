@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from core.kernel.errors import BadRequest
-from core.process.engine import ProcessFailed, RunContext, resolve, run_process, validate_process
+from core.process.engine import RunContext, resolve, run_process
+from core.process.errors import ProcessFailed
+from core.process.validation import validate_process
 from tests.support.memory_cache import DictCache
 
 
@@ -227,7 +229,7 @@ def test_allowed_http_steps_pass_validation() -> None:
 def test_step_references_in_jmespath_are_those_read_from_the_root(expression: str, references: set[str]) -> None:
     import jmespath
 
-    from core.process.engine import step_references
+    from core.process.validation import step_references
 
     assert step_references(jmespath.compile(expression).parsed) == references
 

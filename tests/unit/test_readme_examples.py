@@ -20,7 +20,9 @@ import pytest
 from core.apiops.bindings import normalise_binding
 from core.kernel.errors import BadRequest
 from core.kernel.settings import Settings, StorageSettings
-from core.process.engine import ProcessFailed, RunContext, run_process, validate_process
+from core.process.engine import RunContext, run_process
+from core.process.errors import ProcessFailed
+from core.process.validation import validate_process
 from core.scenarios import schemas
 from tests.support.doc_examples import ROOT, Block, block, blocks
 from tests.support.memory_cache import DictCache
