@@ -79,10 +79,11 @@ def _prepare_call(connection_string: str, calls: int = 300) -> dict[str, float]:
     import json
 
     from core.apiops import bindings as apis
-    from core.apiops.gateway import ApiRequest, prepare_call
+    from core.apiops.gateway import prepare_call
     from core.kernel.settings import load_settings
     from core.scenarios import repository as scenarios
     from core.store.storage import Storage
+    from core.web.exchange import Request
 
     settings = load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchroutes"})
     storage = Storage.from_settings(settings)
@@ -95,7 +96,7 @@ def _prepare_call(connection_string: str, calls: int = 300) -> dict[str, float]:
     }
     apis.import_api(storage, "bench", json.dumps(document).encode(), "application/json")
     apis.bind_operation(storage, settings, "bench", "getPet", {"scenarioId": sid})
-    request = ApiRequest("GET", "http://localhost/api/pet/7", "/api/pet/7", {}, {"accept": "application/json"})
+    request = Request("GET", "http://localhost/api/pet/7", "/api/pet/7", headers={"accept": "application/json"})
     prepare_call(storage, settings, request)  # warm-up: loads the table
     times = []
     for _ in range(calls):

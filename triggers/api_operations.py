@@ -7,17 +7,14 @@ Functions host has no route specificity: see the rule beside the function name b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
 from core.kernel.settings import get_settings
 from core.store.storage import get_storage
+from core.web.exchange import Request
 from triggers.http import handles_errors, lower_headers
-
-if TYPE_CHECKING:
-    from core.apiops.gateway import ApiRequest
 
 bp = func.Blueprint()
 
@@ -25,13 +22,11 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 CATCH_ALL_FUNCTION = "zzApiOperations"  # must sort last: the route order rule below
 
 
-def api_request(req: func.HttpRequest) -> ApiRequest:
-    from core.apiops.gateway import ApiRequest
-
+def api_request(req: func.HttpRequest) -> Request:
     parts = urlsplit(req.url)
     headers = lower_headers(req)
     forwarded = [ip.strip() for ip in headers.get("x-forwarded-for", "").split(",") if ip.strip()]
-    return ApiRequest(
+    return Request(
         method=req.method,
         url=req.url,
         path=parts.path,

@@ -14,7 +14,8 @@ from core.kernel import errors
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import get_settings
 from core.store.storage import as_domain_error
-from core.web.exchange import ManagementRequest, RawJson, Reply, refuse_repeated_parameters
+from core.web import challenges
+from core.web.exchange import RawJson, Reply, Request, error_body, refuse_repeated_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -29,42 +30,43 @@ STATUS: dict[type[errors.JunctionError], int] = {
     errors.NotFound: 404,
     errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
-    errors.PreconditionFailed: 412,
     errors.LengthRequired: 411,
+    errors.PreconditionFailed: 412,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
+    errors.TooManyRequests: 429,
+    errors.StorageBusy: 503,
     errors.GatewayTimeout: 504,
+    errors.JunctionError: 500,
 }
+"""The status of each domain error, found by the error's class hierarchy (``status_of``)."""
 JSON = "application/json"
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
-def _challenge(error: errors.Unauthorized | errors.Forbidden) -> str:
-    parts = ['Bearer realm="junction"']
-    if error.error:
-        description = error.message.replace('"', "'")
-        parts.append(f'error="{error.error}", error_description="{description}"')
-    return ", ".join(parts)
+def status_of(error: errors.JunctionError) -> int:
+    """The status ``error`` means: that of the nearest of its classes in ``STATUS``, walking its
+    method resolution order as Starlette's exception handlers do, so a subclass means what its
+    closest mapped ancestor means whatever the order of ``STATUS``. Storage that is busy is 503,
+    or 429 when it throttles."""
+    if isinstance(error, errors.StorageBusy) and error.throttled:
+        return 429
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
 
 
 def error_response(error: errors.JunctionError) -> func.HttpResponse:
-    """The JSON error of DESIGN 3, with the headers its status calls for."""
+    """The JSON error (docs/architecture.md, "Errors"), with the headers its status calls for."""
     headers = dict(SECURITY_HEADERS)
-    if isinstance(error, errors.StorageBusy):
-        status = 429 if error.throttled else 503
+    status = status_of(error)
+    if isinstance(error, errors.StorageBusy | errors.TooManyRequests):
         headers["Retry-After"] = str(error.retry_after)
-    elif isinstance(error, errors.TooManyRequests):
-        status = 429
-        headers["Retry-After"] = str(error.retry_after)
-    else:
-        status = next(code for kind, code in STATUS.items() if isinstance(error, kind))
     if isinstance(error, errors.Unauthorized) or isinstance(error, errors.Forbidden) and error.error:
-        headers["WWW-Authenticate"] = _challenge(error)
+        headers["WWW-Authenticate"] = challenges.bearer(error=error.error, description=error.message)
     elif isinstance(error, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allow)
     # Headers the error carries (API operations: CORS, a Basic or scoped Bearer challenge).
     headers.update(error.headers)
-    body = {"error": {"code": error.code, "message": error.message}}
+    body = error_body(error.code, error.message)
     return func.HttpResponse(dumps(body), status_code=status, headers=headers, mimetype=JSON, charset="utf-8")
 
 
@@ -83,7 +85,7 @@ def handles_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> 
                 logger.warning("storage trouble on %s %s: %s", req.method, urlsplit(req.url).path, type(exc).__name__)
                 return error_response(mapped)
             logger.exception("unexpected error on %s %s", req.method, urlsplit(req.url).path)
-            body = {"error": {"code": "InternalError", "message": "an unexpected error occurred"}}
+            body = error_body("InternalError", "an unexpected error occurred")
             return func.HttpResponse(dumps(body), status_code=500, mimetype=JSON, headers=SECURITY_HEADERS)
 
     return wrapper
@@ -102,16 +104,18 @@ def lower_headers(req: func.HttpRequest) -> dict[str, str]:
     return {k.lower(): v for k, v in req.headers.items()}
 
 
-def management_request(req: func.HttpRequest) -> ManagementRequest:
+def management_request(req: func.HttpRequest) -> Request:
     refuse_repeated_parameters(urlsplit(req.url).query)
-    return ManagementRequest(
+    return Request(
         method=req.method.upper(),
-        base_url=base_url(req),
+        url=req.url,
         path=urlsplit(req.url).path,
         headers=lower_headers(req),
-        query=dict(req.params),
+        # The host's own reading of the query (repeats were refused above): one value per name.
+        query={name: [value] for name, value in req.params.items()},
         body=req.get_body() or b"",
         route=dict(req.route_params),
+        base_url=base_url(req),
     )
 
 
@@ -119,6 +123,8 @@ def reply_response(reply: Reply) -> func.HttpResponse:
     headers = {**SECURITY_HEADERS, **reply.headers}
     if reply.body is None:
         return func.HttpResponse(status_code=reply.status, headers=headers)
+    if isinstance(reply.body, bytes):
+        return func.HttpResponse(reply.body, status_code=reply.status, headers=headers)
     text = reply.body if isinstance(reply.body, RawJson) else dumps(reply.body)
     return func.HttpResponse(text, status_code=reply.status, headers=headers, mimetype=JSON, charset="utf-8")
 

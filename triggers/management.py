@@ -8,12 +8,12 @@ import azure.functions as func
 
 from core.kernel.settings import Settings, get_settings
 from core.store.storage import Storage, get_storage
-from core.web.exchange import ManagementRequest, Reply
+from core.web.exchange import Reply, Request
 from triggers.http import handles_errors, management_request, reply_response
 
 bp = func.Blueprint()
 
-Operation = Callable[[Storage, Settings, ManagementRequest], Reply]
+Operation = Callable[[Storage, Settings, Request], Reply]
 
 
 def _serve(name: str, req: func.HttpRequest) -> func.HttpResponse:

@@ -1,8 +1,8 @@
 """An API-bound operation call, from request to response (the catch-all trigger's one call).
 
-``gateway.prepare_call`` routes, checks and parses the request; the bound scenario's process
-then runs while the caller waits (``sync_run.run_now``), and its result becomes the response as
-Frends does it (``gateway.format_result``). Every call is a run in the run table, and its id is
+``core.apiops.gateway.prepare_call`` routes, checks and parses the request; the bound scenario's
+process then runs while the caller waits (``core.runs.sync_run.run_now``), and its result becomes
+the response as Frends does it (``core.apiops.results.format_result``). Every call is a run in the run table, and its id is
 in the ``X-Run-Id`` response header.
 """
 
@@ -12,7 +12,8 @@ import functools
 import logging
 import re
 
-from core.apiops.gateway import ApiReply, ApiRequest, format_result, prepare_call
+from core.apiops.gateway import prepare_call
+from core.apiops.results import format_result
 from core.kernel.deadline import Deadline
 from core.kernel.errors import GatewayTimeout, MethodNotAllowed, NotFound
 from core.kernel.jsonvalue import dumps
@@ -20,6 +21,7 @@ from core.kernel.settings import Settings
 from core.runs.sync_run import run_now
 from core.scenarios.repository import get_scenario
 from core.store.storage import Storage
+from core.web.exchange import Reply, Request, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def check_own_route(method: str, path: str) -> None:
             raise MethodNotAllowed(f"{method.upper()} is not allowed here", sorted(methods))
 
 
-def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) -> ApiReply:
+def serve_api_call(storage: Storage, settings: Settings, request: Request) -> Reply:
     # One deadline for the whole call, below the front end's 230 s cut (core/kernel/deadline.py).
     deadline = Deadline(settings.api_deadline_seconds)
     check_own_route(request.method, request.path)
@@ -71,6 +73,6 @@ def serve_api_call(storage: Storage, settings: Settings, request: ApiRequest) ->
             return format_result(outcome.response, prepared.accept, headers)
         logger.info("API call run %s failed at step %s", outcome.run_id, outcome.failed_step)
         where = f" at step {outcome.failed_step}" if outcome.failed_step else ""
-        body = {"error": {"code": "ProcessFailed", "message": f"the process failed{where}; see run {outcome.run_id}"}}
-        return ApiReply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})
+        body = error_body("ProcessFailed", f"the process failed{where}; see run {outcome.run_id}")
+        return Reply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})
     return format_result(outcome.result, prepared.accept, headers)

@@ -28,13 +28,14 @@ import html
 import json
 import logging
 import mimetypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.kernel.errors import BadRequest, NotFound
 from core.kernel.settings import Settings
+from core.web.exchange import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +60,6 @@ CONTENT_TYPES = {
     ".json": "application/json",
     ".txt": "text/plain; charset=utf-8",
 }
-
-
-@dataclass(frozen=True)
-class ConsoleReply:
-    """What the trigger turns into an HTTP response."""
-
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def find_console_folder(start: Path | None = None) -> Path:
@@ -169,7 +161,7 @@ def _content_type(name: str) -> str:
     return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def serve_file(settings: Settings, path: str, assets: Assets | None = None) -> ConsoleReply:
+def serve_file(settings: Settings, path: str, assets: Assets | None = None) -> Reply:
     """``GET /console/<path>``: an asset under ``assets/<version>/``, else the page itself.
 
     Any other path is a page of the console (``scenarios/<id>/runs`` ...): the page reads its
@@ -182,11 +174,11 @@ def serve_file(settings: Settings, path: str, assets: Assets | None = None) -> C
     parts = path.strip("/").split("/")
     if parts[0] == "assets":
         if len(parts) < 3 or parts[1] != assets.version or "/".join(parts[2:]) not in assets.files:
-            return ConsoleReply(404, b"not found\n", {**headers, "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
+            return Reply(404, b"not found\n", {**headers, "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
         name = "/".join(parts[2:])
-        return ConsoleReply(200, assets.files[name], {**headers, "Content-Type": _content_type(name), "Cache-Control": IMMUTABLE})
+        return Reply(200, assets.files[name], {**headers, "Content-Type": _content_type(name), "Cache-Control": IMMUTABLE})
     body = _render_index(assets.template, assets.version, json.dumps(page_config(settings), sort_keys=True))
-    return ConsoleReply(200, body, {**headers, "Content-Type": CONTENT_TYPES[".html"], "Cache-Control": REVALIDATE})
+    return Reply(200, body, {**headers, "Content-Type": CONTENT_TYPES[".html"], "Cache-Control": REVALIDATE})
 
 
 def next_due_times(expression: str | None, now: datetime | None = None, count: int = NEXT_DUE_TIMES) -> list[str]:

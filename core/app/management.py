@@ -22,13 +22,13 @@ from core.scenarios.cache import ScenarioCache, parse_key
 from core.scenarios.schemas import TOKEN_CREATE, validate
 from core.store.storage import Storage
 from core.web.bodies import check_content_encoding, check_size, is_json_type, media_type
-from core.web.exchange import ManagementRequest, RawJson, Reply
+from core.web.exchange import RawJson, Reply, Request
 from core.web.paging import parse_top
 
 MAX_MANAGEMENT_BODY = 4 * 1024 * 1024
 
 
-def _json_body(request: ManagementRequest, *, merge_patch: bool = False) -> Any:
+def _json_body(request: Request, *, merge_patch: bool = False) -> Any:
     check_size(request.body, MAX_MANAGEMENT_BODY)
     check_content_encoding(request.header("content-encoding"))
     mtype, _ = media_type(request.header("content-type"))
@@ -37,12 +37,12 @@ def _json_body(request: ManagementRequest, *, merge_patch: bool = False) -> Any:
     return parse_json(request.body)
 
 
-def _scenario_id(request: ManagementRequest) -> str:
+def _scenario_id(request: Request) -> str:
     return parse_guid(request.route.get("scenarioId"), "the scenario id", "InvalidScenarioId")
 
 
-def _link(request: ManagementRequest, extra: Mapping[str, str]) -> str:
-    params = {k: v for k, v in request.query.items() if k in ("top",)}
+def _link(request: Request, extra: Mapping[str, str]) -> str:
+    params = {name: values[0] for name, values in request.query.items() if name == "top" and values}
     params.update(extra)
     return f"{request.base_url}{request.path}?{urlencode(params)}"
 
@@ -51,7 +51,7 @@ def _scenario_reply(status: int, scenario: scenarios.Scenario, base_url: str) ->
     return Reply(status, scenario.to_json(base_url), {"ETag": scenario.etag})
 
 
-def scenarios_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def scenarios_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``GET`` lists scenarios, ``POST`` creates one."""
     require_admin(storage, request.header("authorization"))
     base = settings.public_base_url or request.base_url
@@ -61,15 +61,15 @@ def scenarios_collection(storage: Storage, settings: Settings, request: Manageme
         return Reply(201, scenario.to_json(base), headers)
     listing = scenarios.list_scenarios(
         storage,
-        top=parse_top(request.query.get("top")),
-        skiptoken=request.query.get("skiptoken"),
+        top=parse_top(request.param("top")),
+        skiptoken=request.param("skiptoken"),
         base_url=base,
         link=lambda extra: _link(request, extra),
     )
     return Reply(200, listing)
 
 
-def scenario_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def scenario_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``GET``, ``PUT`` (replace), ``PATCH`` (merge patch) and ``DELETE`` one scenario."""
     require_admin(storage, request.header("authorization"))
     scenario_id = _scenario_id(request)
@@ -87,10 +87,10 @@ def scenario_item(storage: Storage, settings: Settings, request: ManagementReque
     return Reply(204)
 
 
-def scenario_cache(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def scenario_cache(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``PUT`` writes the JSON body under ``keyJson``; ``DELETE`` removes the entry."""
     require_admin(storage, request.header("authorization"))
-    key = parse_key(request.query.get("keyJson"))
+    key = parse_key(request.param("keyJson"))
     scenario = scenarios.get_scenario(storage, _scenario_id(request))
     cache = ScenarioCache(storage, scenario.id)
     if request.method == "PUT":
@@ -101,7 +101,7 @@ def scenario_cache(storage: Storage, settings: Settings, request: ManagementRequ
     return Reply(204)
 
 
-def scenario_runs(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def scenario_runs(storage: Storage, settings: Settings, request: Request) -> Reply:
     """Runs of a scenario, newest first, or one run with its output."""
     require_admin(storage, request.header("authorization"))
     scenario_id = _scenario_id(request)
@@ -111,14 +111,14 @@ def scenario_runs(storage: Storage, settings: Settings, request: ManagementReque
     listing = runs.list_runs(
         storage,
         scenario_id,
-        top=parse_top(request.query.get("top")),
-        skiptoken=request.query.get("skiptoken"),
+        top=parse_top(request.param("top")),
+        skiptoken=request.param("skiptoken"),
         link=lambda extra: _link(request, extra),
     )
     return Reply(200, listing)
 
 
-def tokens_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def tokens_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``POST`` creates a token (its secret is in this reply only), ``GET`` lists them."""
     require_admin(storage, request.header("authorization"))
     if request.method == "POST":
@@ -135,26 +135,26 @@ def tokens_collection(storage: Storage, settings: Settings, request: ManagementR
     return Reply(200, {"value": tokens.list_tokens(storage), "nextLink": None})
 
 
-def token_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def token_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     require_admin(storage, request.header("authorization"))
     tokens.revoke_token(storage, request.route.get("tokenId") or "")
     return Reply(204)
 
 
-def openapi_document(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def openapi_document(storage: Storage, settings: Settings, request: Request) -> Reply:
     """Junction's own OpenAPI document. Public, like most API descriptions: it describes the
     routes, including the bound API operations' paths, parameters and body schemas, and holds no
     other tenant data (no scenario ids, bindings or names of keys and users).
 
     Built from the route table, so it is rebuilt only when the bound operations change.
     """
-    from core.apiops.gateway import route_cache
+    from core.apiops.registry import route_cache
     from core.app.openapi import published_text
 
     return Reply(200, RawJson(published_text(route_cache(storage).get(), settings.public_base_url or request.base_url)))
 
 
-def apis_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def apis_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``GET /management/apis``: every imported API with its operations and bindings."""
     from core.apiops import bindings as apis  # imported on first use: API operations are optional
 
@@ -162,7 +162,7 @@ def apis_collection(storage: Storage, settings: Settings, request: ManagementReq
     return Reply(200, {"value": apis.list_apis(storage), "nextLink": None})
 
 
-def apis_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def apis_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``PUT`` imports (or re-imports) an OpenAPI document; ``GET`` and ``DELETE`` one API."""
     from core.apiops import bindings as apis  # imported on first use: API operations are optional
 
@@ -200,7 +200,7 @@ def _refuse_api_view(body: bytes) -> None:
         )
 
 
-def api_operation_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def api_operation_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``PUT`` binds an operation to a scenario, ``GET`` shows the binding, ``DELETE`` unbinds."""
     from core.apiops import bindings as apis  # imported on first use: API operations are optional
 
@@ -247,7 +247,7 @@ def _binding_body(body: Any, current: Mapping[str, Any]) -> Any:
     return body
 
 
-def apikeys_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def apikeys_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``POST`` creates an API key (the key is in this reply only); ``GET`` lists them."""
     from core.identity import apikeys  # imported on first use: API operations are optional
 
@@ -257,7 +257,7 @@ def apikeys_collection(storage: Storage, settings: Settings, request: Management
     return Reply(200, {"value": apikeys.list_apikeys(storage), "nextLink": None})
 
 
-def apikey_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def apikey_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     from core.identity import apikeys  # imported on first use: API operations are optional
 
     require_admin(storage, request.header("authorization"))
@@ -265,7 +265,7 @@ def apikey_item(storage: Storage, settings: Settings, request: ManagementRequest
     return Reply(204)
 
 
-def users_collection(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def users_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``POST`` creates a local user for Basic authentication; ``GET`` lists them (no hashes)."""
     from core.identity import users  # imported on first use: API operations are optional
 
@@ -275,7 +275,7 @@ def users_collection(storage: Storage, settings: Settings, request: ManagementRe
     return Reply(200, {"value": users.list_users(storage), "nextLink": None})
 
 
-def user_item(storage: Storage, settings: Settings, request: ManagementRequest) -> Reply:
+def user_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     from core.identity import users  # imported on first use: API operations are optional
 
     require_admin(storage, request.header("authorization"))

@@ -1,11 +1,15 @@
 """Domain errors.
 
 Core code raises these; the HTTP status each one means is decided in exactly one place,
-``triggers/http.py``. Every error carries a stable ``code`` (for clients to branch on) and a
-message that is safe to show to the caller: it never contains secrets or stack traces.
+``triggers/http.py``, by the error's class hierarchy (docs/architecture.md, "Errors"). Every
+error carries a stable ``code`` (for clients to branch on) and a message that is safe to show to
+the caller: it never contains secrets or stack traces.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Self
 
 
 class JunctionError(Exception):
@@ -20,6 +24,11 @@ class JunctionError(Exception):
         # Headers the response must carry besides those its status implies (CORS, a challenge,
         # ``Accept-Encoding`` on a 415 for a compressed body).
         self.headers: dict[str, str] = {}
+
+    def with_headers(self, headers: Mapping[str, str]) -> Self:
+        """This error with ``headers`` added; a header it already carries wins."""
+        self.headers = {**headers, **self.headers}
+        return self
 
 
 class BadRequest(JunctionError):

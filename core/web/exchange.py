@@ -1,12 +1,14 @@
-"""The request and reply shapes shared by the HTTP triggers and the management functions.
+"""The one request/reply pair every HTTP entry point of ``core`` speaks, and the error body.
 
-Kept apart from ``core.app.management`` so that the trigger plumbing can name them without loading
-every management operation at start-up.
+A trigger turns the Functions host's request into a ``Request`` without interpreting it, calls
+one function of ``core``, and turns the ``Reply`` it gets back into an HTTP response
+(``triggers/http.py``). Kept apart from the modules that use them so that the trigger plumbing
+can name them without loading those modules at start-up (docs/architecture.md, "Cold start").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,26 +21,52 @@ class RawJson(str):
 
 
 @dataclass(frozen=True)
+class Request:
+    """An HTTP request as received, nothing interpreted.
+
+    ``path`` is the raw (percent-encoded) path; ``headers`` have lower-case names; ``query`` has
+    every value of each name, in order; ``route`` holds the route's parameters; ``base_url`` is
+    the scheme and host the caller used (or the configured public URL); ``client_ip`` is the
+    address the front end appended to ``X-Forwarded-For``; ``cookies`` None means "parse the
+    Cookie header".
+    """
+
+    method: str
+    url: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    body: bytes = b""
+    route: Mapping[str, str] = field(default_factory=dict)
+    base_url: str = ""
+    client_ip: str | None = None
+    cookies: Mapping[str, str] | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def param(self, name: str) -> str | None:
+        """The query parameter ``name`` (its first value), or None when it is absent."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass(frozen=True)
 class Reply:
+    """A response: ``body`` None is no body, ``bytes`` are sent as they are (with the
+    ``Content-Type`` in ``headers``), ``RawJson`` is JSON text, anything else is written as JSON."""
+
     status: int
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ManagementRequest:
-    """The parts of an HTTP request the management API reads."""
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The body of every error Junction answers: ``{"error": {"code", "message"}}``.
 
-    method: str
-    base_url: str
-    path: str
-    headers: Mapping[str, str]
-    query: Mapping[str, str]
-    body: bytes = b""
-    route: Mapping[str, str] = field(default_factory=dict)
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+    ``code`` is stable, for clients to branch on; ``message`` is safe to show to the caller.
+    """
+    return {"error": {"code": code, "message": message}}
 
 
 def refuse_repeated_parameters(query_string: str) -> None:

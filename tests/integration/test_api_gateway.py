@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core.apiops import bindings as apis
-from core.apiops.gateway import ApiRequest, error_headers, prepare_call
+from core.apiops.gateway import error_headers, prepare_call
 from core.identity import apikeys, users
 from core.identity.aad import AadAuthenticator
 from core.kernel.errors import (
@@ -28,6 +28,7 @@ from core.kernel.errors import (
 from core.kernel.settings import ClientCertificateSettings, Settings
 from core.scenarios import repository as scenarios
 from core.store.storage import Storage
+from core.web.exchange import Request
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 from tests.support.pki import Authority, header_value
 
@@ -58,7 +59,7 @@ def call(storage: Storage, settings: Settings, method: str, target: str, *, head
     for pair in filter(None, query.split("&")):
         name, _, value = pair.partition("=")
         parsed.setdefault(name, []).append(value)
-    request = ApiRequest(method, f"{scheme}://pets.example{target}", path, parsed, {k.lower(): v for k, v in (headers or {}).items()}, body, "203.0.113.9")
+    request = Request(method, f"{scheme}://pets.example{target}", path, headers={k.lower(): v for k, v in (headers or {}).items()}, query=parsed, body=body, client_ip="203.0.113.9")
     return prepare_call(storage, settings, request, **kwargs)
 
 

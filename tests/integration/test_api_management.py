@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core.apiops import bindings as apis
-from core.apiops.gateway import route_cache
+from core.apiops.registry import load_bound_operations, read_route_version, route_cache
 from core.apiops.routes import RouteCache
 from core.app import management
 from core.identity import tokens
@@ -17,7 +17,7 @@ from core.kernel.errors import BadRequest, Conflict, NotFound, PreconditionFaile
 from core.kernel.settings import Settings
 from core.scenarios import repository as scenarios
 from core.store.storage import Storage
-from core.web.exchange import ManagementRequest
+from core.web.exchange import Request
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 FILES = {
@@ -145,13 +145,13 @@ def test_delete_removes_bindings_and_routes(storage: Storage, settings: Settings
     assert len(route_cache(storage).get()) == 1
     apis.delete_api(storage, "petstore")
     assert len(route_cache(storage).get()) == 0
-    assert apis.load_bound_operations(storage) == []
+    assert load_bound_operations(storage) == []
 
 
 def test_another_instance_sees_a_bind_at_once(settings: Settings) -> None:
     mine, theirs = Storage.from_settings(settings), Storage.from_settings(settings)
     sid = scenario(mine)
-    cache = RouteCache(lambda: apis.read_route_version(theirs), lambda: apis.load_bound_operations(theirs))
+    cache = RouteCache(lambda: read_route_version(theirs), lambda: load_bound_operations(theirs))
     assert len(cache.get()) == 0
     apis.import_api(mine, "petstore", load("petstore-swagger2.json"), "application/json")
     apis.bind_operation(mine, settings, "petstore", "getStatus", {"scenarioId": sid})
@@ -174,8 +174,8 @@ def test_management_handlers_check_admin(storage: Storage, settings: Settings) -
     trigger = tokens.create_token(storage, name="trigger", scopes=["trigger"]).token
     sid = scenario(storage)
 
-    def request(method: str, route: dict[str, str], body: bytes = b"", token: str = admin, ctype: str = "application/json") -> ManagementRequest:
-        return ManagementRequest(method, "http://localhost", "/management/apis", {"authorization": f"Bearer {token}", "content-type": ctype}, {}, body, route)
+    def request(method: str, route: dict[str, str], body: bytes = b"", token: str = admin, ctype: str = "application/json") -> Request:
+        return Request(method, "http://localhost/management/apis", "/management/apis", {"authorization": f"Bearer {token}", "content-type": ctype}, body=body, route=route, base_url="http://localhost")
 
     from core.kernel.errors import Forbidden
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from core.apiops import bindings as apis
+from core.apiops.registry import load_bound_operations
 from core.identity import apikeys, tokens, users
 from core.kernel.ids import new_run_id
 from core.kernel.settings import Settings, load_settings
@@ -100,12 +101,12 @@ def test_every_other_listing_survives_short_and_empty_pages(paged: tuple[Storage
     assert [a["name"] for a in apis.list_apis(storage)] == ["one", "three", "two"]
     view, _ = apis.get_api(storage, "two")
     assert all(op["binding"] is not None for op in view["operations"])
-    assert sorted((b.api_name, b.operation_id) for b in apis.load_bound_operations(storage)) == [
+    assert sorted((b.api_name, b.operation_id) for b in load_bound_operations(storage)) == [
         (name, op) for name in ("one", "three", "two") for op in ("a", "b")
     ]
 
     apis.delete_api(storage, "one")  # removes every binding of the API, found by a listing
-    assert {b.api_name for b in apis.load_bound_operations(storage)} == {"two", "three"}
+    assert {b.api_name for b in load_bound_operations(storage)} == {"two", "three"}
 
     scheduled = {_scenario(storage, schedule="0 * * * * *") for _ in range(3)}
     started = start_due_runs(storage, settings, now=datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC))

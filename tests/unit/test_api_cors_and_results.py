@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.apiops.gateway import format_result, prefers_xml, to_xml
+from core.apiops.results import format_result, prefers_xml, to_xml
 from core.kernel.errors import BadRequest
 from core.web import cors
 

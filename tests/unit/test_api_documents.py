@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.apiops import bindings as apis
+from core.apiops.documents import read_document, validate_document
+from core.apiops.operations import extract_operations
+from core.apiops.routes import find_conflict
 from core.kernel.errors import BadRequest, UnsupportedMediaType
 
 DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
@@ -28,76 +31,76 @@ def test_yaml_alias_bomb_is_refused() -> None:
         cur = chr(ord("a") + i)
         lines.append(f"{cur}: &{cur} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
     with pytest.raises(BadRequest) as caught:
-        apis.read_document("\n".join(lines).encode(), "application/yaml")
+        read_document("\n".join(lines).encode(), "application/yaml")
     assert "too large" in caught.value.message
 
 
 def test_yaml_duplicates_and_non_json_values_are_refused() -> None:
     with pytest.raises(BadRequest):
-        apis.read_document(b"a: 1\na: 2\n", "application/yaml")
+        read_document(b"a: 1\na: 2\n", "application/yaml")
     with pytest.raises(BadRequest):
-        apis.read_document(b"a: !!binary aGVsbG8=\n", "application/yaml")
+        read_document(b"a: !!binary aGVsbG8=\n", "application/yaml")
     with pytest.raises(BadRequest):
-        apis.read_document(b"a: .nan\n", "application/yaml")
-    assert apis.read_document(b"a: 2024-01-01\n", "application/yaml") == {"a": "2024-01-01"}
+        read_document(b"a: .nan\n", "application/yaml")
+    assert read_document(b"a: 2024-01-01\n", "application/yaml") == {"a": "2024-01-01"}
 
 
 def test_media_types() -> None:
     with pytest.raises(UnsupportedMediaType):
-        apis.read_document(b"{}", "image/png")
+        read_document(b"{}", "image/png")
     with pytest.raises(BadRequest):
-        apis.read_document(b'{"a":1,"a":2}', "application/json")
+        read_document(b'{"a":1,"a":2}', "application/json")
     with pytest.raises(BadRequest):
-        apis.read_document(b"[1]", "application/json")
+        read_document(b"[1]", "application/json")
 
 
 def test_external_references_are_refused_before_validation() -> None:
     document = minimal({"/a": {"get": ok("a", [{"$ref": "https://attacker.example/p.json"}])}})
     with pytest.raises(BadRequest) as caught:
-        apis.validate_document(document)
+        validate_document(document)
     assert "only local references" in caught.value.message
 
 
 def test_invalid_documents_list_their_problems() -> None:
     document = minimal({"/a": {"get": {"operationId": "a"}}, "/b": {"get": {"responses": 5}}})
     with pytest.raises(BadRequest) as caught:
-        apis.validate_document(document)
+        validate_document(document)
     assert caught.value.message.count(";") >= 1 and "responses" in caught.value.message
     with pytest.raises(BadRequest):
-        apis.validate_document({"swagger": "1.2"})
+        validate_document({"swagger": "1.2"})
 
 
 @pytest.mark.parametrize("file", ["petstore-swagger2.json", "petstore-openapi30.yaml", "petstore-openapi31.json"])
 def test_petstore_documents_extract(file: str) -> None:
     ctype = "application/yaml" if file.endswith("yaml") else "application/json"
-    document = apis.read_document((DOCS / file).read_bytes(), ctype)
-    dialect = apis.validate_document(document)
-    operations = {o["operationId"]: o for o in apis.extract_operations(document, dialect)}
+    document = read_document((DOCS / file).read_bytes(), ctype)
+    dialect = validate_document(document)
+    operations = {o["operationId"]: o for o in extract_operations(document, dialect)}
     assert operations["getPetById"]["path"] == "/api/pet/{id}"
     assert operations["getPetById"]["method"] == "GET"
     assert operations["getPetById"]["scopes"] == ["pets.read", "pets.write"]
     assert operations["addPet"]["scopes"] == ["pets.write"]
     assert operations["getStatus"]["scopes"] == []
     assert operations["getStatus"]["path"] == "/api/pet/getStatus"
-    assert apis.find_conflict(apis._routes("p", list(operations.values()))) is None
+    assert find_conflict(apis._routes("p", list(operations.values()))) is None
 
 
 def test_base_paths() -> None:
     sw = {"swagger": "2.0", "info": {"title": "t", "version": "1"}, "basePath": "/v1/", "paths": {"/x": {"get": ok("x")}}}
-    assert apis.extract_operations(sw, "swagger2")[0]["path"] == "/v1/x"
+    assert extract_operations(sw, "swagger2")[0]["path"] == "/v1/x"
     oas = minimal({"/x": {"get": ok("x")}})
     oas["servers"] = [{"url": "https://h.example/base/"}]
-    assert apis.extract_operations(oas, "oas30")[0]["path"] == "/base/x"
+    assert extract_operations(oas, "oas30")[0]["path"] == "/base/x"
     oas["servers"] = [{"url": "relative"}]
-    assert apis.extract_operations(oas, "oas30")[0]["path"] == "/relative/x"
+    assert extract_operations(oas, "oas30")[0]["path"] == "/relative/x"
     oas.pop("servers")
-    assert apis.extract_operations(oas, "oas30")[0]["path"] == "/x"
+    assert extract_operations(oas, "oas30")[0]["path"] == "/x"
 
 
 def test_reserved_paths_are_refused() -> None:
     document = minimal({"/management/x": {"get": ok("x")}, "/ExternalData/Accept/{id}": {"get": ok("y", [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])}})
     with pytest.raises(BadRequest) as caught:
-        apis.extract_operations(document, "oas30")
+        extract_operations(document, "oas30")
     assert "/management" in caught.value.message and "externaldata" in caught.value.message
 
 
@@ -106,16 +109,16 @@ def test_the_consoles_paths_are_reserved() -> None:
     so an operation there would never be called: refused at import instead."""
     document = minimal({"/console/x": {"post": ok("x")}, "/": {"get": ok("root"), "post": ok("rootPost")}})
     with pytest.raises(BadRequest) as caught:
-        apis.extract_operations(document, "oas30")
+        extract_operations(document, "oas30")
     assert "POST /console/x: paths under /console are reserved" in caught.value.message
     assert "GET /: GET / redirects to the console" in caught.value.message
     assert "POST /:" not in caught.value.message  # only GET / is the console's
-    assert apis.extract_operations(minimal({"/consoles": {"get": ok("c")}}), "oas30")[0]["path"] == "/consoles"
+    assert extract_operations(minimal({"/consoles": {"get": ok("c")}}), "oas30")[0]["path"] == "/consoles"
 
 
 def test_operation_without_id_is_kept_but_unnamed() -> None:
     document = minimal({"/x": {"get": {"responses": {"200": {"description": "ok"}}}}})
-    assert apis.extract_operations(document, "oas30")[0]["operationId"] is None
+    assert extract_operations(document, "oas30")[0]["operationId"] is None
 
 
 def test_names_are_validated() -> None:
@@ -129,4 +132,4 @@ def test_names_are_validated() -> None:
 
 def test_json_documents_round_trip() -> None:
     text = json.dumps(minimal({"/x": {"get": ok("x")}})).encode()
-    assert apis.read_document(text, None)["openapi"] == "3.0.3"  # no content type: read as YAML, a JSON superset
+    assert read_document(text, None)["openapi"] == "3.0.3"  # no content type: read as YAML, a JSON superset

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.apiops import bindings as apis
+from core.apiops.documents import read_document, validate_document
+from core.apiops.operations import extract_operations
 from core.apiops.params import cast_value, extract_parameters, read_form, validate_body
 from core.kernel.errors import BadRequest
 from core.web.bodies import parse_form_fields
@@ -17,9 +18,9 @@ DOCS = Path(__file__).resolve().parents[1] / "support" / "openapi"
 
 def operation(file: str, operation_id: str) -> dict[str, Any]:
     content_type = "application/yaml" if file.endswith(".yaml") else "application/json"
-    document = apis.read_document((DOCS / file).read_bytes(), content_type)
-    dialect = apis.validate_document(document)
-    return next(o for o in apis.extract_operations(document, dialect) if o["operationId"] == operation_id)
+    document = read_document((DOCS / file).read_bytes(), content_type)
+    dialect = validate_document(document)
+    return next(o for o in extract_operations(document, dialect) if o["operationId"] == operation_id)
 
 
 def extract(op: dict[str, Any], query: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None, path: dict[str, str] | None = None, cookies: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -191,8 +192,8 @@ STYLED = {
 
 
 def styled(operation_id: str) -> dict[str, Any]:
-    dialect = apis.validate_document(STYLED)
-    return next(o for o in apis.extract_operations(STYLED, dialect) if o["operationId"] == operation_id)
+    dialect = validate_document(STYLED)
+    return next(o for o in extract_operations(STYLED, dialect) if o["operationId"] == operation_id)
 
 
 def test_styles_of_scalar_path_parameters_survive_the_import() -> None:
@@ -277,7 +278,7 @@ FORM_OAS3 = {
 
 
 def form_fields(document: dict[str, Any]) -> list[dict[str, Any]]:
-    operation = apis.extract_operations(document, apis.validate_document(document))[0]
+    operation = extract_operations(document, validate_document(document))[0]
     return operation["requestBody"]["formFields"]
 
 

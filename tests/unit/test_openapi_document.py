@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from core.apiops.documents import read_document, validate_document
+from core.apiops.operations import extract_operations
 from core.app.openapi import build_document
 from core.kernel.errors import ConfigurationError
 from core.kernel.settings import get_settings
@@ -79,12 +81,11 @@ def test_every_management_route_names_an_existing_operation() -> None:
 def test_bound_operations_are_described_and_the_document_stays_valid(file: str) -> None:
     from pathlib import Path
 
-    from core.apiops import bindings as apis
     from core.apiops.routes import BoundOperation
 
     raw = (Path(__file__).resolve().parents[1] / "support" / "openapi" / file).read_bytes()
-    document = apis.read_document(raw, "application/yaml" if file.endswith(".yaml") else "application/json")
-    operations = apis.extract_operations(document, apis.validate_document(document))
+    document = read_document(raw, "application/yaml" if file.endswith(".yaml") else "application/json")
+    operations = extract_operations(document, validate_document(document))
     kinds = ["none", "basic", "apiKey", "oauth2", "certificate"]
     bound = [
         BoundOperation.from_parts("pets", op, {"scenarioId": "1a990d32-1299-4c6e-9ac7-aa1800cde08d", "authentication": {"type": kinds[i % 5]}})
@@ -104,7 +105,6 @@ def test_bound_operations_are_described_and_the_document_stays_valid(file: str) 
 
 
 def _recursive_api(properties: int) -> list[Any]:
-    from core.apiops import bindings as apis
     from core.apiops.routes import BoundOperation
 
     document = {
@@ -113,7 +113,7 @@ def _recursive_api(properties: int) -> list[Any]:
                   "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}}}},
         "components": {"schemas": {"Node": {"type": "object", "properties": {f"p{i}": {"$ref": "#/components/schemas/Node"} for i in range(properties)}}}},
     }  # fmt: skip
-    operations = apis.extract_operations(document, apis.validate_document(document))
+    operations = extract_operations(document, validate_document(document))
     return [BoundOperation.from_parts("rec", op, {"scenarioId": "x", "authentication": {"type": "none"}}) for op in operations]
 
 
