@@ -13,7 +13,7 @@ bp = func.Blueprint()
 @bp.function_name("startScheduledRuns")
 @bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False, use_monitor=False)
 def start_scheduled_runs(timer: func.TimerRequest) -> None:
-    from core.scenarios.schedule import start_due_runs
+    from core.runs.scheduler import start_due_runs
 
     start_due_runs(get_storage(), get_settings())
 

@@ -28,10 +28,10 @@ from core.apiops.routes import Segment, find_conflict, parse_template, path_para
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from core.kernel.ids import parse_guid
+from core.kernel.jsonschema import GUID, validate
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import Settings
 from core.scenarios.repository import get_scenario
-from core.scenarios.schemas import GUID, validate
 from core.store.storage import Storage
 from core.web.cors import normalise_cors
 

@@ -21,11 +21,9 @@ the last ends at the first occurrence of the text that follows it (``{a}-{b}.jso
 ``x-y-z.json`` as ``a=x``, ``b=y-z``); then every value must have its parameter's type. A
 backtracking regex took 17 s of CPU for one 2,500-character segment (issue 13).
 
-Paths are split on "/" *before* percent-decoding, so an encoded slash (``%2F``) stays inside
-its segment and never creates a new one. ``.``/``..`` segments (raw or decoded), NUL and
-invalid UTF-8 are refused; one trailing slash is ignored (``/api/pet/`` is ``/api/pet``); an
-empty segment in the middle (``//``) matches nothing. Literal segments compare case-sensitively,
-as OpenAPI paths do.
+Request paths are read as segments by ``core.web.paths.split_path`` (an encoded slash stays
+inside its segment; dot segments and NUL are refused). Literal segments compare
+case-sensitively, as OpenAPI paths do.
 
 Loading (``RouteCache``): the table is built from every binding in storage and kept in memory
 per process. A version marker (one small entity) changes with every import, bind, unbind and
@@ -45,18 +43,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from core.kernel.errors import BadRequest, MethodNotAllowed, NotFound
+from core.web.paths import split_path
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE")
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-MAX_PATH_LENGTH = 4096
-MAX_SEGMENTS = 64
-MAX_SEGMENT_LENGTH = 1024
 MAX_INTEGER_DIGITS = 20  # int64 has 19 digits; anything longer is not one (and int() of it is costly)
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -70,7 +64,7 @@ _TYPE_CHARS = {"integer": set("-0123456789"), "number": set("-+.0123456789eE"), 
 
 
 # --------------------------------------------------------------------------------------------
-# Values and request paths
+# Values
 # --------------------------------------------------------------------------------------------
 
 
@@ -83,38 +77,6 @@ def value_has_type(value: str, kind: str) -> bool:
     if kind == "boolean":
         return _BOOLEAN.fullmatch(value) is not None
     return value != ""
-
-
-def split_path(raw_path: str) -> list[str]:
-    """The decoded segments of a raw (still percent-encoded) request path.
-
-    Raises BadRequest for what no route may ever see: dot segments, NUL, invalid UTF-8, a path
-    that does not start with "/" or is absurdly long.
-    """
-    if not raw_path.startswith("/") or len(raw_path) > MAX_PATH_LENGTH:
-        raise BadRequest("the request path is not valid", "InvalidPath")
-    raw = raw_path[1:].split("/")
-    if len(raw) > 1 and raw[-1] == "":
-        raw.pop()  # one trailing slash is ignored
-    if len(raw) > MAX_SEGMENTS:
-        raise BadRequest("the request path has too many segments", "InvalidPath")
-    segments: list[str] = []
-    for part in raw:
-        try:
-            decoded = unquote_to_bytes(part).decode("utf-8") if "%" in part else part
-        except UnicodeDecodeError:
-            raise BadRequest("the request path is not valid UTF-8", "InvalidPath") from None
-        if decoded in (".", "..") or part in (".", "..") or "\x00" in decoded:
-            raise BadRequest("the request path may not contain '.', '..' or NUL segments", "InvalidPath")
-        if len(decoded) > MAX_SEGMENT_LENGTH:
-            raise BadRequest(f"a segment of the request path is longer than {MAX_SEGMENT_LENGTH} characters", "InvalidPath")
-        segments.append(decoded)
-    return segments
-
-
-def normalised_path(raw_path: str) -> str:
-    """The request path as API key rulesets see it: decoded segments joined by "/"."""
-    return "/" + "/".join(split_path(raw_path))
 
 
 # --------------------------------------------------------------------------------------------

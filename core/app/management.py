@@ -12,14 +12,15 @@ from urllib.parse import urlencode
 
 from core.identity import tokens
 from core.identity.auth import require_admin
+from core.identity.tokens import TOKEN_CREATE
 from core.kernel.errors import BadRequest, NotFound, PreconditionFailed, UnsupportedMediaType
 from core.kernel.ids import parse_guid
+from core.kernel.jsonschema import validate
 from core.kernel.jsonvalue import dumps, parse_json
 from core.kernel.settings import Settings
 from core.runs import records as runs
 from core.scenarios import repository as scenarios
 from core.scenarios.cache import ScenarioCache, parse_key
-from core.scenarios.schemas import TOKEN_CREATE, validate
 from core.store.storage import Storage
 from core.web.bodies import check_content_encoding, check_size, is_json_type, media_type
 from core.web.exchange import RawJson, Reply, Request

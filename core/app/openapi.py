@@ -15,7 +15,9 @@ from typing import Any
 
 from core.apiops.bindings import BINDING
 from core.identity.apikeys import APIKEY_CREATE
+from core.identity.tokens import TOKEN_CREATE
 from core.identity.users import USER_CREATE
+from core.kernel.jsonschema import GUID
 from core.kernel.jsonvalue import dumps
 from core.scenarios import schemas
 
@@ -66,7 +68,7 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-SCENARIO_ID = _param("scenarioId", "path", schemas.GUID)
+SCENARIO_ID = _param("scenarioId", "path", GUID)
 IF_MATCH = _param("If-Match", "header", {"type": "string"}, description="ETag from a read; '*' or absent is unconditional")
 PAGING = [
     _param("top", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
@@ -103,7 +105,7 @@ def _paths() -> dict[str, Any]:
     }
     ok_run = {
         "description": "Run queued (empty body)",
-        "headers": {"X-Run-Id": {"schema": schemas.GUID, "description": "the run's id"}},
+        "headers": {"X-Run-Id": {"schema": GUID, "description": "the run's id"}},
     }
     return {
         "/ExternalData/Accept/{scenarioId}": {
@@ -191,7 +193,7 @@ def _paths() -> dict[str, Any]:
         "/management/scenarios/{scenarioId}/runs/{runId}": {
             "get": {
                 "tags": ["Runs"], "operationId": "getRun", "security": ADMIN,
-                "parameters": [SCENARIO_ID, _param("runId", "path", schemas.GUID)],
+                "parameters": [SCENARIO_ID, _param("runId", "path", GUID)],
                 "responses": {"200": {"description": "The run with its output", **_json(_ref("Run"))}, **_errors(400, 401, 403, 404, 503)},
             }
         },
@@ -313,7 +315,7 @@ def _components() -> dict[str, Any]:
             "id": {"type": "string"},
             "name": {"type": "string"},
             "scopes": {"type": "array", "items": {"type": "string"}},
-            "scenarioIds": {"type": ["array", "null"], "items": schemas.GUID},
+            "scenarioIds": {"type": ["array", "null"], "items": GUID},
             "createdAt": {"type": "string"},
             "expiresAt": {"type": ["string", "null"]},
         },
@@ -334,7 +336,7 @@ def _components() -> dict[str, Any]:
             "ScenarioInput": schemas.SCENARIO,
             "ScenarioReplacement": schemas.SCENARIO_REPLACE,
             "Scenario": schemas.SCENARIO_OUT,
-            "TokenInput": schemas.TOKEN_CREATE,
+            "TokenInput": TOKEN_CREATE,
             "Binding": BINDING,
             "ApiKeyInput": APIKEY_CREATE,
             "UserInput": USER_CREATE,
@@ -343,8 +345,8 @@ def _components() -> dict[str, Any]:
             "Run": {
                 "type": "object",
                 "properties": {
-                    "id": schemas.GUID,
-                    "scenarioId": schemas.GUID,
+                    "id": GUID,
+                    "scenarioId": GUID,
                     "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
                     "createdAt": {"type": "string"},
                     "startedAt": {"type": ["string", "null"]},

@@ -9,7 +9,7 @@ As in Frends, a key alone is not enough: its ruleset must allow the request's me
   ``**`` any number of segments (including none); every other segment is literal and compared
   exactly, case-sensitively. ``methods`` is a list of methods or ``"*"``/``["*"]``.
 - Patterns are matched against the *normalised* request path: split on ``/``, percent-decoded
-  per segment, with dot segments and NUL refused (``core.apiops.routes.split_path``). Matching is
+  per segment, with dot segments and NUL refused (``core.web.paths.split_path``). Matching is
   segment by segment, so ``/api/a`` never matches ``/api/ab`` and ``/api/a/%2e%2e/b`` never
   reaches ``/api/b``.
 """
@@ -27,12 +27,12 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from core.apiops.routes import METHODS, split_path
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from core.kernel.jsonschema import NAME, validate
 from core.kernel.jsonvalue import dumps, parse_json
-from core.scenarios.schemas import NAME, validate
 from core.store.storage import Storage
+from core.web.paths import METHODS, split_path
 
 logger = logging.getLogger(__name__)
 

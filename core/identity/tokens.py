@@ -20,6 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from core.kernel import clock
 from core.kernel.errors import BadRequest, NotFound, Unauthorized
 from core.kernel.ids import parse_guid
+from core.kernel.jsonschema import GUID, NAME
 from core.kernel.principal import Principal
 from core.store.storage import Storage
 
@@ -31,6 +32,24 @@ PARTITION = "token"
 _TOKEN = re.compile(r"jct_([0-9a-f]{32})([A-Za-z0-9_-]{43})")
 _DUMMY_HASH = hashlib.sha256(b"junction-no-such-token").hexdigest()
 MAX_EXPIRY_DAYS = 3650
+
+TOKEN_CREATE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "scopes"],
+    "properties": {
+        "name": NAME,
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": ["trigger", "admin"]},
+        },
+        "scenarioIds": {"type": "array", "maxItems": 100, "items": GUID},
+        "expiresInDays": {"type": "integer", "minimum": 1, "maximum": 3650},
+    },
+}
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from core.kernel.ids import key_hash
-from core.scenarios.schemas import validate
+from core.kernel.jsonschema import validate
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)

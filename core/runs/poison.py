@@ -20,7 +20,8 @@ from azure.core.exceptions import ResourceModifiedError
 from core.kernel import clock
 from core.kernel.errors import JunctionError
 from core.runs import records as runs
-from core.runs.worker import MAX_ATTEMPTS, parse_message
+from core.runs.messages import parse_message
+from core.runs.worker import MAX_ATTEMPTS
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)

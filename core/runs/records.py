@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, MutableMapping
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -24,8 +25,9 @@ from azure.data.tables import TableEntity
 
 from core.kernel import clock
 from core.kernel.errors import NotFound, PayloadTooLarge
-from core.kernel.ids import parse_guid
+from core.kernel.ids import parse_guid, run_id_floor
 from core.kernel.jsonvalue import dumps
+from core.runs.messages import input_blob_name
 from core.store.storage import Storage
 from core.web.paging import page
 
@@ -348,6 +350,38 @@ def step_records(storage: Storage, entity: Any) -> list[dict[str, Any]]:
 def get_run(storage: Storage, scenario_id: str, run_id: str) -> dict[str, Any]:
     run_id = parse_guid(run_id, "the run id", "InvalidRunId")
     return run_to_json(storage, read_run_entity(storage, scenario_id, run_id), with_output=True)
+
+
+def remove_runs_before(storage: Storage, scenario_id: str, cutoff: datetime) -> int:
+    """Remove a scenario's runs started before ``cutoff`` with their blobs; how many were removed.
+
+    Run ids count down with time, so these runs are one range of row keys (``run_id_floor``),
+    which Table Storage serves from its index starting at the cutoff."""
+    table = storage.table("runs")
+    blob_columns = [f"{prop}Blob" for prop in PACKED_VALUES.values()]
+    old = table.query_entities(
+        "PartitionKey eq @pk and RowKey gt @cutoff",
+        parameters={"pk": scenario_id, "cutoff": run_id_floor(cutoff.timestamp())},
+        select=["PartitionKey", "RowKey", *blob_columns],
+    )
+    removed = 0
+    for entity in old:
+        table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+        # Every large value the run kept, and the input of a run that never finished (a poison
+        # message leaves its input blob behind; a finished run's worker already deleted it).
+        for blob_name in [entity.get(column) for column in blob_columns] + [input_blob_name(entity["PartitionKey"], entity["RowKey"])]:
+            if blob_name:
+                storage.delete_blob(blob_name)
+        removed += 1
+    return removed
+
+
+def has_runs(storage: Storage, scenario_id: str) -> bool:
+    """Whether any run of the scenario is left (one item read)."""
+    pager = storage.table("runs").query_entities(
+        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
+    )
+    return next(iter(pager), None) is not None
 
 
 def list_runs(storage: Storage, scenario_id: str, *, top: int, skiptoken: str | None, link: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from core.process.engine import RunContext, run_process
 from core.process.errors import ProcessFailed
 from core.process.http_step import call_step
 from core.runs import records as runs
-from core.runs.starter import MESSAGE_VERSION, enqueue, message_trigger
+from core.runs.messages import RunMessage, enqueue, message_trigger
 from core.scenarios.cache import ScenarioCache
 from core.scenarios.repository import Scenario
 from core.store.storage import Storage
@@ -89,15 +89,8 @@ def run_now(
             logger.warning("could not record the failure of run %s", run_id)
         raise
     if outcome.kind == "intermediate":
-        continuation = {
-            "v": MESSAGE_VERSION,
-            "scenarioId": scenario.id,
-            "runId": run_id,
-            "hasBody": True,
-            "trigger": full_trigger,
-            "input": body,
-            "resume": {"position": outcome.position, "steps": outcome.steps, "result": context.result},
-        }
+        resume = {"position": outcome.position, "steps": outcome.steps, "result": context.result}
+        continuation = RunMessage(scenario.id, run_id, body, True, full_trigger, resume=resume)
         try:
             runs.update_run(storage, entity, intermediate=outcome.result, steps=outcome.records)
             enqueue(storage, continuation)

@@ -15,9 +15,7 @@ leaves the rest of its process here, with the position and step results it had r
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from core.kernel import clock
@@ -27,6 +25,7 @@ from core.process.engine import ProcessResult, RunContext, run_process
 from core.process.errors import ProcessFailed
 from core.process.http_step import call_step, poll_source
 from core.runs import records as runs
+from core.runs.messages import RunMessage, parse_message, read_whole
 from core.scenarios.cache import ScenarioCache
 from core.scenarios.repository import get_scenario
 from core.store.storage import Storage
@@ -34,44 +33,6 @@ from core.store.storage import Storage
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # host.json extensions.queues.maxDequeueCount
-
-
-@dataclass(frozen=True)
-class RunMessage:
-    scenario_id: str
-    run_id: str
-    input: Any
-    has_body: bool
-    trigger: dict[str, Any]
-    message_blob: str | None
-    resume: dict[str, Any] | None
-
-
-def parse_message(text: str) -> RunMessage | None:
-    """The run a queue message names, or None for a message that is not Junction's."""
-    try:
-        data = json.loads(text)
-        return RunMessage(
-            scenario_id=str(data["scenarioId"]),
-            run_id=str(data["runId"]),
-            input=data.get("input"),
-            has_body=bool(data.get("hasBody")),
-            trigger=dict(data.get("trigger") or {}),
-            message_blob=data.get("messageBlob"),
-            resume=data.get("resume"),
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def _full_message(storage: Storage, message: RunMessage) -> RunMessage:
-    if not message.message_blob:
-        return message
-    text = storage.container().download_blob(message.message_blob).readall().decode("utf-8")
-    full = parse_message(text)
-    if full is None:
-        raise ValueError("the stored run message is not valid")
-    return RunMessage(full.scenario_id, full.run_id, full.input, full.has_body, full.trigger, message.message_blob, full.resume)
 
 
 def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue_count: int) -> str:
@@ -97,7 +58,7 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
         return runs.finish_run(storage, entity, runs.FAILED, error=f"the run could not be started: {runs.describe_refusal(exc)}")
     earlier_records = runs.step_records(storage, entity)
     try:
-        message = _full_message(storage, message)
+        message = read_whole(storage, message)
         outcome = _execute(storage, settings, message)
     except ProcessFailed as exc:
         records = earlier_records + exc.records

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError, Reso
 from core.kernel import clock
 from core.kernel.errors import BadRequest, NotFound, PreconditionFailed
 from core.kernel.ids import new_id
+from core.kernel.jsonschema import validate
 from core.kernel.jsonvalue import dumps
 from core.scenarios import schemas
 from core.store.storage import Storage
@@ -81,7 +82,7 @@ def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     from core.process.validation import validate_process
     from core.scenarios.schedule import check_schedule
 
-    schemas.validate(document, schemas.SCENARIO, "scenario")
+    validate(document, schemas.SCENARIO, "scenario")
     validate_process(document["process"], allowed_hosts)
     if "source" in document:
         check_url(document["source"]["url"], allowed_hosts, where="source.url")
@@ -296,6 +297,20 @@ def scenario_ids(storage: Storage) -> list[str]:
     """The id of every scenario (one partition query of the keys)."""
     entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["RowKey"])
     return [entity["RowKey"] for entity in entities]
+
+
+def scheduled_scenarios(storage: Storage) -> Iterator[tuple[str, str, str | None]]:
+    """``(scenario id, schedule, when it was set)`` of every scenario with a schedule: one
+    partition query of four properties. Scenarios stored before ``ScheduleSince`` existed give
+    their last update as the moment their schedule was set."""
+    entities = storage.table("scenarios").query_entities(
+        "PartitionKey eq @pk and HasSchedule eq @yes",
+        parameters={"pk": PARTITION, "yes": True},
+        select=["RowKey", "Schedule", "ScheduleSince", "UpdatedAt"],
+    )
+    for entity in entities:
+        if entity.get("Schedule"):
+            yield entity["RowKey"], entity["Schedule"], entity.get("ScheduleSince") or entity.get("UpdatedAt")
 
 
 def deleted_scenario_ids(storage: Storage) -> list[str]:

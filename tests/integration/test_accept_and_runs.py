@@ -15,7 +15,7 @@ from core.identity import tokens
 from core.kernel.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from core.kernel.settings import Settings, StorageSettings
 from core.runs import records as runs
-from core.runs.starter import MAX_INLINE_MESSAGE
+from core.runs.messages import MAX_INLINE_MESSAGE
 from core.runs.worker import MAX_ATTEMPTS, execute_run
 from core.scenarios import repository as scenarios
 from core.store.storage import Storage

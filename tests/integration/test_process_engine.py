@@ -18,13 +18,14 @@ from core.kernel.ids import new_run_id
 from core.kernel.settings import Settings
 from core.process.errors import ProcessFailed
 from core.runs import records as runs
+from core.runs.messages import input_blob_name
 from core.runs.retention import remove_old_runs
-from core.runs.starter import input_blob_name
+from core.runs.scheduler import start_due_runs
 from core.runs.sync_run import run_now
 from core.runs.worker import execute_run
 from core.scenarios import repository as scenarios
 from core.scenarios.cache import ScenarioCache
-from core.scenarios.schedule import due_times, start_due_runs
+from core.scenarios.schedule import due_times
 from core.store.storage import INLINE_LIMIT, Storage
 from tests.support.upstream import Upstream
 

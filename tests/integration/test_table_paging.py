@@ -22,8 +22,8 @@ from core.kernel.ids import new_run_id
 from core.kernel.settings import Settings, load_settings
 from core.runs import records as runs
 from core.runs.retention import remove_old_runs
+from core.runs.scheduler import start_due_runs
 from core.scenarios import repository as scenarios
-from core.scenarios.schedule import start_due_runs
 from core.store.storage import Storage
 from devhost.azurite import Azurite
 from tests.support.table_proxy import TableProxy

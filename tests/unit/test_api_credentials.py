@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from core.apiops.routes import split_path
 from core.identity.apikeys import Rule, glob_match, parse_pattern
 from core.identity.users import FailureThrottle, canonical_username, parse_basic
 from core.kernel.errors import BadRequest, Unauthorized
+from core.web.paths import split_path
 
 
 def basic(raw: bytes) -> str:

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from core.apiops.routes import BoundOperation, RouteCache, RouteTable, find_conflict, parse_template, split_path
+from core.apiops.routes import BoundOperation, RouteCache, RouteTable, find_conflict, parse_template
 from core.kernel.errors import BadRequest, MethodNotAllowed, NotFound
+from core.web.paths import split_path
 
 
 def op(method: str, path: str, types: dict[str, str] | None = None, op_id: str | None = None, api: str = "pets") -> BoundOperation:

@@ -19,6 +19,7 @@ import pytest
 
 from core.apiops.bindings import normalise_binding
 from core.kernel.errors import BadRequest
+from core.kernel.jsonschema import validate
 from core.kernel.settings import Settings, StorageSettings
 from core.process.engine import RunContext, run_process
 from core.process.errors import ProcessFailed
@@ -119,7 +120,7 @@ def test_the_complete_example_refuses_an_order_without_an_id() -> None:
     """README, "A complete example": an order without an id is refused, cached nowhere and not
     sent to the ERP; one with an id is cached under it and sent."""
     scenario = _json('README.md: "name": "Orders to ERP"')
-    schemas.validate(scenario, schemas.SCENARIO, "scenario")
+    validate(scenario, schemas.SCENARIO, "scenario")
     validate_process(scenario["process"], ALLOWED)
     calls: list[Any] = []
 

@@ -1,0 +1,107 @@
+"""The run message: the one writer and reader of what travels on the run queue.
+
+Accept, schedules and API calls that answered early all start or continue runs with a message
+on ``<prefix>-runs``; the worker (``core.runs.worker``) and the poison handler
+(``core.runs.poison``) read it. The format is docs/architecture.md, "The run message": a JSON
+object ``{"v", "scenarioId", "runId", "hasBody", "trigger", "input"}``, with ``resume`` for a
+continuation. A message that would not fit a queue message goes to a blob, and the queue gets
+``{"v", "scenarioId", "runId", "messageBlob"}`` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.kernel.jsonvalue import dumps
+from core.kernel.principal import Principal
+from core.store.storage import Storage
+
+MESSAGE_VERSION = 1
+# A queue message holds 64 KiB of base64, so 48 KiB of text; inputs larger than this go to a blob.
+MAX_INLINE_MESSAGE = 45_000
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    """One run to execute: which run, its input and trigger, and (for a continuation) where the
+    process stopped. ``message_blob`` names the blob holding the whole message, when it has one."""
+
+    scenario_id: str
+    run_id: str
+    input: Any
+    has_body: bool
+    trigger: dict[str, Any]
+    message_blob: str | None = None
+    resume: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "v": MESSAGE_VERSION,
+            "scenarioId": self.scenario_id,
+            "runId": self.run_id,
+            "hasBody": self.has_body,
+            "trigger": self.trigger,
+            "input": self.input,
+        }
+        if self.resume is not None:
+            data["resume"] = self.resume
+        return data
+
+
+def message_trigger(trigger: Mapping[str, Any], principal: Principal | None) -> dict[str, Any]:
+    """What the run's process will see as ``#trigger`` (before its body is added).
+
+    The principal's name and claims win; without one, a trigger that already carries them (an
+    API call, authenticated by the gateway) keeps its own.
+    """
+    data = dict(trigger.get("data", {}))
+    if principal is not None or "username" not in data:
+        data["username"] = principal.name if principal else None
+    claims = dict(principal.claims) if principal else dict(trigger.get("claims") or {})
+    return {**trigger, "data": data, "claims": claims}
+
+
+def input_blob_name(scenario_id: str, run_id: str) -> str:
+    """The blob of a message too large for the queue (retention removes it with its run)."""
+    return f"inputs/{scenario_id}/{run_id}.json"
+
+
+def enqueue(storage: Storage, message: RunMessage) -> None:
+    """Send a run message; the whole message moves to a blob when it would be too big."""
+    text = dumps(message.to_json())
+    if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
+        blob_name = input_blob_name(message.scenario_id, message.run_id)
+        storage.container().upload_blob(blob_name, text.encode("utf-8"), overwrite=True)
+        text = dumps({"v": MESSAGE_VERSION, "scenarioId": message.scenario_id, "runId": message.run_id, "messageBlob": blob_name})
+    storage.queue().send_message(text)
+
+
+def parse_message(text: str) -> RunMessage | None:
+    """The run a queue message names, or None for a message that is not Junction's."""
+    try:
+        data = json.loads(text)
+        return RunMessage(
+            scenario_id=str(data["scenarioId"]),
+            run_id=str(data["runId"]),
+            input=data.get("input"),
+            has_body=bool(data.get("hasBody")),
+            trigger=dict(data.get("trigger") or {}),
+            message_blob=data.get("messageBlob"),
+            resume=data.get("resume"),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_whole(storage: Storage, message: RunMessage) -> RunMessage:
+    """``message`` as it was sent: read from its blob when the queue held only a pointer."""
+    if not message.message_blob:
+        return message
+    text = storage.container().download_blob(message.message_blob).readall().decode("utf-8")
+    whole = parse_message(text)
+    if whole is None:
+        raise ValueError("the stored run message is not valid")
+    return RunMessage(whole.scenario_id, whole.run_id, whole.input, whole.has_body, whole.trigger, message.message_blob, whole.resume)
