@@ -13,7 +13,7 @@ import azure.functions as func
 from core.kernel import errors
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import get_settings
-from core.store.storage import as_domain_error
+from core.store.errors import as_domain_error
 from core.web import challenges
 from core.web.exchange import RawJson, Reply, Request, error_body, refuse_repeated_parameters
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from core.kernel.settings import get_settings, run_queue_name
+from core.kernel.settings import get_settings
 from core.store.storage import get_storage
+from core.store.tables import POISON_SUFFIX, run_queue_name
 
 bp = func.Blueprint()
 
@@ -21,8 +22,8 @@ def execute_run_trigger(msg: func.QueueMessage) -> None:
 
 # The host moves a message past maxDequeueCount to "<queue>-poison" (its naming) without running it.
 @bp.function_name("failPoisonedRun")
-@bp.queue_trigger(arg_name="msg", queue_name=f"{run_queue_name()}-poison", connection="AzureWebJobsStorage")
+@bp.queue_trigger(arg_name="msg", queue_name=run_queue_name() + POISON_SUFFIX, connection="AzureWebJobsStorage")
 def fail_poisoned_run_trigger(msg: func.QueueMessage) -> None:
-    from core.runs.poison import fail_poisoned_run
+    from core.runs.poison import fail_poisoned_run  # cold start: with the first poisoned run
 
     fail_poisoned_run(get_storage(), msg.get_body().decode("utf-8"))

@@ -18,9 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-
 from core.apiops import registry
 from core.apiops.documents import read_document, validate_document
 from core.apiops.operations import OPERATION_ID, extract_operations
@@ -32,7 +29,9 @@ from core.kernel.jsonschema import GUID, validate
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import Settings
 from core.scenarios.repository import get_scenario
-from core.store.storage import Storage
+from core.store import tables
+from core.store.errors import EntityChanged, EntityMissing
+from core.store.storage import IF_UNCHANGED, Storage
 from core.web.cors import normalise_cors
 
 logger = logging.getLogger(__name__)
@@ -154,12 +153,12 @@ def import_api(storage: Storage, api_name: str, body: bytes, content_type: str |
     dialect = validate_document(document)
     operations = extract_operations(document, dialect)
     _refuse_conflict(find_conflict(_routes(api_name, operations)))
-    table = storage.table(registry.API_TABLE)
+    table = storage.table(tables.APIS)
     key = registry.api_key(api_name)
     existing: Any = None
     try:
         existing = table.get_entity(registry.API_PARTITION, key, select=["RowKey", "DocumentBlob", "OperationsBlob"])
-    except ResourceNotFoundError:
+    except EntityMissing:
         existing = None
     if if_match is not None and if_match != "*" and (existing is None or existing.metadata.get("etag") != if_match):
         raise PreconditionFailed("the API was changed since it was read (ETag mismatch)", "EtagMismatch")
@@ -192,11 +191,11 @@ def import_api(storage: Storage, api_name: str, body: bytes, content_type: str |
     entity = storage.pack_entity(plain, values, lambda name: f"apis/{key}/{name.lower()}.json")
     if existing is not None and if_match not in (None, "*"):
         try:
-            table.update_entity(entity, mode=registry._replace_mode(), etag=if_match, match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
+            table.update_entity(entity, mode="replace", etag=if_match, match_condition=IF_UNCHANGED)
+        except EntityChanged:
             raise PreconditionFailed("the API was changed since it was read (ETag mismatch)", "EtagMismatch") from None
     else:
-        table.upsert_entity(entity, mode=registry._replace_mode())
+        table.upsert_entity(entity, mode="replace")
     for name in ("DocumentBlob", "OperationsBlob"):
         if existing is not None and existing.get(name) and not entity.get(name):
             storage.delete_blob(existing[name])
@@ -222,7 +221,7 @@ def get_api(storage: Storage, api_name: str) -> tuple[dict[str, Any], str]:
 
 
 def list_apis(storage: Storage) -> list[dict[str, Any]]:
-    entities = storage.table(registry.API_TABLE).query_entities(
+    entities = storage.table(tables.APIS).query_entities(
         "PartitionKey eq @pk", parameters={"pk": registry.API_PARTITION}, select=["Name", "Title", "Version", "Dialect", "ImportedAt"]
     )
     return sorted(
@@ -237,11 +236,11 @@ def delete_api(storage: Storage, api_name: str, *, if_match: str | None = None) 
     entity = registry.get_api_entity(storage, api_name)
     if if_match not in (None, "*") and entity.metadata.get("etag") != if_match:
         raise PreconditionFailed("the API was changed since it was read (ETag mismatch)", "EtagMismatch")
-    for binding_entity in storage.table(registry.BINDING_TABLE).query_entities(
+    for binding_entity in storage.table(tables.APIBINDINGS).query_entities(
         "PartitionKey eq @pk and ApiKey eq @api", parameters={"pk": registry.BINDING_PARTITION, "api": registry.api_key(api_name)}
     ):
         registry.delete_binding_entity(storage, binding_entity)
-    storage.table(registry.API_TABLE).delete_entity(registry.API_PARTITION, registry.api_key(api_name))
+    storage.table(tables.APIS).delete_entity(registry.API_PARTITION, registry.api_key(api_name))
     for name in ("DocumentBlob", "OperationsBlob"):
         if entity.get(name):
             storage.delete_blob(entity[name])
@@ -252,7 +251,7 @@ def delete_api(storage: Storage, api_name: str, *, if_match: str | None = None) 
 def normalise_binding(body: Any, operation: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     """The stored binding: validated strictly, defaults applied, PEMs and origins normalised."""
     validate(body, BINDING, "binding")
-    from core.identity.certificates import parse_trusted_issuers
+    from core.identity.certificates import parse_trusted_issuers  # cold start: cryptography's x509
 
     auth_in = body.get("authentication") or {"type": "none"}
     kind = auth_in["type"]
@@ -351,8 +350,8 @@ def get_binding(storage: Storage, api_name: str, operation_id: str) -> dict[str,
     operation_id = parse_operation_id(operation_id)
     operation = _find_operation(storage, api_name, operation_id)
     try:
-        entity = storage.table(registry.BINDING_TABLE).get_entity(registry.BINDING_PARTITION, registry.binding_key(api_name, operation_id))
-    except ResourceNotFoundError:
+        entity = storage.table(tables.APIBINDINGS).get_entity(registry.BINDING_PARTITION, registry.binding_key(api_name, operation_id))
+    except EntityMissing:
         return binding_view(api_name, operation, None)
     _, binding = registry.binding_parts(storage, entity)
     return binding_view(api_name, operation, binding)
@@ -362,8 +361,8 @@ def unbind_operation(storage: Storage, api_name: str, operation_id: str) -> None
     api_name = parse_api_name(api_name)
     operation_id = parse_operation_id(operation_id)
     try:
-        entity = storage.table(registry.BINDING_TABLE).get_entity(registry.BINDING_PARTITION, registry.binding_key(api_name, operation_id))
-    except ResourceNotFoundError:
+        entity = storage.table(tables.APIBINDINGS).get_entity(registry.BINDING_PARTITION, registry.binding_key(api_name, operation_id))
+    except EntityMissing:
         raise NotFound(f"{api_name}/{operation_id} is not bound", "BindingNotFound") from None
     registry.delete_binding_entity(storage, entity)
     registry.bump_version(storage)

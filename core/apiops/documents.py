@@ -22,6 +22,7 @@ from typing import Any
 
 from core.kernel.errors import BadRequest, UnsupportedMediaType
 from core.kernel.jsonvalue import has_lone_surrogate, parse_json
+from core.kernel.regex import pattern_problems
 from core.web.bodies import check_size, is_json_type, media_type
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
@@ -36,7 +37,7 @@ JSON_DOC_TYPES = frozenset({"application/vnd.oai.openapi+json"})
 
 
 def _yaml_loader() -> Any:
-    import yaml
+    import yaml  # cold start: with the first YAML document
 
     class Loader(yaml.SafeLoader):
         """Safe YAML that yields only JSON values: dates stay strings, duplicate keys refused."""
@@ -103,7 +104,7 @@ def read_document(body: bytes, content_type: str | None) -> dict[str, Any]:
 
 
 def _read_yaml(body: bytes) -> Any:
-    import yaml
+    import yaml  # cold start: with the first YAML document
 
     try:
         text = body.decode("utf-8").removeprefix("\ufeff")
@@ -159,8 +160,6 @@ def check_references(document: Mapping[str, Any]) -> None:
 
 def check_patterns(document: Mapping[str, Any]) -> None:
     """Refuse patterns that cannot be matched in linear time (``core.kernel.regex``)."""
-    from core.kernel.regex import pattern_problems
-
     problems = list(itertools.islice(pattern_problems(document), MAX_PROBLEMS))
     if problems:
         raise BadRequest("the document is not valid: " + "; ".join(problems), "InvalidDocument")
@@ -180,6 +179,7 @@ def dialect_of(document: Mapping[str, Any]) -> str:
 
 def validate_document(document: Mapping[str, Any]) -> str:
     """The document's dialect; BadRequest listing what openapi-spec-validator found wrong."""
+    # cold start: the validator loads with the first import of a document
     from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
 
     dialect = dialect_of(document)

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.kernel.errors import BadRequest
+from core.kernel.regex import linear_validator
 
 logger = logging.getLogger(__name__)
 
@@ -354,9 +355,8 @@ def _validator(schema_text: str, dialect: str) -> Any:
     Formats are asserted (``date``, ``date-time``, ``uuid``, ``int32``, ``byte``...): a document
     that says ``format: date`` means a date, and a caller sending ``since=`` gets a 400.
     """
+    # cold start: the validators load with the first operation that has a schema
     from openapi_schema_validator import OAS30WriteValidator, OAS31Validator, oas30_format_checker, oas31_format_checker
-
-    from core.kernel.regex import linear_validator
 
     schema = json.loads(schema_text)
     if dialect == "oas31":

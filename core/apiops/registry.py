@@ -18,25 +18,18 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from core.apiops.routes import BoundOperation, RouteCache
 from core.kernel.errors import BadRequest, NotFound
 from core.kernel.ids import key_hash, new_id
 from core.kernel.jsonvalue import dumps, parse_json
+from core.store import tables
+from core.store.errors import EntityMissing
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)
 
-
-API_TABLE = "apis"
-BINDING_TABLE = "apibindings"
-
-
 API_PARTITION = "api"
 BINDING_PARTITION = "binding"
-
-
 META_PARTITION = "meta"
 ROUTES_ROW = "routes"
 
@@ -52,20 +45,20 @@ def binding_key(api_name: str, operation_id: str) -> str:
 def read_route_version(storage: Storage) -> str | None:
     """The route version marker: one point read of one small property."""
     try:
-        entity = storage.table(API_TABLE).get_entity(META_PARTITION, ROUTES_ROW, select=["Version"])
-    except ResourceNotFoundError:
+        entity = storage.table(tables.APIS).get_entity(META_PARTITION, ROUTES_ROW, select=["Version"])
+    except EntityMissing:
         return None
     return entity.get("Version")
 
 
 def bump_version(storage: Storage) -> None:
-    storage.table(API_TABLE).upsert_entity({"PartitionKey": META_PARTITION, "RowKey": ROUTES_ROW, "Version": new_id()})
+    storage.table(tables.APIS).upsert_entity({"PartitionKey": META_PARTITION, "RowKey": ROUTES_ROW, "Version": new_id()})
 
 
 def get_api_entity(storage: Storage, api_name: str) -> Any:
     try:
-        return storage.table(API_TABLE).get_entity(API_PARTITION, api_key(api_name))
-    except ResourceNotFoundError:
+        return storage.table(tables.APIS).get_entity(API_PARTITION, api_key(api_name))
+    except EntityMissing:
         raise NotFound(f"no API named {api_name}", "ApiNotFound") from None
 
 
@@ -75,7 +68,7 @@ def operations_of(storage: Storage, entity: Mapping[str, Any]) -> list[dict[str,
 
 
 def all_bindings(storage: Storage) -> list[dict[str, Any]]:
-    entities = storage.table(BINDING_TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": BINDING_PARTITION})
+    entities = storage.table(tables.APIBINDINGS).query_entities("PartitionKey eq @pk", parameters={"pk": BINDING_PARTITION})
     return [dict(e) for e in entities]
 
 
@@ -108,19 +101,13 @@ def write_binding(storage: Storage, api_name: str, operation: Mapping[str, Any],
     }
     values = {"Operation": dumps(operation).encode(), "Binding": dumps(binding).encode()}
     entity = storage.pack_entity(plain, values, lambda name: f"apibindings/{key}/{name.lower()}.json")
-    storage.table(BINDING_TABLE).upsert_entity(entity, mode=_replace_mode())
-
-
-def _replace_mode() -> Any:
-    from azure.data.tables import UpdateMode
-
-    return UpdateMode.REPLACE
+    storage.table(tables.APIBINDINGS).upsert_entity(entity, mode="replace")
 
 
 def delete_binding_entity(storage: Storage, entity: Mapping[str, Any]) -> None:
     try:
-        storage.table(BINDING_TABLE).delete_entity(BINDING_PARTITION, entity["RowKey"])
-    except ResourceNotFoundError:
+        storage.table(tables.APIBINDINGS).delete_entity(BINDING_PARTITION, entity["RowKey"])
+    except EntityMissing:
         pass
     for name in ("OperationBlob", "BindingBlob"):
         if entity.get(name):
@@ -128,7 +115,7 @@ def delete_binding_entity(storage: Storage, entity: Mapping[str, Any]) -> None:
 
 
 def bindings_of(storage: Storage, api_name: str) -> dict[str, dict[str, Any]]:
-    entities = storage.table(BINDING_TABLE).query_entities(
+    entities = storage.table(tables.APIBINDINGS).query_entities(
         "PartitionKey eq @pk and ApiKey eq @api", parameters={"pk": BINDING_PARTITION, "api": api_key(api_name)}
     )
     out: dict[str, dict[str, Any]] = {}

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=1)
 def _own_routes() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
     """Junction's own paths and their methods, from the published document."""
-    from core.app.openapi import build_document
+    from core.app.openapi import build_document  # cold start: only a wrong method needs it
 
     routes = []
     for template, item in build_document("").get("paths", {}).items():

@@ -35,6 +35,7 @@ from typing import Any
 
 from core.kernel.errors import BadRequest, NotFound
 from core.kernel.settings import Settings
+from core.scenarios.schedule import check_schedule, due_times
 from core.web.exchange import Reply
 
 logger = logging.getLogger(__name__)
@@ -184,8 +185,6 @@ def serve_file(settings: Settings, path: str, assets: Assets | None = None) -> R
 def next_due_times(expression: str | None, now: datetime | None = None, count: int = NEXT_DUE_TIMES) -> list[str]:
     """The next ``count`` due times of a scenario schedule (UTC, ISO 8601), computed by the code
     the timer uses; a schedule the API would refuse is refused with the API's own message."""
-    from core.scenarios.schedule import check_schedule, due_times
-
     if not expression or len(expression) > MAX_SCHEDULE_LENGTH:
         raise BadRequest(f"send the schedule to preview as ?expression= (1 to {MAX_SCHEDULE_LENGTH} characters)", "InvalidSchedule")
     check_schedule(expression)

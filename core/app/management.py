@@ -149,6 +149,7 @@ def openapi_document(storage: Storage, settings: Settings, request: Request) -> 
 
     Built from the route table, so it is rebuilt only when the bound operations change.
     """
+    # cold start: the document and the route table load with the first call that needs them
     from core.apiops.registry import route_cache
     from core.app.openapi import published_text
 
@@ -157,7 +158,7 @@ def openapi_document(storage: Storage, settings: Settings, request: Request) -> 
 
 def apis_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``GET /management/apis``: every imported API with its operations and bindings."""
-    from core.apiops import bindings as apis  # imported on first use: API operations are optional
+    from core.apiops import bindings as apis  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     return Reply(200, {"value": apis.list_apis(storage), "nextLink": None})
@@ -165,7 +166,7 @@ def apis_collection(storage: Storage, settings: Settings, request: Request) -> R
 
 def apis_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``PUT`` imports (or re-imports) an OpenAPI document; ``GET`` and ``DELETE`` one API."""
-    from core.apiops import bindings as apis  # imported on first use: API operations are optional
+    from core.apiops import bindings as apis  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     name = request.route.get("apiName") or ""
@@ -203,7 +204,7 @@ def _refuse_api_view(body: bytes) -> None:
 
 def api_operation_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``PUT`` binds an operation to a scenario, ``GET`` shows the binding, ``DELETE`` unbinds."""
-    from core.apiops import bindings as apis  # imported on first use: API operations are optional
+    from core.apiops import bindings as apis  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     name, operation_id = request.route.get("apiName") or "", request.route.get("operationId") or ""
@@ -250,7 +251,7 @@ def _binding_body(body: Any, current: Mapping[str, Any]) -> Any:
 
 def apikeys_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``POST`` creates an API key (the key is in this reply only); ``GET`` lists them."""
-    from core.identity import apikeys  # imported on first use: API operations are optional
+    from core.identity import apikeys  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     if request.method == "POST":
@@ -259,7 +260,7 @@ def apikeys_collection(storage: Storage, settings: Settings, request: Request) -
 
 
 def apikey_item(storage: Storage, settings: Settings, request: Request) -> Reply:
-    from core.identity import apikeys  # imported on first use: API operations are optional
+    from core.identity import apikeys  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     apikeys.delete_apikey(storage, request.route.get("apikeyId") or "")
@@ -268,7 +269,7 @@ def apikey_item(storage: Storage, settings: Settings, request: Request) -> Reply
 
 def users_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``POST`` creates a local user for Basic authentication; ``GET`` lists them (no hashes)."""
-    from core.identity import users  # imported on first use: API operations are optional
+    from core.identity import users  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     if request.method == "POST":
@@ -277,7 +278,7 @@ def users_collection(storage: Storage, settings: Settings, request: Request) -> 
 
 
 def user_item(storage: Storage, settings: Settings, request: Request) -> Reply:
-    from core.identity import users  # imported on first use: API operations are optional
+    from core.identity import users  # cold start: API operations are optional
 
     require_admin(storage, request.header("authorization"))
     users.delete_user(storage, request.route.get("username") or "")

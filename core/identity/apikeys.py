@@ -25,18 +25,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.kernel.jsonschema import NAME, validate
 from core.kernel.jsonvalue import dumps, parse_json
+from core.store import tables
+from core.store.errors import EntityMissing
 from core.store.storage import Storage
 from core.web.paths import METHODS, split_path
 
 logger = logging.getLogger(__name__)
 
-TABLE = "apikeys"
 PARTITION = "apikey"
 PREFIX = "jak_"
 HEADER = "x-api-key"
@@ -162,7 +161,7 @@ def create_apikey(storage: Storage, body: Any) -> dict[str, Any]:
         "CreatedAt": created,
     }
     entity = storage.pack_entity(plain, {"Ruleset": dumps(ruleset).encode()}, lambda _: f"apikeys/{key_id}/ruleset.json")
-    storage.table(TABLE).create_entity(entity)
+    storage.table(tables.APIKEYS).create_entity(entity)
     logger.info("created API key %s (%s)", key_id, body["name"])
     return {"id": key_id, "name": body["name"], "key": key, "ruleset": ruleset, "createdAt": created}
 
@@ -179,7 +178,7 @@ def _public(storage: Storage, entity: Mapping[str, Any]) -> dict[str, Any]:
 
 def list_apikeys(storage: Storage) -> list[dict[str, Any]]:
     """Every key without its secret or hash."""
-    entities = storage.table(TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})
+    entities = storage.table(tables.APIKEYS).query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})
     return [_public(storage, e) for e in entities]
 
 
@@ -191,10 +190,10 @@ def parse_apikey_id(value: str | None) -> str:
 
 def delete_apikey(storage: Storage, key_id: str | None) -> None:
     key_id = parse_apikey_id(key_id)
-    table = storage.table(TABLE)
+    table = storage.table(tables.APIKEYS)
     try:
         entity = table.get_entity(PARTITION, key_id)
-    except ResourceNotFoundError:
+    except EntityMissing:
         raise NotFound(f"no API key with id {key_id}", "ApiKeyNotFound") from None
     table.delete_entity(PARTITION, key_id)
     if entity.get("RulesetBlob"):
@@ -215,8 +214,8 @@ def verify_apikey(storage: Storage, key: str | None, method: str, raw_path: str)
         raise Unauthorized("the API key is not valid", "InvalidApiKey")
     key_id = match.group(1)
     try:
-        entity: Any = storage.table(TABLE).get_entity(PARTITION, key_id)
-    except ResourceNotFoundError:
+        entity: Any = storage.table(tables.APIKEYS).get_entity(PARTITION, key_id)
+    except EntityMissing:
         entity = None
     stored = entity.get("Hash", _DUMMY_HASH) if entity else _DUMMY_HASH
     if not hmac.compare_digest(stored, _hash(key.strip())) or entity is None:

@@ -71,7 +71,7 @@ def authorize_trigger(principal: Principal, scenario_id: str) -> None:
             raise Forbidden("the token is not valid for this scenario", "ScenarioNotAllowed")
         return
     if principal.kind == "aad":
-        from core.identity.aad import get_aad_authenticator
+        from core.identity.aad import get_aad_authenticator  # cold start: pyjwt with the first token
 
         authenticator = get_aad_authenticator()
         if authenticator is None:
@@ -95,7 +95,7 @@ def require_admin(storage: Storage, authorization: str | None) -> Principal:
             )
         return principal
     if principal.kind == "aad":
-        from core.identity.aad import get_aad_authenticator
+        from core.identity.aad import get_aad_authenticator  # cold start: pyjwt with the first token
 
         authenticator = get_aad_authenticator()
         if authenticator is None:

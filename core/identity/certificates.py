@@ -148,7 +148,7 @@ def verify_client_certificate(
     Forbidden over plain HTTP; Unauthorized when the certificate is missing, unreadable,
     expired or not yet valid, not for client authentication, or not issued by a trusted issuer.
     """
-    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError  # cold start
 
     if scheme != "https":
         raise Forbidden("client certificates are accepted only over HTTPS", "HttpsRequired")

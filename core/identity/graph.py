@@ -173,7 +173,8 @@ class GraphGroupChecker:
         failed build (IdP down) is tried again after the failure window."""
         if self._client is not None:
             return self._client
-        import msal  # lazily: only deployments with overage tokens pay for it
+        # cold start: only deployments with overage tokens pay for msal
+        import msal
         import requests
 
         settings = self._settings

@@ -15,13 +15,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from core.kernel import clock
 from core.kernel.errors import BadRequest, NotFound, Unauthorized
 from core.kernel.ids import parse_guid
 from core.kernel.jsonschema import GUID, NAME
 from core.kernel.principal import Principal
+from core.store import tables
+from core.store.errors import EntityMissing
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def create_token(
     token_id = secrets.token_hex(16)
     token = f"{PREFIX}{token_id}{secrets.token_urlsafe(32)}"
     expires = clock.iso(clock.days_from_now(expires_in_days)) if expires_in_days else None
-    storage.table("tokens").create_entity(
+    storage.table(tables.TOKENS).create_entity(
         {
             "PartitionKey": PARTITION,
             "RowKey": token_id,
@@ -122,8 +122,8 @@ def verify_token(storage: Storage, token: str) -> Principal:
         raise Unauthorized("the personal access token is malformed", "InvalidToken", error="invalid_token")
     token_id = match.group(1)
     try:
-        entity = storage.table("tokens").get_entity(PARTITION, token_id)
-    except ResourceNotFoundError:
+        entity = storage.table(tables.TOKENS).get_entity(PARTITION, token_id)
+    except EntityMissing:
         entity = None
     stored = entity.get("Hash", _DUMMY_HASH) if entity else _DUMMY_HASH
     if not hmac.compare_digest(stored, _hash(token)) or entity is None:
@@ -155,7 +155,7 @@ def _public(entity: dict[str, Any]) -> dict[str, Any]:
 
 def list_tokens(storage: Storage) -> list[dict[str, Any]]:
     """Every token without its secret or hash."""
-    entities = storage.table("tokens").query_entities(
+    entities = storage.table(tables.TOKENS).query_entities(
         "PartitionKey eq @pk",
         parameters={"pk": PARTITION},
         select=["RowKey", "Name", "Scopes", "ScenarioIds", "CreatedAt", "ExpiresAt"],
@@ -171,10 +171,10 @@ def parse_token_id(value: str | None) -> str:
 
 def revoke_token(storage: Storage, token_id: str) -> None:
     token_id = parse_token_id(token_id)
-    table = storage.table("tokens")
+    table = storage.table(tables.TOKENS)
     try:
         table.get_entity(PARTITION, token_id, select=["RowKey"])
-    except ResourceNotFoundError:
+    except EntityMissing:
         raise NotFound(f"no token with id {token_id}", "TokenNotFound") from None
     table.delete_entity(PARTITION, token_id)
     logger.info("revoked personal access token %s", token_id)

@@ -55,17 +55,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from core.kernel.ids import key_hash
 from core.kernel.jsonschema import validate
+from core.store import tables
+from core.store.errors import EntityExists, EntityMissing
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)
 
-TABLE = "users"
 PARTITION = "user"
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -176,7 +175,7 @@ def create_user(storage: Storage, body: Any) -> dict[str, Any]:
     digest = _scrypt(password, salt)
     created = clock.now_iso()
     try:
-        storage.table(TABLE).create_entity(
+        storage.table(tables.USERS).create_entity(
             {
                 "PartitionKey": PARTITION,
                 "RowKey": _row_key(username),
@@ -187,25 +186,25 @@ def create_user(storage: Storage, body: Any) -> dict[str, Any]:
                 "CreatedAt": created,
             }
         )
-    except ResourceExistsError:
+    except EntityExists:
         raise Conflict("a user with that name already exists", "UserExists") from None
     logger.info("created local user %s", _row_key(username)[:12])
     return {"username": username, "createdAt": created}
 
 
 def list_users(storage: Storage) -> list[dict[str, Any]]:
-    entities = storage.table(TABLE).query_entities(
+    entities = storage.table(tables.USERS).query_entities(
         "PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["Username", "CreatedAt"]
     )
     return sorted(({"username": e.get("Username"), "createdAt": e.get("CreatedAt")} for e in entities), key=lambda u: canonical_username(u["username"] or ""))
 
 
 def delete_user(storage: Storage, username: str) -> None:
-    table = storage.table(TABLE)
+    table = storage.table(tables.USERS)
     key = _row_key(username)
     try:
         table.get_entity(PARTITION, key, select=["RowKey"])
-    except ResourceNotFoundError:
+    except EntityMissing:
         raise NotFound("no such user", "UserNotFound") from None
     table.delete_entity(PARTITION, key)
     logger.info("deleted local user %s", key[:12])
@@ -368,8 +367,8 @@ def verify_basic(
     entity: Any = None
     if len(username) <= 128 and len(password) <= MAX_PASSWORD_LENGTH:
         try:
-            entity = storage.table(TABLE).get_entity(PARTITION, key_hash(key))
-        except ResourceNotFoundError:
+            entity = storage.table(tables.USERS).get_entity(PARTITION, key_hash(key))
+        except EntityMissing:
             entity = None
     ok = False
     try:

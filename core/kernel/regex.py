@@ -80,6 +80,7 @@ def _problem(pattern: str, where: str) -> Iterator[str]:
 
 def linear_validator(base: Any) -> Any:
     """``base`` (a jsonschema validator class) with every regex keyword matched by RE2."""
+    # cold start: jsonschema loads with the first schema that needs RE2
     from jsonschema import validators
     from jsonschema.exceptions import ValidationError
 

@@ -92,8 +92,7 @@ class ClientCertificateSettings:
 class Settings:
     storage: StorageSettings
     table_prefix: str = "junction"
-    run_queue: str = "junction-runs"
-    payload_container: str = "junction-payloads"
+    """Names every table, the run queue and the container (``core.store.tables``)."""
     aad_tenant_id: str | None = None
     aad_audiences: tuple[str, ...] = ()
     aad_group_id: str | None = None
@@ -320,13 +319,9 @@ def _prefix(env: Mapping[str, str]) -> str:
     return prefix.lower()
 
 
-def run_queue_name(env: Mapping[str, str] | None = None) -> str:
-    """The run queue, ``<prefix>-runs``: deployments sharing an account must not share runs.
-
-    The queue trigger names its queue when the app is imported, before anything else needs the
-    settings, so this reads only the prefix.
-    """
-    return f"{_prefix(os.environ if env is None else env)}-runs"
+def read_table_prefix(env: Mapping[str, str] | None = None) -> str:
+    """``JUNCTION_TABLE_PREFIX`` of ``env`` (default: the process environment), validated."""
+    return _prefix(os.environ if env is None else env)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -348,8 +343,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         storage=_storage(env),
         table_prefix=prefix,
-        run_queue=run_queue_name(env),
-        payload_container=f"{prefix}-payloads",
         aad_tenant_id=tenant,
         aad_audiences=audiences,
         aad_group_id=_guid(env, "JUNCTION_AAD_GROUP_ID"),

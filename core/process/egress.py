@@ -33,6 +33,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.connection import create_connection
+
 from core.kernel.settings import SECRET_HOSTS_SETTING, SECRET_NAME, parse_secret_hosts
 from core.process.allowlist import host_allowed
 
@@ -164,8 +170,6 @@ def _guarded_connection(host: str, port: int, timeout: Any, source_address: Any,
                 f"{host} resolves to {sockaddr[0]}, a loopback, private, link-local or reserved address; list that IP in "
                 "JUNCTION_OUTBOUND_ALLOWED_HOSTS to allow it"
             )
-    from urllib3.util.connection import create_connection
-
     error: OSError | None = None
     for *_, sockaddr in infos:
         try:  # connect to the very address that was checked
@@ -178,11 +182,6 @@ def _guarded_connection(host: str, port: int, timeout: Any, source_address: Any,
 def session(allowed_hosts: Sequence[str]) -> Any:
     """A ``requests`` session whose connections pass ``_guarded_connection``; no proxies or
     ``.netrc`` from the environment."""
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
     class GuardedHTTP(HTTPConnection):
         def _new_conn(self) -> socket.socket:
             return _guarded_connection(self._dns_host, self.port, self.timeout, self.source_address, self.socket_options)

@@ -158,7 +158,7 @@ class _Runner:
         record.update(status=status, endedAt=clock.now_iso(), **extra)
 
     def _guard(self, step: Mapping[str, Any], path: Position, record: dict[str, Any], action: Callable[[], Any]) -> Any:
-        from jmespath.exceptions import JMESPathError
+        from jmespath.exceptions import JMESPathError  # cold start: jmespath loads with the first expression
 
         name = step.get("id") or ".".join(map(str, path))
         try:

@@ -22,6 +22,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import requests
+
 from core.kernel.deadline import Deadline, DeadlinePassed
 from core.kernel.errors import BadRequest
 from core.kernel.jsonvalue import parse_json
@@ -82,7 +84,7 @@ def _encode_body(body: Any, body_type: str) -> tuple[bytes | None, str | None]:
     if body_type == "xml":
         if isinstance(body, str):
             return body.encode("utf-8"), "application/xml; charset=utf-8"
-        import xmltodict
+        import xmltodict  # cold start: with the first XML body sent
 
         return xmltodict.unparse(body).encode("utf-8"), "application/xml; charset=utf-8"
     return json.dumps(body, allow_nan=False).encode("utf-8"), "application/json"
@@ -134,14 +136,12 @@ def request(
 
     With a ``deadline`` (a caller waits), no attempt waits longer than the time left and no retry
     waits past it: ``DeadlinePassed`` instead."""
-    import requests  # cold start: imported on the first outbound call
-
     attempt = 0
     while True:
         response = None
         try:
             wait = deadline.cap(timeout) if deadline is not None else timeout
-            response = _follow(requests, method, url, headers, body, wait, allowed_hosts, sensitive)
+            response = _follow(method, url, headers, body, wait, allowed_hosts, sensitive)
             if response.status_code not in RETRY_STATUSES or attempt >= retries:
                 return response_json(response)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -159,7 +159,6 @@ def request(
 
 
 def _follow(
-    requests: Any,
     method: str,
     url: str,
     headers: Mapping[str, str],

@@ -34,7 +34,7 @@ class ExpressionTooCostly(ValueError):
 
 
 def _interpreter_class() -> type:
-    from jmespath.visitor import TreeInterpreter
+    from jmespath.visitor import TreeInterpreter  # cold start: with the first evaluation
 
     class Bounded(TreeInterpreter):  # type: ignore[misc]
         """Counts steps; weighs what builder nodes return (see ``weigh``)."""

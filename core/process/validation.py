@@ -111,7 +111,7 @@ def _refuse_field_of_not(parsed: Any, expression: str, where: str) -> None:
 def _compile_or_fail(expression: Any, where: str, step_ids: set[str] | None = None) -> Any:
     if not isinstance(expression, str) or not expression or len(expression) > 4096:
         raise BadRequest(f"{where}: a JMESPath expression is a non-empty string of at most 4096 characters", "InvalidProcess")
-    from jmespath.exceptions import JMESPathError
+    from jmespath.exceptions import JMESPathError  # cold start: jmespath loads with the first expression
 
     try:
         compiled = compile_expression(expression)

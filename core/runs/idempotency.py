@@ -10,13 +10,12 @@ import logging
 import re
 from datetime import timedelta
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Conflict
 from core.kernel.ids import key_hash
-from core.store.storage import Storage
+from core.store import tables
+from core.store.errors import EntityChanged, EntityExists, EntityMissing
+from core.store.storage import IF_UNCHANGED, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -35,36 +34,36 @@ def check_key(raw: str | None) -> str | None:
 
 def claim(storage: Storage, scenario_id: str, key: str, run_id: str) -> str | None:
     """Claim ``key`` for ``run_id``. Returns None when claimed, or the run id that holds it."""
-    table = storage.table("idempotency")
+    table = storage.table(tables.IDEMPOTENCY)
     row = key_hash(key)
     entity = {"PartitionKey": scenario_id, "RowKey": row, "RunId": run_id, "CreatedAt": clock.now_iso()}
     try:
         table.create_entity(entity)
         return None
-    except ResourceExistsError:
+    except EntityExists:
         pass
     try:
         existing = table.get_entity(scenario_id, row)
-    except ResourceNotFoundError:  # released between our insert and read: try once more
+    except EntityMissing:  # released between our insert and read: try once more
         try:
             table.create_entity(entity)
             return None
-        except ResourceExistsError:
+        except EntityExists:
             raise Conflict("the Idempotency-Key is in use by a request in progress; retry", "IdempotencyConflict") from None
     if clock.now() - clock.parse_iso(existing["CreatedAt"]) < WINDOW:
         return str(existing["RunId"])
     try:  # expired: take it over, unless another request just did
         table.update_entity(
-            entity, mode="replace", etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            entity, mode="replace", etag=existing.metadata["etag"], match_condition=IF_UNCHANGED
         )
         return None
-    except (ResourceModifiedError, ResourceNotFoundError):
+    except (EntityChanged, EntityMissing):
         return claim(storage, scenario_id, key, run_id)
 
 
 def release(storage: Storage, scenario_id: str, key: str) -> None:
     """Give a key back when the run it was claimed for could not be started."""
     try:
-        storage.table("idempotency").delete_entity(scenario_id, key_hash(key))
+        storage.table(tables.IDEMPOTENCY).delete_entity(scenario_id, key_hash(key))
     except Exception as exc:  # noqa: BLE001 - best effort; the claim then expires after 24 h
         logger.warning("could not release an Idempotency-Key of scenario %s: %s", scenario_id, type(exc).__name__)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 
-from azure.core.exceptions import ResourceModifiedError
-
 from core.kernel import clock
 from core.kernel.errors import JunctionError
 from core.runs import records as runs
 from core.runs.messages import parse_message
 from core.runs.worker import MAX_ATTEMPTS
+from core.store.errors import EntityChanged
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def fail_poisoned_run(storage: Storage, message_text: str) -> str:
             runs.update_run(
                 storage, entity, if_unchanged=True, Status=runs.FAILED, EndedAt=clock.now_iso(), error=poison_reason(attempts)
             )
-        except ResourceModifiedError:
+        except EntityChanged:
             # Someone wrote the record since it was read: another copy of this message, say. Look
             # again; if it still has not ended, raise so the host retries this message.
             entity = runs.read_run_entity(storage, message.scenario_id, message.run_id)

@@ -19,16 +19,14 @@ from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableEntity
-
 from core.kernel import clock
 from core.kernel.errors import NotFound, PayloadTooLarge
 from core.kernel.ids import parse_guid, run_id_floor
 from core.kernel.jsonvalue import dumps
 from core.runs.messages import input_blob_name
-from core.store.storage import Storage
+from core.store import tables
+from core.store.errors import EntityChanged, EntityMissing, StorageError
+from core.store.storage import IF_UNCHANGED, Entity, Storage
 from core.web.paging import page
 
 logger = logging.getLogger(__name__)
@@ -80,15 +78,12 @@ def new_run_entity(scenario_id: str, run_id: str, trigger: dict[str, Any]) -> di
     }
 
 
-def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[str, Any]) -> TableEntity:
+def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[str, Any]) -> Entity:
     """Record a queued run; returns the entity as stored, with its ETag (pass it to ``update_run``)."""
-    entity = TableEntity(new_run_entity(scenario_id, run_id, trigger))
-    written = storage.table("runs").create_entity(entity)
-    entity._metadata = {"etag": written.get("etag"), "timestamp": written.get("date")}
-    return entity
+    return storage.insert(tables.RUNS, new_run_entity(scenario_id, run_id, trigger))
 
 
-def discard_run(storage: Storage, entity: TableEntity) -> None:
+def discard_run(storage: Storage, entity: Entity) -> None:
     """Remove the record of a run whose queue message could not be sent.
 
     The caller was told the run was not accepted, so a record left ``queued`` would promise a run
@@ -104,12 +99,12 @@ def discard_run(storage: Storage, entity: TableEntity) -> None:
         unstarted_runs.retry_later(storage, entity)
 
 
-def _delete_unstarted(storage: Storage, entity: TableEntity) -> None:
+def _delete_unstarted(storage: Storage, entity: Entity) -> None:
     try:
-        storage.table("runs").delete_entity(
-            entity["PartitionKey"], entity["RowKey"], etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        storage.table(tables.RUNS).delete_entity(
+            entity["PartitionKey"], entity["RowKey"], etag=entity.metadata["etag"], match_condition=IF_UNCHANGED
         )
-    except (ResourceNotFoundError, ResourceModifiedError):
+    except (EntityMissing, EntityChanged):
         pass  # already gone, or started by a worker after all: nothing to undo
 
 
@@ -124,13 +119,13 @@ class UnstartedRuns:
     PATIENCE_SECONDS = 600.0
 
     def __init__(self) -> None:
-        self._pending: list[tuple[float, Storage, TableEntity]] = []
+        self._pending: list[tuple[float, Storage, Entity]] = []
         self._outstanding = 0  # pending, plus those being tried right now
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def retry_later(self, storage: Storage, entity: TableEntity) -> None:
+    def retry_later(self, storage: Storage, entity: Entity) -> None:
         with self._lock:
             self._pending.append((time.monotonic() + self.PATIENCE_SECONDS, storage, entity))
             self._outstanding += 1
@@ -178,8 +173,8 @@ unstarted_runs = UnstartedRuns()
 
 def read_run_entity(storage: Storage, scenario_id: str, run_id: str) -> Any:
     try:
-        return storage.table("runs").get_entity(scenario_id, run_id)
-    except ResourceNotFoundError:
+        return storage.table(tables.RUNS).get_entity(scenario_id, run_id)
+    except EntityMissing:
         raise NotFound(f"no run {run_id} in scenario {scenario_id}", "RunNotFound") from None
 
 
@@ -228,7 +223,7 @@ def update_run(storage: Storage, entity: Any, *, to_blobs: bool = False, if_unch
     read first. ``to_blobs`` keeps every packed value in a blob (``finish_run``'s fallback).
 
     ``if_unchanged``: only if the record is still as ``entity`` was read (its ETag), else
-    ``azure.core.exceptions.ResourceModifiedError``; for writes that must happen once."""
+    ``core.store.errors.EntityChanged``; for writes that must happen once."""
     known = entity if "CreatedAt" in entity else read_run_entity(storage, entity["PartitionKey"], entity["RowKey"])
     plain = {name: value for name, value in changes.items() if name not in PACKED_VALUES}
     values = {
@@ -238,9 +233,9 @@ def update_run(storage: Storage, entity: Any, *, to_blobs: bool = False, if_unch
     }
     props = storage.pack_merge(known, plain, values, _blob_name(known), names=tuple(PACKED_VALUES.values()), to_blobs=to_blobs)
     if if_unchanged:
-        storage.table("runs").update_entity(props, mode="merge", etag=known.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        storage.table(tables.RUNS).update_entity(props, mode="merge", etag=known.metadata["etag"], match_condition=IF_UNCHANGED)
     else:
-        storage.table("runs").update_entity(props, mode="merge")
+        storage.table(tables.RUNS).update_entity(props, mode="merge")
     for target in {id(known): known, id(entity): entity}.values():
         if isinstance(target, MutableMapping):
             target.update({k: v for k, v in props.items() if v is not None})
@@ -251,7 +246,7 @@ def is_refusal(exc: BaseException) -> bool:
     again cannot succeed: a value with no JSON form, an entity too large, a storage 400 or 413."""
     if isinstance(exc, PayloadTooLarge | ValueError | TypeError | RecursionError):
         return True
-    return isinstance(exc, HttpResponseError) and exc.status_code in (400, 413)
+    return isinstance(exc, StorageError) and exc.status_code in (400, 413)
 
 
 def describe_refusal(exc: BaseException) -> str:
@@ -261,7 +256,7 @@ def describe_refusal(exc: BaseException) -> str:
         return "a value refers to itself (a circular value)"
     if isinstance(exc, PayloadTooLarge):
         return exc.message
-    if isinstance(exc, HttpResponseError):
+    if isinstance(exc, StorageError):
         code = getattr(exc, "error_code", None) or exc.reason
         return f"storage refused the record ({exc.status_code} {code})"
     return f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -357,7 +352,7 @@ def remove_runs_before(storage: Storage, scenario_id: str, cutoff: datetime) -> 
 
     Run ids count down with time, so these runs are one range of row keys (``run_id_floor``),
     which Table Storage serves from its index starting at the cutoff."""
-    table = storage.table("runs")
+    table = storage.table(tables.RUNS)
     blob_columns = [f"{prop}Blob" for prop in PACKED_VALUES.values()]
     old = table.query_entities(
         "PartitionKey eq @pk and RowKey gt @cutoff",
@@ -378,7 +373,7 @@ def remove_runs_before(storage: Storage, scenario_id: str, cutoff: datetime) -> 
 
 def has_runs(storage: Storage, scenario_id: str) -> bool:
     """Whether any run of the scenario is left (one item read)."""
-    pager = storage.table("runs").query_entities(
+    pager = storage.table(tables.RUNS).query_entities(
         "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
     )
     return next(iter(pager), None) is not None
@@ -386,6 +381,6 @@ def has_runs(storage: Storage, scenario_id: str) -> bool:
 
 def list_runs(storage: Storage, scenario_id: str, *, top: int, skiptoken: str | None, link: Any) -> dict[str, Any]:
     def query(count: int) -> Any:
-        return storage.table("runs").query_entities("PartitionKey eq @pk", parameters={"pk": scenario_id}, results_per_page=count)
+        return storage.table(tables.RUNS).query_entities("PartitionKey eq @pk", parameters={"pk": scenario_id}, results_per_page=count)
 
     return page(query, top=top, skiptoken=skiptoken, convert=lambda e: run_to_json(storage, e, with_output=False), link=link)

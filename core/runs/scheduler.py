@@ -18,13 +18,13 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-
 from core.kernel import clock
 from core.kernel.settings import Settings
 from core.runs.starter import start_run
 from core.scenarios.repository import scheduled_scenarios
 from core.scenarios.schedule import due_times
+from core.store import tables
+from core.store.errors import EntityExists
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ LOOKBACK = timedelta(minutes=2)
 
 def _claim(storage: Storage, scenario_id: str, due: datetime) -> bool:
     try:
-        storage.table("schedules").create_entity(
+        storage.table(tables.SCHEDULES).create_entity(
             {"PartitionKey": scenario_id, "RowKey": clock.iso(due), "ClaimedAt": clock.now_iso()}
         )
         return True
-    except ResourceExistsError:
+    except EntityExists:
         return False
 
 
@@ -69,7 +69,7 @@ def start_due_runs(storage: Storage, settings: Settings, now: datetime | None = 
 
 def remove_claims_before(storage: Storage, scenario_id: str, cutoff: datetime) -> None:
     """Remove a scenario's claims of due times before ``cutoff`` (one range of row keys)."""
-    claims = storage.table("schedules")
+    claims = storage.table(tables.SCHEDULES)
     for entity in claims.query_entities(
         "PartitionKey eq @pk and RowKey lt @cutoff",
         parameters={"pk": scenario_id, "cutoff": clock.iso(cutoff)},
@@ -80,7 +80,7 @@ def remove_claims_before(storage: Storage, scenario_id: str, cutoff: datetime) -
 
 def has_claims(storage: Storage, scenario_id: str) -> bool:
     """Whether any claim of the scenario is left (one item read)."""
-    pager = storage.table("schedules").query_entities(
+    pager = storage.table(tables.SCHEDULES).query_entities(
         "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
     )
     return next(iter(pager), None) is not None

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from core.kernel import clock
 from core.kernel.errors import BadRequest, NotFound
 from core.kernel.ids import key_hash
 from core.kernel.jsonvalue import canonical, parse_json
+from core.store import tables
+from core.store.errors import EntityMissing
 from core.store.storage import Storage
 
 MAX_KEY_CHARS = 2048
@@ -51,8 +51,8 @@ class ScenarioCache:
     def get(self, key: Any) -> Any:
         _, row = _encode_key(key)
         try:
-            entity = self._storage.table("cache").get_entity(self._scenario_id, row)
-        except ResourceNotFoundError:
+            entity = self._storage.table(tables.CACHE).get_entity(self._scenario_id, row)
+        except EntityMissing:
             raise NotFound("nothing is cached under that key", "CacheEntryNotFound") from None
         data = self._storage.unpack("Value", entity)
         if data is None:
@@ -70,14 +70,14 @@ class ScenarioCache:
         plain = {"PartitionKey": self._scenario_id, "RowKey": row, "Key": text, "UpdatedAt": clock.now_iso()}
         entity = self._storage.pack_entity(plain, {"Value": data}, lambda _: f"cache/{self._scenario_id}/{row}")
         # Replace, not merge: a value that shrank must not keep the old value's extra chunks.
-        self._storage.table("cache").upsert_entity(entity, mode="replace")
+        self._storage.table(tables.CACHE).upsert_entity(entity, mode="replace")
 
     def delete(self, key: Any) -> bool:
         _, row = _encode_key(key)
-        table = self._storage.table("cache")
+        table = self._storage.table(tables.CACHE)
         try:
             entity = table.get_entity(self._scenario_id, row, select=["ValueBlob"])
-        except ResourceNotFoundError:
+        except EntityMissing:
             return False
         table.delete_entity(self._scenario_id, row)
         if entity.get("ValueBlob"):

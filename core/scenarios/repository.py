@@ -13,16 +13,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-
 from core.kernel import clock
 from core.kernel.errors import BadRequest, NotFound, PreconditionFailed
 from core.kernel.ids import new_id
 from core.kernel.jsonschema import validate
 from core.kernel.jsonvalue import dumps
 from core.scenarios import schemas
-from core.store.storage import Storage
+from core.store import tables
+from core.store.errors import EntityChanged, EntityMissing, StorageError
+from core.store.storage import IF_UNCHANGED, Storage
 from core.web.paging import page
 
 logger = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def trigger_urls(base_url: str, scenario_id: str) -> dict[str, str]:
 
 def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     """The document as stored, after every check a run would otherwise trip over."""
-    # Imported when a scenario is saved, not when the app starts: Accept only reads scenarios.
+    # cold start: these load when a scenario is saved, not when the app starts (Accept only reads).
     from core.process.allowlist import check_url
     from core.process.validation import validate_process
     from core.scenarios.schedule import check_schedule
@@ -130,8 +129,8 @@ def _from_entity(storage: Storage, entity: Any) -> Scenario:
 
 def get_scenario(storage: Storage, scenario_id: str) -> Scenario:
     try:
-        entity = storage.table("scenarios").get_entity(PARTITION, scenario_id)
-    except ResourceNotFoundError:
+        entity = storage.table(tables.SCENARIOS).get_entity(PARTITION, scenario_id)
+    except EntityMissing:
         raise NotFound(f"no scenario with id {scenario_id}", "ScenarioNotFound") from None
     return _from_entity(storage, entity)
 
@@ -141,7 +140,7 @@ def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str
     scenario_id = new_id()
     now = clock.now_iso()
     entity = _entity(storage, scenario_id, normalised, now)
-    metadata = storage.table("scenarios").create_entity(entity)
+    metadata = storage.table(tables.SCENARIOS).create_entity(entity)
     logger.info("created scenario %s", scenario_id)
     return Scenario(scenario_id, normalised, metadata["etag"], now, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None)
 
@@ -149,15 +148,15 @@ def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str
 def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_match: str | None) -> Scenario:
     entity = _entity(storage, current.id, document, current.created_at or clock.now_iso(), current)
     try:
-        metadata = storage.table("scenarios").update_entity(
+        metadata = storage.table(tables.SCENARIOS).update_entity(
             entity,
             mode="replace",
             etag=if_match or current.etag,
-            match_condition=MatchConditions.IfNotModified,
+            match_condition=IF_UNCHANGED,
         )
-    except (ResourceModifiedError, ResourceNotFoundError):
+    except (EntityChanged, EntityMissing):
         raise _stale(current.id) from None
-    except HttpResponseError as exc:
+    except StorageError as exc:
         if exc.status_code == 412:
             raise _stale(current.id) from None
         raise
@@ -266,12 +265,12 @@ def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) ->
     current = get_scenario(storage, scenario_id)
     etag = _check_if_match(current, if_match) or current.etag
     # The tombstone first: should the delete then fail, a tombstone of a live scenario is harmless.
-    storage.table("scenarios").upsert_entity({"PartitionKey": DELETED_PARTITION, "RowKey": scenario_id, "DeletedAt": clock.now_iso()})
+    storage.table(tables.SCENARIOS).upsert_entity({"PartitionKey": DELETED_PARTITION, "RowKey": scenario_id, "DeletedAt": clock.now_iso()})
     try:
-        storage.table("scenarios").delete_entity(
-            PARTITION, scenario_id, etag=etag, match_condition=MatchConditions.IfNotModified
+        storage.table(tables.SCENARIOS).delete_entity(
+            PARTITION, scenario_id, etag=etag, match_condition=IF_UNCHANGED
         )
-    except (ResourceModifiedError, ResourceNotFoundError):
+    except (EntityChanged, EntityMissing):
         raise _stale(scenario_id) from None
     if current.in_blob:
         storage.delete_blob(f"scenarios/{scenario_id}")
@@ -282,7 +281,7 @@ def list_scenarios(
     storage: Storage, *, top: int, skiptoken: str | None, base_url: str, link: Any
 ) -> dict[str, Any]:
     def query(count: int) -> Any:
-        return storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=count)
+        return storage.table(tables.SCENARIOS).query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=count)
 
     return page(
         query,
@@ -295,7 +294,7 @@ def list_scenarios(
 
 def scenario_ids(storage: Storage) -> list[str]:
     """The id of every scenario (one partition query of the keys)."""
-    entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["RowKey"])
+    entities = storage.table(tables.SCENARIOS).query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["RowKey"])
     return [entity["RowKey"] for entity in entities]
 
 
@@ -303,7 +302,7 @@ def scheduled_scenarios(storage: Storage) -> Iterator[tuple[str, str, str | None
     """``(scenario id, schedule, when it was set)`` of every scenario with a schedule: one
     partition query of four properties. Scenarios stored before ``ScheduleSince`` existed give
     their last update as the moment their schedule was set."""
-    entities = storage.table("scenarios").query_entities(
+    entities = storage.table(tables.SCENARIOS).query_entities(
         "PartitionKey eq @pk and HasSchedule eq @yes",
         parameters={"pk": PARTITION, "yes": True},
         select=["RowKey", "Schedule", "ScheduleSince", "UpdatedAt"],
@@ -315,12 +314,12 @@ def scheduled_scenarios(storage: Storage) -> Iterator[tuple[str, str, str | None
 
 def deleted_scenario_ids(storage: Storage) -> list[str]:
     """Scenarios deleted whose runs retention has not yet removed."""
-    entities = storage.table("scenarios").query_entities("PartitionKey eq @pk", parameters={"pk": DELETED_PARTITION}, select=["RowKey"])
+    entities = storage.table(tables.SCENARIOS).query_entities("PartitionKey eq @pk", parameters={"pk": DELETED_PARTITION}, select=["RowKey"])
     return [entity["RowKey"] for entity in entities]
 
 
 def drop_tombstone(storage: Storage, scenario_id: str) -> None:
     try:
-        storage.table("scenarios").delete_entity(DELETED_PARTITION, scenario_id)
-    except ResourceNotFoundError:
+        storage.table(tables.SCENARIOS).delete_entity(DELETED_PARTITION, scenario_id)
+    except EntityMissing:
         pass

@@ -1,8 +1,9 @@
 """Azure Storage access: one set of clients per process, tables created on first use.
 
-Every repository module (scenarios, tokens, cache, runs, idempotency) goes through ``Storage``
-so that there is one place that knows how clients are built (connection string locally, managed
-identity in Azure), how large values are laid out, and how storage failures become domain errors.
+Every repository goes through ``Storage``, the only module of ``core`` (with ``core.store.errors``)
+that imports the Azure SDKs: one place knows how clients are built (connection string locally,
+managed identity in Azure), which tables, queue and container there are (``core.store.tables``)
+and how large values are laid out (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.data.tables import TableClient, TableServiceClient
+from azure.core import MatchConditions
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableClient, TableEntity, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ExponentialRetry as BlobRetry
+from azure.storage.queue import ExponentialRetry as QueueRetry
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from core.kernel.errors import JunctionError, StorageBusy
 from core.kernel.settings import Settings, StorageSettings, get_settings
+from core.store.errors import EntityExists, EntityMissing, StorageFailure
 from core.store.limits import MAX_ENTITY_BYTES, check_entity, check_request_body, entity_size
+from core.store.tables import TABLES, payload_container, run_queue
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -52,7 +50,10 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_backoff_max": 2,
 }
 
-TABLES = ("scenarios", "cache", "tokens", "runs", "idempotency")
+IF_UNCHANGED = MatchConditions.IfNotModified
+"""The ``match_condition`` of a write that must find the entity as it was read (its ETag)."""
+Entity = TableEntity
+"""An entity as read or inserted: a dict whose ``metadata`` holds its ETag."""
 
 # The Azure SDK logs every request and response it sends, headers included, at INFO
 # (azure.core.pipeline.policies.http_logging_policy). Under the Functions host every record of the
@@ -100,15 +101,13 @@ class Storage:
         storage: StorageSettings,
         *,
         table_prefix: str = "junction",
-        run_queue: str = "junction-runs",
-        payload_container: str = "junction-payloads",
         pool_size: int = 32,
     ) -> None:
         quiet_sdk_logging()
         self.counter = RequestCounter()
         self._prefix = table_prefix
-        self._run_queue = run_queue
-        self._container_name = payload_container
+        self._run_queue = run_queue(table_prefix)
+        self._container_name = payload_container(table_prefix)
         self._lock = threading.Lock()
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
@@ -140,23 +139,24 @@ class Storage:
         return cls(
             settings.storage,
             table_prefix=settings.table_prefix,
-            run_queue=settings.run_queue,
-            payload_container=settings.payload_container,
             pool_size=settings.worker_threads,
         )
 
     def table(self, name: str) -> TableClient:
-        """The table ``<prefix><name>``, created the first time this process uses it."""
+        """The table ``<prefix><name>``, created the first time this process uses it; ``name`` is
+        one of ``core.store.tables.TABLES``."""
         client = self._tables.get(name)
         if client is not None:
             return client
+        if name not in TABLES:
+            raise ValueError(f"{name!r} is not one of Junction's tables (core.store.tables)")
         with self._lock:
             client = self._tables.get(name)
             if client is None:
                 client = self._table_service.get_table_client(f"{self._prefix}{name}")
                 try:
                     client.create_table()
-                except ResourceExistsError:
+                except EntityExists:
                     pass
                 self._tables[name] = client
         return client
@@ -178,7 +178,7 @@ class Storage:
                 )
                 try:
                     client.create_queue()
-                except ResourceExistsError:
+                except EntityExists:
                     pass
                 self._queues[name] = client
         return client
@@ -194,10 +194,18 @@ class Storage:
                     container = self._blob_service.get_container_client(self._container_name)
                     try:
                         container.create_container()
-                    except ResourceExistsError:
+                    except EntityExists:
                         pass
                     self._container = container
         return self._container
+
+    def insert(self, name: str, entity: Mapping[str, Any]) -> Entity:
+        """Insert ``entity`` into table ``name``; returns it as stored, with the ETag the insert
+        returned in ``metadata`` (for a conditional write or delete later)."""
+        stored = TableEntity(entity)
+        written = self.table(name).create_entity(stored)
+        stored._metadata = {"etag": written.get("etag"), "timestamp": written.get("date")}
+        return stored
 
     # -- large values -------------------------------------------------------------------------
 
@@ -306,9 +314,9 @@ class Storage:
         input blob, which exists only for runs that never finished)."""
         try:
             self.container().delete_blob(blob_name)
-        except ResourceNotFoundError:
+        except EntityMissing:
             pass
-        except AzureError:
+        except StorageFailure:
             logger.warning("could not delete payload blob %s", blob_name)
 
 
@@ -319,8 +327,6 @@ def _pooled_transport(pool_size: int) -> Any:
     and a connection returned to a full pool is closed ("Connection pool is full, discarding
     connection"), so the next request pays for a new one.
     """
-    from azure.core.pipeline.transport import RequestsTransport
-
     class PooledTransport(RequestsTransport):
         def _init_session(self, session: Any) -> None:
             super()._init_session(session)
@@ -334,12 +340,8 @@ def _pooled_transport(pool_size: int) -> Any:
 
 def _quick_retry(service: str) -> Any:
     """Two retries after about 0.5 s and 2.5 s, with each package's own retry class."""
-    if service == "queue":
-        from azure.storage.queue import ExponentialRetry
-    else:
-        from azure.storage.blob import ExponentialRetry  # type: ignore[assignment]
-
-    return ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2, random_jitter_range=0.2)
+    retry = QueueRetry if service == "queue" else BlobRetry
+    return retry(initial_backoff=0.5, increment_base=2, retry_total=2, random_jitter_range=0.2)
 
 
 def _belongs_to(prop: str, name: str) -> bool:
@@ -376,25 +378,12 @@ def _as_bytes(value: Any) -> bytes:
 
 
 def _identity_credential(storage: StorageSettings) -> TokenCredential:
-    # Imported here: azure.identity is large and only needed in Azure, not locally or in tests.
+    # cold start: azure.identity is large and only needed in Azure, not locally or in tests.
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     if (storage.credential or "").lower() == "managedidentity":
         return ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id else ManagedIdentityCredential()
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
-
-
-def as_domain_error(exc: BaseException) -> JunctionError | None:
-    """The domain error a storage failure means for the caller, or None if it is not one."""
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return StorageBusy("storage is unreachable; try again shortly", throttled=False)
-    if isinstance(exc, HttpResponseError) and exc.status_code in (429, 500, 503):
-        throttled = exc.status_code == 429
-        return StorageBusy(
-            "storage is throttling requests; try again shortly" if throttled else "storage is busy; try again shortly",
-            throttled=throttled,
-        )
-    return None
 
 
 @functools.lru_cache(maxsize=1)

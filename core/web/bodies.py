@@ -127,7 +127,7 @@ class _NoDtdExpat:
     """
 
     def __init__(self) -> None:
-        from xml.parsers import expat
+        from xml.parsers import expat  # cold start: with the first XML body
 
         self._expat = expat
         self.ExpatError = expat.ExpatError
@@ -147,9 +147,9 @@ class _NoDtdExpat:
 
 def parse_xml(body: bytes) -> Any:
     """XML as an object in xmltodict's convention (attributes as ``@name``, text as ``#text``)."""
-    from xml.parsers.expat import ExpatError
+    from xml.parsers.expat import ExpatError  # cold start: with the first XML body
 
-    import xmltodict  # imported on first XML body: most callers send JSON
+    import xmltodict  # cold start: imported on the first XML body; most callers send JSON
 
     try:
         value = xmltodict.parse(body, expat=_NoDtdExpat(), disable_entities=True)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from azure.core.paging import ItemPaged
-
 from core.kernel.errors import BadRequest
+
+
+class Pages(Protocol):
+    """A table query's results, page by page (what the storage SDK's ``query_entities`` returns)."""
+
+    def by_page(self, continuation_token: Any = None) -> Iterator[Iterator[Any]]: ...
+
 
 DEFAULT_TOP = 50
 MAX_TOP = 1000
@@ -57,7 +62,7 @@ MAX_FILL_REQUESTS = 10
 
 
 def page(
-    query: Callable[[int], ItemPaged[Any]],
+    query: Callable[[int], Pages],
     *,
     top: int,
     skiptoken: str | None,

@@ -180,7 +180,7 @@ def test_a_run_that_always_fails_ends_failed_in_the_poison_queue(junction: Junct
 def _queue_texts(junction: Junction, suffix: str) -> Callable[[], list[str]]:
     client = QueueClient.from_connection_string(
         junction.env["AzureWebJobsStorage"],
-        f"{junction.settings.run_queue}{suffix}",
+        f"{junction.storage.run_queue_name}{suffix}",
         message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy(),
     )

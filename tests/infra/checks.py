@@ -480,7 +480,7 @@ def table_prefix_is_validated_as_the_app_validates_it(t: Templates) -> None:
     """A prefix the app would refuse at start-up (core/kernel/settings.py) fails the deployment before any
     resource is made, and everything that uses the prefix takes the validated one."""
     from core.kernel.errors import ConfigurationError
-    from core.kernel.settings import run_queue_name
+    from core.store.tables import run_queue_name
 
     samples = ["junction", "J", "Tenant7", "a" * 20, "a" * 21, "", "7up", "_x", "x-y", "x y", "caf\u00e9", "ab.c", "Z9z9"]
     for prefix in samples:

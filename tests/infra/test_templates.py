@@ -246,9 +246,9 @@ def test_no_hardcoded_cloud_urls():
 
 
 def test_the_deployed_run_queue_is_the_one_the_app_uses(templates):
-    """The queue trigger listens on <prefix>-runs (core.kernel.settings.run_queue_name, lower case); the
+    """The queue trigger listens on <prefix>-runs (core.store.tables.run_queue_name, lower case); the
     deployment must create that queue, whatever prefix the operator chooses."""
-    from core.kernel.settings import run_queue_name
+    from core.store.tables import run_queue_name
 
     deployed = module_params(templates["main.bicep"], "storage")["runQueueName"]
     assert deployed == "${toLower(validTablePrefix)}-runs"

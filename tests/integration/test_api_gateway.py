@@ -27,6 +27,7 @@ from core.kernel.errors import (
 )
 from core.kernel.settings import ClientCertificateSettings, Settings
 from core.scenarios import repository as scenarios
+from core.store import tables
 from core.store.storage import Storage
 from core.web.exchange import Request
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
@@ -337,13 +338,13 @@ def test_api_keys_and_passwords_are_stored_only_as_hashes(storage: Storage) -> N
     created = apikeys.create_apikey(storage, {"name": "hashed", "ruleset": [{"path": "/api/*"}]})
     password = "correct horse battery staple"
     users.create_user(storage, {"username": "hashed-user", "password": password})
-    keys_text, users_text = _stored_text(storage, apikeys.TABLE), _stored_text(storage, users.TABLE)
+    keys_text, users_text = _stored_text(storage, tables.APIKEYS), _stored_text(storage, tables.USERS)
     secret = created["key"]
     for text in (keys_text, users_text):
         for form in (secret, secret.removeprefix("jak_"), password, base64.b64encode(password.encode()).decode()):
             assert form not in text
-    key_entity = next(e for e in storage.table(apikeys.TABLE).list_entities() if e["RowKey"] == created["id"])
+    key_entity = next(e for e in storage.table(tables.APIKEYS).list_entities() if e["RowKey"] == created["id"])
     assert key_entity["Hash"] == hashlib.sha256(secret.encode()).hexdigest()
-    user = next(e for e in storage.table(users.TABLE).list_entities() if e["Username"] == "hashed-user")
+    user = next(e for e in storage.table(tables.USERS).list_entities() if e["Username"] == "hashed-user")
     salt = base64.b64decode(user["Salt"])
     assert base64.b64decode(user["Hash"]) == users._scrypt(password, salt) and user["Params"].startswith("scrypt:")

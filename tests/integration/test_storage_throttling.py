@@ -14,7 +14,8 @@ import pytest
 
 from core.app.external import AcceptRequest, accept
 from core.kernel.settings import load_settings
-from core.store.storage import Storage, as_domain_error
+from core.store.errors import as_domain_error
+from core.store.storage import Storage
 from devhost.azurite import connection_string
 
 
