@@ -1,4 +1,4 @@
-"""devhost: the local stand-in for the Azure Functions host (DESIGN 8).
+"""devhost: the local stand-in for the Azure Functions host (docs/devhost.md).
 
 It serves a Python v2 ``FunctionApp`` the way ``func start`` would: HTTP triggers with ASP.NET-style
 routing over uvicorn, queue triggers polled from Azure Storage (Azurite), timer triggers on their

@@ -75,7 +75,7 @@ FRONT_END_HEADERS = frozenset(
 
 
 def error_body(code: str, message: str) -> bytes:
-    """Errors devhost itself produces use Junction's JSON error shape (DESIGN 3)."""
+    """Errors devhost itself produces use Junction's JSON error shape (docs/architecture.md, "Errors")."""
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 

@@ -1,7 +1,7 @@
 """Queue triggers: poll Azure Storage queues (Azurite locally) the way the Functions host does.
 
 The behaviour an app relies on is reproduced, because Junction's run worker depends on it
-(DESIGN 5: "a run retried 5 times without success ... kept in the poison queue"):
+(a run retried 5 times without success is kept in the poison queue: docs/devhost.md, "Queue triggers"):
 
 * the queue (and later the poison queue) is created when missing;
 * when the queue is empty, polling backs off exponentially up to ``maxPollingInterval``;

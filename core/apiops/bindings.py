@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.apiops import registry
+from core.apiops.authenticate import BACKENDS
 from core.apiops.documents import read_document, validate_document
 from core.apiops.operations import OPERATION_ID, extract_operations
 from core.apiops.routes import Segment, find_conflict, parse_template, path_param_types
@@ -36,10 +37,10 @@ from core.web.cors import normalise_cors
 
 logger = logging.getLogger(__name__)
 
-
 API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-AUTH_TYPES = ("none", "basic", "certificate", "apiKey", "oauth2")
+AUTH_TYPES = tuple(BACKENDS)
+"""The schemes a binding may name: one backend each (``core.apiops.authenticate``)."""
 BINDING: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -27,12 +27,8 @@ from core.web.bodies import check_size, is_json_type, media_type
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_NODES = 1_000_000
-
-
 MAX_PROBLEMS = 50
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/vnd.oai.openapi"})
-
-
 JSON_DOC_TYPES = frozenset({"application/vnd.oai.openapi+json"})
 
 

@@ -22,16 +22,10 @@ from core.web.bodies import is_json_type, media_type
 
 MAX_OPERATIONS = 5000
 MAX_REF_HOPS = 32
-
-
 OPERATION_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-~]{0,127}$")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-
 RESERVED_FIRST_SEGMENTS = frozenset({"management", "externaldata", "console", "admin", "runtime"})
 FORM_TYPE = "application/x-www-form-urlencoded"
-
-
 FORM_SEPARATORS = {"form": "csv", "spaceDelimited": "ssv", "pipeDelimited": "pipes"}
 
 

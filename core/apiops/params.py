@@ -13,8 +13,8 @@ the same, and is stricter where strictness protects the process:
   ...), and a JSON body against the operation's request schema; the 400 names the parameter,
   or the body's path and the schema path that failed.
 
-Parameters reach this module already normalised by ``core.apiops.bindings`` (Swagger 2 and OpenAPI 3
-alike): ``{"name", "in", "required", "schema": {...}, "collectionFormat": csv|ssv|tsv|pipes|multi}``,
+Parameters reach this module already normalised by ``core.apiops.operations`` (Swagger 2 and
+OpenAPI 3 alike): ``{"name", "in", "required", "schema": {...}, "collectionFormat": csv|ssv|tsv|pipes|multi}``,
 plus ``style`` and ``explode`` for OpenAPI 3 documents.
 """
 
@@ -328,9 +328,10 @@ def _read_query_object(
 def read_form(fields: Mapping[str, Sequence[str]], declared: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A urlencoded body as an object, its declared fields cast like query parameters.
 
-    ``declared`` are the form's fields as ``core.apiops.bindings`` stores them (Swagger 2 ``formData``
-    parameters, or the properties of an OpenAPI 3 form schema). Undeclared fields stay text (a
-    repeated one a list); absent declared ones are their default or null, required ones a 400.
+    ``declared`` are the form's fields as ``core.apiops.operations`` extracts them (Swagger 2
+    ``formData`` parameters, or the properties of an OpenAPI 3 form schema). Undeclared fields stay
+    text (a repeated one a list); absent declared ones are their default or null, required ones a
+    400.
     """
     out: dict[str, Any] = {name: values[0] if len(values) == 1 else list(values) for name, values in fields.items()}
     for field in declared:
@@ -386,8 +387,8 @@ def _json_path(parts: Sequence[Any], root: str) -> str:
 def validate_body(value: Any, schema: Mapping[str, Any], dialect: str) -> None:
     """BadRequest naming the body's path and the schema path when ``value`` fails ``schema``.
 
-    ``schema`` is self-contained (its ``$ref`` targets are inside it, as ``core.apiops.bindings`` builds
-    it); ``dialect`` is ``swagger2``, ``oas30`` or ``oas31``.
+    ``schema`` is self-contained (its ``$ref`` targets are inside it, as
+    ``core.apiops.operations`` builds it); ``dialect`` is ``swagger2``, ``oas30`` or ``oas31``.
     """
     text = json.dumps(schema, sort_keys=True)
     error = _first_error(value, text, dialect)

@@ -20,7 +20,6 @@ from core.web.exchange import Reply, error_body
 
 logger = logging.getLogger(__name__)
 
-
 RESERVED_RESPONSE_HEADERS = frozenset(
     {
         "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
@@ -28,20 +27,14 @@ RESERVED_RESPONSE_HEADERS = frozenset(
     }
 )  # fmt: skip
 
-
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
 
 # RFC 9110 5.5 field-value: visible ASCII, with spaces and tabs inside (not at either end). obs-text
 # (bytes 0x80-0xFF) is obsolete and would be sent as whatever encoding a server picks: refused too.
 _FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
 _CHARSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
-
-
 _NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-
 _XML_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 

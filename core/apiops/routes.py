@@ -232,8 +232,8 @@ def templates_overlap(a: Sequence[Segment], b: Sequence[Segment]) -> bool:
 class BoundOperation:
     """What the gateway needs to serve one operation: the document's facts plus the binding.
 
-    ``operation`` is the extracted operation (``core.apiops.bindings`` documents its shape) and
-    ``binding`` the validated binding body with defaults applied.
+    ``operation`` is the extracted operation (``core.apiops.operations.extract_operations``
+    documents its shape) and ``binding`` the validated binding body with defaults applied.
     """
 
     api_name: str

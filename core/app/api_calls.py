@@ -2,8 +2,8 @@
 
 ``core.apiops.gateway.prepare_call`` routes, checks and parses the request; the bound scenario's
 process then runs while the caller waits (``core.runs.sync_run.run_now``), and its result becomes
-the response as Frends does it (``core.apiops.results.format_result``). Every call is a run in the run table, and its id is
-in the ``X-Run-Id`` response header.
+the response as Frends does it (``core.apiops.results.format_result``). Every call is a run in
+the run table, and its id is in the ``X-Run-Id`` response header.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ CONTENT_TYPES = {
 
 def find_console_folder(start: Path | None = None) -> Path:
     """The ``console/`` folder beside the app's ``host.json``, found by walking up from this
-    module, so it is found wherever ``core`` lives in the app (it will move into a subpackage)."""
+    module, so it is found wherever this module lives in ``core``."""
     here = (start or Path(__file__)).resolve()
     for folder in here.parents:
         if (folder / "host.json").is_file() and (folder / FOLDER_NAME / INDEX).is_file():

@@ -18,8 +18,6 @@ from core.kernel.jsonvalue import dumps
 
 _STYLES = {"csv": ("form", False), "ssv": ("spaceDelimited", False), "pipes": ("pipeDelimited", False), "multi": ("form", True)}
 _SECURITY = {"none": [{}], "basic": [{"basic": []}], "apiKey": [{"apiKey": []}], "oauth2": [{"bearer": []}], "certificate": [{"clientCertificate": []}]}
-
-
 MAX_PUBLISHED_BYTES = 1024 * 1024
 """How much the bound API operations may add to the document (their entries and schemas)."""
 _COMPONENT_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -29,7 +27,7 @@ class _Publisher:
     """The bound operations' schemas with their ``$ref``s kept as references.
 
     A stored body schema carries the definitions it uses at their original pointers
-    (``#/components/schemas/Pet``, ``#/definitions/Pet``, see ``core.apiops.bindings.self_contained_schema``).
+    (``#/components/schemas/Pet``, ``#/definitions/Pet``, see ``core.apiops.operations.self_contained_schema``).
     Each one is published once per API as ``components.schemas["<api>.<name>"]`` and every
     ``$ref`` to it is rewritten to point there. Nothing is expanded, so a recursive or widely
     shared schema costs its own size, not the size of its expansion (it was inlined to depth 12

@@ -67,12 +67,10 @@ def _ref(name: str) -> dict[str, Any]:
 SCENARIO_ID = _param("scenarioId", "path", GUID)
 IF_MATCH = _param("If-Match", "header", {"type": "string"}, description="ETag from a read; '*' or absent is unconditional")
 
-
 PAGING = [
     _param("top", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
     _param("skiptoken", "query", {"type": "string", "maxLength": 2048}),
 ]
-
 
 KEY_JSON = {
     "name": "keyJson",
@@ -81,7 +79,6 @@ KEY_JSON = {
     "description": "the cache key: any JSON value, at most 2048 characters",
     "content": {"application/json": {"schema": {}}},
 }
-
 
 ADMIN = [{"bearer": []}]
 API_NAME = _param("apiName", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})

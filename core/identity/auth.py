@@ -1,8 +1,8 @@
 """Who may call what: bearer-token parsing, and the rules for triggers and management.
 
 A bearer token is either a personal access token (``jct_...``, checked against Table Storage) or
-an Azure AD access token (a JWT, checked by ``core.identity.aad``). Both end as a ``Principal``; the rules
-below decide what that principal may do.
+an Azure AD access token (a JWT, checked by ``core.identity.aad``). Both end as a
+``Principal``; the rules below decide what that principal may do.
 """
 
 from __future__ import annotations

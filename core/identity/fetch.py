@@ -21,7 +21,6 @@ HTTP_TIMEOUT_SECONDS = 5.0
 """Every outbound identity call is time-boxed once (a caller waits at most this long, however many
 requests it takes), so that a dead or slow IdP or Graph gives a quick 401/403."""
 
-
 MAX_DOCUMENT_BYTES = 1 << 20
 
 

@@ -24,22 +24,14 @@ FAILURE_RETRY_SECONDS = 10.0
 """After a Graph token or membership call failed, callers fail closed at once for this long
 rather than each waiting out the time-out again. Longer than the time-out, for the same reason."""
 
-
 GROUP_CACHE_SECONDS = 300.0
-
-
 GROUP_CACHE_MAX_ENTRIES = 10_000
-
-
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
 
 _PEM_KEY = re.compile(
     r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----.+?-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----",
     re.DOTALL,
 )
-
-
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 

@@ -32,33 +32,18 @@ from core.kernel.errors import Unauthorized
 
 logger = logging.getLogger(__name__)
 
-
 ALGORITHM = "RS256"
-
-
 CLOCK_SKEW_SECONDS = 300
 """Microsoft.IdentityModel's default ``ClockSkew``; the issue caps it at five minutes."""
-
-
 KID_REFRESH_INTERVAL_SECONDS = 60.0
 """At most one key refresh per minute for unknown ``kid`` values."""
-
-
 BOOTSTRAP_RETRY_SECONDS = 10.0
 """While no key has ever been loaded, retry the download this often (not on every request).
 Longer than the time-out: a failed attempt is over before the next may start."""
-
-
 KEY_MAX_AGE_SECONDS = 24 * 3600.0
 """Keys older than this are refreshed on use (failure keeps them), like ConfigurationManager."""
-
-
 MAX_TOKEN_LENGTH = 16_384
-
-
 _SEGMENT = r"[A-Za-z0-9_-]+"
-
-
 _JWS_SHAPE = re.compile(rf"^{_SEGMENT}\.{_SEGMENT}\.[A-Za-z0-9_-]*$")
 
 
@@ -82,7 +67,7 @@ def invalid_token(message: str) -> Unauthorized:
 
 
 class SigningKeys:
-    """The tenant's token signing keys, cached by ``kid``.
+    """An issuer's token signing keys (a tenant's, for Azure AD), cached by ``kid``.
 
     Downloaded lazily on first use (cold start pays nothing), then served from memory. The
     refresh rules are what stop both outages and abuse from reaching the IdP:

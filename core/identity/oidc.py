@@ -1,4 +1,4 @@
-"""OAuth2 tokens from an issuer other than Azure AD, for API operations (DESIGN 7).
+"""OAuth2 tokens from an issuer other than Azure AD, for API operations (docs/api-operations.md).
 
 An operation bound with ``{"type": "oauth2", "issuer": ..., "audience": ...}`` accepts access
 tokens from that OpenID Connect issuer. Which issuers may be named is an operator's decision,

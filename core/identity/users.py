@@ -11,7 +11,8 @@ so it keeps its own users, managed through ``/management/users``:
 - Verification costs the same for an unknown user as for a wrong password: the password is
   hashed against a dummy record, and the comparison is constant-time.
 - Usernames are NFC-normalised and case-folded for lookup (``Åsa`` and ``åsa`` are one user);
-  the row key is a hash of that form, never the name itself (DESIGN 9).
+  the row key is a hash of that form, never the name itself (docs/architecture.md, "Storage
+  layout").
 - The Basic header is decoded strictly: base64 with no junk, then UTF-8 (Frends requires UTF-8
   before base64); anything else is 401.
 - Repeated failures are throttled per instance, in memory, so that a stranger can neither guess

@@ -1,8 +1,8 @@
 """Identifiers: GUIDs for everything a caller names, hashes for everything a caller writes.
 
-Storage keys never contain user text directly (DESIGN 9). Ids from URLs are checked against the
-canonical GUID form before they reach storage, which also rules out ``/ \\ # ?`` and control
-characters that Table Storage refuses in keys.
+Storage keys never contain user text directly (docs/architecture.md, "Storage layout"). Ids
+from URLs are checked against the canonical GUID form before they reach storage, which also
+rules out ``/ \\ # ?`` and control characters that Table Storage refuses in keys.
 """
 
 from __future__ import annotations

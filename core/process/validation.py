@@ -20,14 +20,9 @@ from core.process.jmes import compile_expression
 
 STEP_TYPES = ("transform", "decision", "cache", "http", "return", "intermediateReturn", "throw")
 _STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-
-
 SECRET_PREFIX = "JUNCTION_SECRET_"  # noqa: S105 - a setting-name prefix, not a secret
 MAX_DEPTH = 16
-
-
 MAX_TOTAL_STEPS = 500
-
 
 _STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "transform": ("expression",),
@@ -39,7 +34,6 @@ _STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "throw": ("message", "response"),
 }
 
-
 _STEP_REQUIRED: dict[str, tuple[str, ...]] = {
     "transform": ("expression",),
     "decision": ("if",),
@@ -49,7 +43,6 @@ _STEP_REQUIRED: dict[str, tuple[str, ...]] = {
     "intermediateReturn": ("value",),
     "throw": ("message",),
 }
-
 
 # Nodes whose first child is evaluated against the current value and the rest against its result
 # (or each element of it): only the first child can still be looking at the root ``steps``.

@@ -1,6 +1,6 @@
 """Run records: one entity per run, in the scenario's partition, newest first.
 
-Run ids count down with time (``ids.new_run_id``), so a plain partition query lists the newest
+Run ids count down with time (``core.kernel.ids.new_run_id``), so a plain partition query lists the newest
 runs first. Status moves ``queued -> running -> succeeded | failed``; a run that will be retried
 goes back to ``queued`` with its last error kept.
 

@@ -5,7 +5,7 @@ The run is recorded as ``running`` and executed here. If the process reaches
 the run queue as a continuation (position, step results, trigger), where the worker finishes it
 like any other run. Otherwise the run ends here: ``succeeded`` with the process result, or
 ``failed`` with the error (a ``throw`` step's response travels back to the caller). A run never
-stays ``running`` because its record could not be stored (``runs.finish_run``).
+stays ``running`` because its record could not be stored (``core.runs.records.finish_run``).
 
 The caller waits, so the run has a ``deadline`` (core/kernel/deadline.py): each ``http`` step gets at
 most the time left, and when it passes the run ends ``failed`` with that reason and the step it

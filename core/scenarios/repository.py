@@ -1,6 +1,6 @@
 """Scenarios: what a trigger starts. Stored one entity each, updated with ETags.
 
-The document a tenant sends is validated against ``schemas.SCENARIO`` (which also appears in the
+The document a tenant sends is validated against ``core.scenarios.schemas.SCENARIO`` (which also appears in the
 published OpenAPI document) and its process by the engine, before anything is written.
 """
 

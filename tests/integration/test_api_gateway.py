@@ -266,7 +266,7 @@ def test_oauth2(storage: Storage, settings: Settings, api: dict[str, Any], idp: 
 
 
 def test_oauth2_with_a_configured_issuer(storage: Storage, settings: Settings, api: dict[str, Any], idp: LocalIdentityProvider) -> None:
-    """DESIGN 7's "or configured issuer": any OpenID Connect issuer the operator lists in
+    """oauth2 with a configured issuer (docs/api-operations.md): any OpenID Connect issuer the operator lists in
     JUNCTION_OAUTH_ISSUERS, with the binding's own audience; Azure AD need not be on."""
     issuer = idp.issuer_v2
     trusting = dataclasses.replace(settings, oauth_issuers=(issuer,))

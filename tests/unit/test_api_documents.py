@@ -1,4 +1,4 @@
-"""Reading and validating OpenAPI documents safely (core.apiops.bindings), without storage."""
+"""Reading and validating OpenAPI documents safely (core.apiops.documents, core.apiops.operations), without storage."""
 
 from __future__ import annotations
 

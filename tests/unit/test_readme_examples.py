@@ -24,6 +24,7 @@ from core.kernel.settings import Settings, StorageSettings
 from core.process.engine import RunContext, run_process
 from core.process.errors import ProcessFailed
 from core.process.validation import validate_process
+from core.runs.messages import message_trigger, parse_message
 from core.scenarios import schemas
 from tests.support.doc_examples import ROOT, Block, block, blocks
 from tests.support.memory_cache import DictCache
@@ -46,6 +47,7 @@ RUN_BY: dict[tuple[str, str, str | None], str] = {
     ("README.md", "sh", "cat > pets.yaml"): f"{DOCS}::test_the_api_walk_through_answers_what_its_comments_say",
     ("README.md", "sh", "export JUNCTION_TOKEN=$(junction token create"): f"{DOCS}::test_the_cli_session_runs_from_the_first_token_to_an_api_key",
     ("docs/api-operations.md", "json", '"scenarioId"'): f"{UNIT}::test_the_binding_example_is_a_valid_binding",
+    ("docs/architecture.md", "json", '{"v": 1'): f"{UNIT}::test_the_run_message_example_is_what_the_encoder_writes",
     ("docs/api-operations.md", "json", '{"type": "api"'): f"{DOCS}::test_the_trigger_data_example_is_what_a_process_sees",
     ("docs/azure-ad.md", "sh", "# a service, client secret"): f"{DOCS}::test_the_azure_ad_cli_examples_sign_in_and_call",
     ("docs/deploy.md", "sh", None): f"{DOCS}::test_the_deployment_guide_runs_end_to_end_against_stand_ins",
@@ -150,6 +152,17 @@ def test_the_binding_example_is_a_valid_binding() -> None:
     stored = normalise_binding(example, {"scopes": []}, settings)
     assert stored["authentication"] == {"type": "oauth2", "scopes": ["pets.read"]}
     assert stored["cors"] == {"allowedOrigins": ["https://app.example"], "allowCredentials": False}
+
+
+def test_the_run_message_example_is_what_the_encoder_writes() -> None:
+    """docs/architecture.md, "The run message": the example reads back as a message that writes
+    it again, and its trigger is what Accept's trigger summary becomes for an anonymous caller."""
+    example = _json('docs/architecture.md: {"v": 1')
+    message = parse_message(json.dumps(example))
+    assert message is not None and message.to_json() == example
+    summary = {k: v for k, v in example["trigger"].items() if k not in ("data", "claims")}
+    assert message_trigger(summary, None) == example["trigger"]
+    assert summary["bodyBytes"] == len(json.dumps(example["input"]))
 
 
 @pytest.mark.parametrize("step", INLINE_STEPS, ids=lambda s: s["type"])
