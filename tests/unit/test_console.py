@@ -120,9 +120,9 @@ def test_assets_are_versioned_by_their_content_and_cached_for_a_year(assets: Ass
 
 
 def test_the_folder_is_found_from_wherever_core_lives(tmp_path: Path) -> None:
-    assert find_console_folder() == CONSOLE
-    nested = ROOT / "core" / "web" / "console.py"  # where the reorganisation may put the module
-    assert find_console_folder(nested) == CONSOLE
+    assert find_console_folder() == CONSOLE  # from core/app/console.py
+    deeper = ROOT / "core" / "app" / "pages" / "console.py"  # wherever the module may move
+    assert find_console_folder(deeper) == CONSOLE
     with pytest.raises(FileNotFoundError):
         find_console_folder(tmp_path / "core" / "console.py")
 
