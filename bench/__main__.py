@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench import (
     accept,
+    basic_flood,
     bench_aad,
     bench_api_latency,
     bench_engine,
@@ -35,6 +36,8 @@ def main() -> int:
         sections.append(bench_api_latency.report(bench_api_latency.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(bench_routes.report(bench_routes.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(basic_flood.report(basic_flood.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(http_concurrency.report(http_concurrency.run(emulator.connection_string)))
         print(sections[-1], flush=True)
