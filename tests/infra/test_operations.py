@@ -57,11 +57,11 @@ def _section(text: str, heading: str) -> str:
 
 def doc_queries() -> list[tuple[str, str]]:
     """(where, query) for every fenced block of docs/operations.md: all are Kusto queries, tagged
-    ``text`` (the tags tests/unit/test_readme_examples.py accepts), each opening with a comment
-    that names the question it answers."""
+    ``kusto`` (tests/unit/test_readme_examples.py registers them to the test that parses them),
+    each opening with a comment that names the question it answers."""
     found = []
     for block in blocks("docs/operations.md"):
-        assert block.lang == "text", f"docs/operations.md:{block.line}: only Kusto queries here, tagged text"
+        assert block.lang == "kusto", f"docs/operations.md:{block.line}: only Kusto queries here, tagged kusto"
         assert block.text.startswith("// "), f"docs/operations.md:{block.line}: open the query with // <the question>"
         found.append((f"docs/operations.md:{block.line}", block.text))
     return found

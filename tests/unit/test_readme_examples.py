@@ -1,10 +1,12 @@
 """The examples of the README and docs/ are valid and do what their text says.
 
-Every fenced ``json`` and ``sh`` block of README.md and docs/*.md must be run by a test: ``RUN_BY``
-names it, and ``test_every_example_is_run_by_a_test`` fails for an example nobody runs (or a
-rule that no longer matches an example). JSON examples are checked here: scenarios and steps are
-validated as a save would validate them and, where the text claims a behaviour, run through the
-engine. Shell examples run in ``tests/e2e/test_doc_examples.py`` against the app on devhost.
+Every fenced ``json``, ``sh`` and ``kusto`` block of README.md and docs/*.md must be run by a test:
+``RUN_BY`` names it, and ``test_every_example_is_run_by_a_test`` fails for an example nobody runs
+(or a rule that no longer matches an example). JSON examples are checked here: scenarios and steps
+are validated as a save would validate them and, where the text claims a behaviour, run through
+the engine. Shell examples run in ``tests/e2e/test_doc_examples.py`` against the app on devhost;
+Kusto queries are parsed with the Kusto grammar and held to the telemetry contract in
+``tests/infra/test_operations.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ INLINE_STEPS = [json.loads(text) for text in re.findall(r"`(\{\"type\": \"[a-zA-
 ALLOWED = ("erp.example.com",)
 UNIT = "tests/unit/test_readme_examples.py"
 DOCS = "tests/e2e/test_doc_examples.py"
+KUSTO = "tests/infra/test_operations.py"
 
 # Which test runs each example: (document, language, first line starts with) -> test. A first
 # line of None matches every block of that language in the document (the deployment guide is
@@ -52,8 +55,11 @@ RUN_BY: dict[tuple[str, str, str | None], str] = {
     ("docs/azure-ad.md", "sh", "# a service, client secret"): f"{DOCS}::test_the_azure_ad_cli_examples_sign_in_and_call",
     ("docs/deploy.md", "sh", None): f"{DOCS}::test_the_deployment_guide_runs_end_to_end_against_stand_ins",
     ("docs/devhost.md", "sh", "python -m devhost"): f"{DOCS}::test_the_devhost_command_lines_start_a_host",
+    ("docs/operations.md", "kusto", None): f"{KUSTO}::test_every_query_parses_as_kusto",
 }
-TAGS = ("sh", "json", "text", "python")
+TAGS = ("sh", "json", "kusto", "text", "python")
+RUN = ("sh", "json", "kusto")
+"""The tags of examples that a test must run (``text`` and ``python`` blocks are illustrations)."""
 
 
 def _rules_for(example: Block) -> list[str]:
@@ -68,8 +74,8 @@ def test_every_example_is_run_by_a_test() -> None:
     examples = blocks()
     untagged = [f"{b.document}:{b.line}" for b in examples if b.lang not in TAGS]
     assert not untagged, f"tag these fenced blocks ({', '.join(TAGS)}): {untagged}"
-    unrun = [f"{b.document}:{b.line} {b.key}" for b in examples if b.lang in ("sh", "json") and len(_rules_for(b)) != 1]
-    assert not unrun, f"every json and sh example needs exactly one test in RUN_BY: {unrun}"
+    unrun = [f"{b.document}:{b.line} {b.key}" for b in examples if b.lang in RUN and len(_rules_for(b)) != 1]
+    assert not unrun, f"every {', '.join(RUN)} example needs exactly one test in RUN_BY: {unrun}"
     for (document, lang, start), test in RUN_BY.items():
         assert any(b.document == document and b.lang == lang and (start is None or b.key.startswith(f"{document}: {start}")) for b in examples), (
             f"RUN_BY names an example that is gone: {document} {start}"
