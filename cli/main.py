@@ -201,6 +201,12 @@ def cmd_api(args: argparse.Namespace) -> int:
             binding["allowedProtocols"] = args.protocols.split(",")
         if args.cors:
             binding["cors"] = {"allowedOrigins": args.cors}
+        if args.ip_allow:
+            binding["ipAllowList"] = args.ip_allow
+        if args.rate_limit is not None:
+            binding["rateLimit"] = {"requestsPerMinute": args.rate_limit, **({"burst": args.burst} if args.burst is not None else {})}
+            if args.per_credential:
+                binding["rateLimit"]["perCredential"] = True
         path = f"/management/apis/{quote(args.name, safe='')}/operations/{quote(args.operation, safe='')}"
         _print(client.request("PUT", path, json_body=binding))
     return 0
@@ -296,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api_bind.add_argument("--protocols", help="allowed protocols, e.g. https or http,https")
     api_bind.add_argument("--cors", help="allowed origins, separated by , or ; (* for all)")
+    api_bind.add_argument("--ip-allow", action="append", metavar="CIDR", help="an address or range that may call it (repeatable)")
+    api_bind.add_argument("--rate-limit", type=int, metavar="N", help="requests a minute, for all callers together")
+    api_bind.add_argument("--burst", type=int, metavar="M", help="with --rate-limit: requests at once (default N)")
+    api_bind.add_argument("--per-credential", action="store_true", help="with --rate-limit: one limit per credential")
     for p in api.choices.values():
         p.set_defaults(func=cmd_api)
 

@@ -33,6 +33,8 @@ from core.scenarios.repository import get_scenario
 from core.store import tables
 from core.store.errors import EntityChanged, EntityMissing
 from core.store.storage import IF_UNCHANGED, Storage
+from core.traffic.addresses import IP_ALLOW_LIST, normalise_allow_list
+from core.traffic.ratelimit import RATE_LIMIT, normalise_rate_limit
 from core.web.cors import normalise_cors
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ BINDING: dict[str, Any] = {
                 },
             },
         },
+        "ipAllowList": IP_ALLOW_LIST,
+        "rateLimit": RATE_LIMIT,
         "allowedProtocols": {
             "type": "array",
             "minItems": 1,
@@ -291,13 +295,21 @@ def normalise_binding(body: Any, operation: Mapping[str, Any], settings: Setting
             auth["anyTenantUser"] = True
     elif "anyTenantUser" in auth_in:
         raise BadRequest("binding.authentication.anyTenantUser is only for type 'oauth2'", "InvalidBinding")
-    return {
+    stored: dict[str, Any] = {
         "scenarioId": parse_guid(body["scenarioId"], "binding.scenarioId", "InvalidBinding"),
         "authentication": auth,
         "allowedProtocols": sorted(set(body.get("allowedProtocols") or ["http", "https"])),
         "cors": normalise_cors(body.get("cors")),
         "boundAt": clock.now_iso(),
     }
+    # Absent and null both mean "no list" / "no limit", and are stored absent.
+    allow_list = normalise_allow_list(body.get("ipAllowList"), "binding.ipAllowList")
+    if allow_list is not None:
+        stored["ipAllowList"] = allow_list
+    rate_limit = normalise_rate_limit(body.get("rateLimit"))
+    if rate_limit is not None:
+        stored["rateLimit"] = rate_limit
+    return stored
 
 
 def _find_operation(storage: Storage, api_name: str, operation_id: str) -> dict[str, Any]:

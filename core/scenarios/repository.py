@@ -22,6 +22,8 @@ from core.scenarios import schemas
 from core.store import tables
 from core.store.errors import EntityChanged, EntityMissing, StorageError
 from core.store.storage import IF_UNCHANGED, Storage
+from core.traffic.addresses import normalise_allow_list
+from core.traffic.ratelimit import normalise_rate_limit
 from core.web.paging import page
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,15 @@ class Scenario:
     @property
     def allow_anonymous(self) -> bool:
         return bool(self.document.get("externalTriggers", {}).get("allowAnonymous"))
+
+    @property
+    def ip_allow_list(self) -> list[str] | None:
+        """The addresses and ranges that may call its external triggers; None: any."""
+        return self.document.get("externalTriggers", {}).get("ipAllowList")
+
+    @property
+    def rate_limit(self) -> dict[str, Any] | None:
+        return self.document.get("externalTriggers", {}).get("rateLimit")
 
     @property
     def process(self) -> dict[str, Any]:
@@ -88,7 +99,15 @@ def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     if "schedule" in document:
         check_schedule(document["schedule"])
     normalised = copy.deepcopy(document)
-    normalised["externalTriggers"] = {**DEFAULT_TRIGGERS, **document.get("externalTriggers", {})}
+    triggers = {**DEFAULT_TRIGGERS, **document.get("externalTriggers", {})}
+    # Absent and null both mean "no list" / "no limit": stored absent, so GET shows what was meant.
+    allow_list = normalise_allow_list(triggers.pop("ipAllowList", None), "scenario.externalTriggers.ipAllowList")
+    if allow_list is not None:
+        triggers["ipAllowList"] = allow_list
+    rate_limit = normalise_rate_limit(triggers.pop("rateLimit", None))
+    if rate_limit is not None:
+        triggers["rateLimit"] = rate_limit
+    normalised["externalTriggers"] = triggers
     return normalised
 
 

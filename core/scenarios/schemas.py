@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.kernel.jsonschema import GUID, NAME
+from core.traffic.addresses import IP_ALLOW_LIST
+from core.traffic.ratelimit import RATE_LIMIT
 
 STEP: dict[str, Any] = {
     "type": "object",
@@ -38,6 +40,8 @@ EXTERNAL_TRIGGERS: dict[str, Any] = {
     "properties": {
         "enabled": {"type": "boolean", "default": False},
         "allowAnonymous": {"type": "boolean", "default": False},
+        "ipAllowList": IP_ALLOW_LIST,
+        "rateLimit": RATE_LIMIT,
     },
 }
 

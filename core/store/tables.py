@@ -23,7 +23,8 @@ USERS = "users"
 APIKEYS = "apikeys"
 APIS = "apis"
 APIBINDINGS = "apibindings"
-TABLES = (SCENARIOS, CACHE, RUNS, IDEMPOTENCY, SCHEDULES, TOKENS, USERS, APIKEYS, APIS, APIBINDINGS)
+RATELIMITS = "ratelimits"
+TABLES = (SCENARIOS, CACHE, RUNS, IDEMPOTENCY, SCHEDULES, TOKENS, USERS, APIKEYS, APIS, APIBINDINGS, RATELIMITS)
 
 POISON_SUFFIX = "-poison"
 """The Functions host's name for a queue's poison queue: ``<queue>-poison``."""

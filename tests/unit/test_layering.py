@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "store": 1,
     "identity": 2,
     "process": 2,
+    "traffic": 2,
     "scenarios": 3,
     "runs": 4,
     "apiops": 4,
