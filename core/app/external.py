@@ -101,7 +101,9 @@ def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> Acce
         "caller": principal_summary(principal),
     }
     try:
-        start_run(storage, scenario.id, trigger, body=body, has_body=has_body, principal=principal, run_id=run_id)
+        start_run(
+            storage, scenario.id, trigger, body=body, has_body=has_body, principal=principal, run_id=run_id, scenario_etag=scenario.etag
+        )
     except Exception:
         if idempotency_key is not None:
             idempotency.release(storage, scenario.id, idempotency_key)

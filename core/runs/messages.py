@@ -6,10 +6,17 @@ on ``<prefix>-runs``; the worker (``core.runs.worker``) and the poison handler
 object ``{"v", "scenarioId", "runId", "hasBody", "trigger", "input"}``, with ``resume`` for a
 continuation. A message that would not fit a queue message goes to a blob, and the queue gets
 ``{"v", "scenarioId", "runId", "messageBlob"}`` naming it.
+
+A run started by ``core.runs.starter`` also carries ``record`` (the queued run record as it was
+inserted: its ETag, ``createdAt`` and trigger summary) and ``scenarioEtag`` (the version of the
+scenario that accepted it): with them the worker claims the run with one conditional write
+instead of a read and a write, and reuses a scenario it already holds instead of reading it
+(docs/architecture.md, "Storage calls per run").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +43,8 @@ class RunMessage:
     trigger: dict[str, Any]
     message_blob: str | None = None
     resume: dict[str, Any] | None = None
+    record: dict[str, Any] | None = None
+    scenario_etag: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -48,7 +57,17 @@ class RunMessage:
         }
         if self.resume is not None:
             data["resume"] = self.resume
+        data.update(self._hints())
         return data
+
+    def _hints(self) -> dict[str, Any]:
+        """What lets the worker skip storage reads; kept in the queue even when the rest is in a blob."""
+        hints: dict[str, Any] = {}
+        if self.record is not None:
+            hints["record"] = self.record
+        if self.scenario_etag is not None:
+            hints["scenarioEtag"] = self.scenario_etag
+        return hints
 
 
 def message_trigger(trigger: Mapping[str, Any], principal: Principal | None) -> dict[str, Any]:
@@ -75,7 +94,8 @@ def enqueue(storage: Storage, message: RunMessage) -> None:
     if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
         blob_name = input_blob_name(message.scenario_id, message.run_id)
         storage.container().upload_blob(blob_name, text.encode("utf-8"), overwrite=True)
-        text = dumps({"v": MESSAGE_VERSION, "scenarioId": message.scenario_id, "runId": message.run_id, "messageBlob": blob_name})
+        pointer = {"v": MESSAGE_VERSION, "scenarioId": message.scenario_id, "runId": message.run_id, "messageBlob": blob_name}
+        text = dumps({**pointer, **message._hints()})
     storage.queue().send_message(text)
 
 
@@ -83,6 +103,8 @@ def parse_message(text: str) -> RunMessage | None:
     """The run a queue message names, or None for a message that is not Junction's."""
     try:
         data = json.loads(text)
+        record = data.get("record")
+        scenario_etag = data.get("scenarioEtag")
         return RunMessage(
             scenario_id=str(data["scenarioId"]),
             run_id=str(data["runId"]),
@@ -91,6 +113,8 @@ def parse_message(text: str) -> RunMessage | None:
             trigger=dict(data.get("trigger") or {}),
             message_blob=data.get("messageBlob"),
             resume=data.get("resume"),
+            record=dict(record) if isinstance(record, dict) else None,
+            scenario_etag=scenario_etag if isinstance(scenario_etag, str) else None,
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -104,4 +128,4 @@ def read_whole(storage: Storage, message: RunMessage) -> RunMessage:
     whole = parse_message(text)
     if whole is None:
         raise ValueError("the stored run message is not valid")
-    return RunMessage(whole.scenario_id, whole.run_id, whole.input, whole.has_body, whole.trigger, message.message_blob, whole.resume)
+    return dataclasses.replace(whole, message_blob=message.message_blob, record=message.record, scenario_etag=message.scenario_etag)

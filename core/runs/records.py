@@ -83,6 +83,23 @@ def insert_run(storage: Storage, scenario_id: str, run_id: str, trigger: dict[st
     return storage.insert(tables.RUNS, new_run_entity(scenario_id, run_id, trigger))
 
 
+def queued_record(entity: Entity) -> dict[str, Any]:
+    """What the run message carries of a record just inserted: its ETag and plain properties,
+    from which ``claimed_entity`` rebuilds it without reading it."""
+    return {"etag": entity.metadata["etag"], "createdAt": entity["CreatedAt"], "trigger": entity["Trigger"]}
+
+
+def queued_entity(scenario_id: str, run_id: str, record: Mapping[str, Any]) -> Entity | None:
+    """The run record as ``insert_run`` stored it, rebuilt from ``queued_record``'s summary (None
+    when the summary is not one): exact, since a queued record holds nothing else."""
+    etag, created, trigger = record.get("etag"), record.get("createdAt"), record.get("trigger")
+    if not (isinstance(etag, str) and isinstance(created, str) and isinstance(trigger, str)):
+        return None
+    entity = Entity({"PartitionKey": scenario_id, "RowKey": run_id, "Status": QUEUED, "CreatedAt": created, "Trigger": trigger, "Attempts": 0})
+    entity._metadata = {"etag": etag}
+    return entity
+
+
 def discard_run(storage: Storage, entity: Entity) -> None:
     """Remove the record of a run whose queue message could not be sent.
 

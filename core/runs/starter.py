@@ -26,16 +26,28 @@ def start_run(
     has_body: bool,
     principal: Principal | None,
     run_id: str | None = None,
+    scenario_etag: str | None = None,
 ) -> str:
     """Record a queued run and enqueue it; returns its id.
 
     If the message cannot be sent, the caller gets the error (503 when storage is down), so the
     run was never accepted; its record is removed (``core.runs.records.discard_run``, retried
     until storage is back) rather than left ``queued`` with nothing to run it.
+
+    The message carries the record as inserted and ``scenario_etag`` (the scenario version the
+    caller read, when it read one), so the worker need not read either (``core.runs.messages``).
     """
     run_id = run_id or new_run_id()
     entity = runs.insert_run(storage, scenario_id, run_id, dict(trigger))
-    message = RunMessage(scenario_id, run_id, body, has_body, message_trigger(trigger, principal))
+    message = RunMessage(
+        scenario_id,
+        run_id,
+        body,
+        has_body,
+        message_trigger(trigger, principal),
+        record=runs.queued_record(entity),
+        scenario_etag=scenario_etag,
+    )
     try:
         enqueue(storage, message)
     except Exception:

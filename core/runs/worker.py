@@ -27,7 +27,8 @@ from core.process.http_step import call_step, poll_source
 from core.runs import records as runs
 from core.runs.messages import RunMessage, parse_message, read_whole
 from core.scenarios.cache import ScenarioCache
-from core.scenarios.repository import get_scenario
+from core.scenarios.repository import get_scenario_version
+from core.store.errors import EntityChanged, EntityMissing
 from core.store.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -41,21 +42,10 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
     if message is None:
         logger.error("dropping a run message that is not valid JSON of the expected shape")
         return "invalid"
-    try:
-        entity = runs.read_run_entity(storage, message.scenario_id, message.run_id)
-    except JunctionError:
-        logger.warning("run %s has no record (scenario deleted?); dropping its message", message.run_id)
-        return "missing"
-    if entity.get("Status") in runs.FINAL:
-        logger.info("run %s already %s; acknowledging a repeated message", message.run_id, entity["Status"])
-        return str(entity["Status"])
-
-    try:
-        runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=entity.get("StartedAt") or clock.now_iso(), Attempts=dequeue_count)
-    except Exception as exc:
-        if not runs.is_refusal(exc):
-            raise
-        return runs.finish_run(storage, entity, runs.FAILED, error=f"the run could not be started: {runs.describe_refusal(exc)}")
+    claimed = _claim(storage, message, dequeue_count)
+    if isinstance(claimed, str):
+        return claimed
+    entity = claimed
     earlier_records = runs.step_records(storage, entity)
     try:
         message = read_whole(storage, message)
@@ -95,6 +85,44 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
     return status
 
 
+def _claim(storage: Storage, message: RunMessage, dequeue_count: int) -> Any:
+    """Mark the run ``running`` for this attempt and return its record, or return the status
+    that says why nothing runs.
+
+    A message from ``core.runs.starter`` carries the record as inserted: one write conditional on
+    its ETag both checks that nothing has touched the run since (no attempt, no end) and marks it,
+    where a read and a write were needed. When the ETag no longer matches (a retry, a repeated
+    message), the record is read and judged as before: a run already ended is acknowledged.
+    """
+    started = {"StartedAt": clock.now_iso(), "Attempts": dequeue_count}
+    entity = runs.queued_entity(message.scenario_id, message.run_id, message.record) if message.record else None
+    if entity is not None:
+        try:
+            runs.update_run(storage, entity, if_unchanged=True, Status=runs.RUNNING, **started)
+            return entity
+        except (EntityChanged, EntityMissing):
+            pass  # changed since it was queued, or gone: the read below tells which
+        except Exception as exc:
+            if not runs.is_refusal(exc):
+                raise
+            return runs.finish_run(storage, entity, runs.FAILED, error=f"the run could not be started: {runs.describe_refusal(exc)}")
+    try:
+        entity = runs.read_run_entity(storage, message.scenario_id, message.run_id)
+    except JunctionError:
+        logger.warning("run %s has no record (scenario deleted?); dropping its message", message.run_id)
+        return "missing"
+    if entity.get("Status") in runs.FINAL:
+        logger.info("run %s already %s; acknowledging a repeated message", message.run_id, entity["Status"])
+        return str(entity["Status"])
+    try:
+        runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=entity.get("StartedAt") or started["StartedAt"], Attempts=dequeue_count)
+    except Exception as exc:
+        if not runs.is_refusal(exc):
+            raise
+        return runs.finish_run(storage, entity, runs.FAILED, error=f"the run could not be started: {runs.describe_refusal(exc)}")
+    return entity
+
+
 def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int, exc: ProcessFailed, records: list[dict[str, Any]]) -> None:
     """The run goes back to ``queued`` with this attempt's error; on the last attempt it is
     ``failed`` with the step and the step records. (Records of earlier attempts are not kept:
@@ -110,7 +138,7 @@ def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int
 
 
 def _execute(storage: Storage, settings: Settings, message: RunMessage) -> ProcessResult:
-    scenario = get_scenario(storage, message.scenario_id)
+    scenario = get_scenario_version(storage, message.scenario_id, message.scenario_etag)
     body = message.input
     resume = message.resume or {}
     if not message.has_body and not resume and scenario.document.get("source"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +154,53 @@ def get_scenario(storage: Storage, scenario_id: str) -> Scenario:
     except EntityMissing:
         raise NotFound(f"no scenario with id {scenario_id}", "ScenarioNotFound") from None
     return _from_entity(storage, entity)
+
+
+class _Versions:
+    """Scenario versions this process has read for runs, by id and ETag (the last ``SIZE``).
+
+    A version never changes under its ETag, so holding it is never stale: a run whose message
+    names a version held here uses it without a read (docs/architecture.md, "Storage calls per run").
+    """
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._held: OrderedDict[tuple[str, str], Scenario] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, scenario_id: str, etag: str) -> Scenario | None:
+        with self._lock:
+            scenario = self._held.get((scenario_id, etag))
+            if scenario is not None:
+                self._held.move_to_end((scenario_id, etag))
+            return scenario
+
+    def keep(self, scenario: Scenario) -> None:
+        with self._lock:
+            self._held[(scenario.id, scenario.etag)] = scenario
+            self._held.move_to_end((scenario.id, scenario.etag))
+            while len(self._held) > self.SIZE:
+                self._held.popitem(last=False)
+
+
+_versions = _Versions()
+
+
+def get_scenario_version(storage: Storage, scenario_id: str, etag: str | None) -> Scenario:
+    """The scenario at version ``etag`` (the one that accepted a run) when this process holds it,
+    else the scenario as stored now, which is then held.
+
+    So a run executes the version that accepted it or a later one, never an earlier one; one
+    changed or deleted after the Accept may still run as accepted, as it would have had its run
+    started a moment sooner. The held document is shared: callers must not change it.
+    """
+    held = _versions.get(scenario_id, etag) if etag else None
+    if held is not None:
+        return held
+    scenario = get_scenario(storage, scenario_id)
+    _versions.keep(scenario)
+    return scenario
 
 
 def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str] = ()) -> Scenario:

@@ -75,6 +75,72 @@ def test_warm_accept_costs_three_storage_calls_and_four_with_a_token(storage: St
     assert len(set(storage.counter.log)) == 4  # none repeated
 
 
+def _run_calls(storage: Storage, settings: Settings, sid: str) -> tuple[list[str], list[str]]:
+    """The storage calls of one Accept and of the worker executing its run (the host's receive
+    and delete of the message are not the worker's)."""
+    storage.counter.reset(keep_log=True)
+    accept(storage, settings, _post(sid, b'{"n": 1}'))
+    accepted = list(storage.counter.log)
+    message = storage.queue().receive_message()
+    storage.counter.reset(keep_log=True)
+    assert execute_run(storage, settings, message.content, 1) == "succeeded"
+    executed = list(storage.counter.log)
+    storage.queue().delete_message(message)
+    return accepted, executed
+
+
+def test_a_warm_run_costs_three_worker_calls_none_repeated(storage: Storage, settings: Settings) -> None:
+    """The message carries the record's ETag and the scenario's version: the worker claims the
+    run with one conditional write and reads neither the record nor a scenario it holds."""
+    sid = _create(storage)
+    _run_calls(storage, settings, sid)  # warm: tables, queue, the scenario version held
+    accepted, executed = _run_calls(storage, settings, sid)
+    assert len(accepted) == 3, accepted
+    assert [call.split(" ")[0] for call in executed] == ["PATCH", "PUT", "PATCH"], executed  # running, cache, final
+    assert len(set(accepted + executed)) == len(accepted + executed) - 1  # only the run record is written twice
+
+
+def test_a_changed_scenario_is_read_again_by_the_worker(storage: Storage, settings: Settings) -> None:
+    sid = _create(storage)
+    _run_calls(storage, settings, sid)
+    scenarios.patch_scenario(storage, sid, {"process": {"steps": [{"type": "cache", "key": "last", "value": "changed"}]}}, None)
+    _, executed = _run_calls(storage, settings, sid)
+    assert [call.split(" ")[0] for call in executed] == ["PATCH", "GET", "PUT", "PATCH"], executed
+    assert get_cache_data(storage, sid, '"last"', None) == "changed"
+
+
+def test_a_retried_message_finds_its_record_changed_and_runs_again(storage: Storage, settings: Settings) -> None:
+    """The record's ETag in the message no longer matches after a failed attempt: the worker
+    reads the record, and the run still executes once, on the attempt that succeeds."""
+    sid = _create(storage)
+    result = accept(storage, settings, _post(sid, b'{"n": 2}'))
+    message = storage.queue().receive_message()
+    entity = runs.read_run_entity(storage, sid, result.run_id)
+    runs.update_run(storage, entity, Status=runs.QUEUED, Attempts=1, error="attempt 1: the worker stopped")
+    assert execute_run(storage, settings, message.content, 2) == "succeeded"
+    run = runs.get_run(storage, sid, result.run_id)
+    assert run["status"] == "succeeded" and run["attempts"] == 2 and run["error"] is None
+    assert execute_run(storage, settings, message.content, 3) == "succeeded"  # repeated: acknowledged
+    assert runs.get_run(storage, sid, result.run_id)["attempts"] == 2
+
+
+def test_a_message_whose_record_is_gone_is_dropped(storage: Storage, settings: Settings) -> None:
+    sid = _create(storage)
+    result = accept(storage, settings, _post(sid))
+    message = storage.queue().receive_message()
+    storage.table("runs").delete_entity(sid, result.run_id)
+    assert execute_run(storage, settings, message.content, 1) == "missing"
+    assert _run_count(storage, sid) == 0
+    assert get_cache_data_or_none(storage, sid) is None
+
+
+def get_cache_data_or_none(storage: Storage, sid: str) -> Any:
+    try:
+        return get_cache_data(storage, sid, '"last"', None)
+    except NotFound:
+        return None
+
+
 def test_get_without_body_runs_with_null_input(storage: Storage, settings: Settings) -> None:
     sid = _create(storage)
     result = accept(storage, settings, AcceptRequest(sid, "GET", b"", None, None))
