@@ -1,4 +1,9 @@
-"""Storage calls per Accept on a warm instance, counted at the SDK's request hook."""
+"""Storage calls per Accept and per complete run on a warm instance, counted at the SDK's request hook.
+
+A complete run: its Accept, the worker's calls (``core.runs.worker.execute_run``) for a
+transform -> cache -> return process, and the host's own two per message (the receive, shared by
+up to ``batchSize`` messages, and the delete after success), made here as the host makes them.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,14 @@ from core.store.storage import Storage
 from devhost.azurite import Azurite
 
 PROCESS = {"steps": [{"type": "return", "value": "#trigger.data.body"}]}
+RUN_PROCESS = {
+    "steps": [
+        {"type": "transform", "id": "got", "expression": "data[0].Body"},
+        {"type": "cache", "key": {"jmespath": "steps.got.n"}, "value": {"jmespath": "steps.got.n"}},
+        {"type": "return", "value": {"jmespath": "steps.got.n"}},
+    ]
+}
+BATCH = 16  # host.json extensions.queues.batchSize: one receive serves up to this many messages
 
 
 def count(storage: Storage, settings: Settings, request: AcceptRequest) -> list[str]:
@@ -21,6 +34,29 @@ def count(storage: Storage, settings: Settings, request: AcceptRequest) -> list[
     storage.counter.reset(keep_log=True)
     accept(storage, settings, request)
     return list(storage.counter.log)
+
+
+def count_run(storage: Storage, settings: Settings, request: AcceptRequest) -> dict[str, list[str]]:
+    """The calls of one complete run, by who makes them; the first run warms up (tables, queue,
+    the scenario version the worker holds)."""
+    from core.runs.worker import execute_run  # cold start: as in the queue trigger
+
+    calls: dict[str, list[str]] = {}
+    storage.queue().clear_messages()  # the Accepts counted before left their messages
+    for _ in range(2):
+        storage.counter.reset(keep_log=True)
+        accept(storage, settings, request)
+        calls["accept"] = list(storage.counter.log)
+        storage.counter.reset(keep_log=True)
+        message = storage.queue().receive_message()
+        calls["host: receive (one per batch of up to 16)"] = list(storage.counter.log)
+        storage.counter.reset(keep_log=True)
+        execute_run(storage, settings, message.content, int(message.dequeue_count or 1))
+        calls["worker"] = list(storage.counter.log)
+        storage.counter.reset(keep_log=True)
+        storage.queue().delete_message(message)
+        calls["host: delete"] = list(storage.counter.log)
+    return calls
 
 
 def run(connection_string: str) -> dict[str, Any]:
@@ -32,7 +68,9 @@ def run(connection_string: str) -> dict[str, Any]:
     body = b'{"a": 1}'
     anonymous = count(storage, settings, AcceptRequest(sid, "POST", body, "application/json", None))
     with_token = count(storage, settings, AcceptRequest(sid, "POST", body, "application/json", f"Bearer {token}"))
-    return {"anonymous": anonymous, "token": with_token}
+    run_sid = scenarios.create_scenario(storage, {**document, "process": RUN_PROCESS}).id
+    complete = count_run(storage, settings, AcceptRequest(run_sid, "POST", b'{"n": 1}', "application/json", None))
+    return {"anonymous": anonymous, "token": with_token, "run": complete}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -42,6 +80,13 @@ def report(result: dict[str, Any]) -> str:
         repeated = len(calls) - len(set(calls))
         lines.append(f"storage calls per Accept ({kind}): {len(calls)} (target {target}), repeated: {repeated}")
         lines.extend(f"    {call}" for call in calls)
+    run_calls = result["run"]
+    receives = len(run_calls["host: receive (one per batch of up to 16)"])
+    whole = sum(len(v) for k, v in run_calls.items() if not k.startswith("host: receive"))
+    lines.append(f"storage calls per complete run (transform -> cache -> return): {whole} + {receives}/{BATCH} receive"
+                 f" (floor 6: Accept's 3, cache write, final record, message delete)")
+    for who, calls in run_calls.items():
+        lines.extend(f"    {who}: {call}" for call in calls)
     return "\n".join(lines)
 
 
