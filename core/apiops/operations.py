@@ -57,26 +57,55 @@ def _deref(document: Mapping[str, Any], node: Any) -> Any:
 MAX_INLINED_VALUES = 20_000
 """What one parameter or form schema may expand to once its ``$ref``s are inlined."""
 
+MAX_EXTRACTED_VALUES = 500_000
+"""What all of a document's operations together may copy from it: inlined parameter and form
+schemas, and the definitions each body schema carries. A per-schema bound alone lets a 22 KB
+document with 200 parameters that refer to one large shared schema extract 39 MB (5 s of CPU);
+the sum is what costs, so the sum is bounded (issue 13, point 8)."""
+
 
 class _Budget:
-    def __init__(self, limit: int) -> None:
+    """Values left to copy; ``spend`` refuses the document once they run out."""
+
+    def __init__(self, limit: int, what: str) -> None:
         self.left = limit
+        self.what = what
+
+    def spend(self, values: int = 1) -> None:
+        self.left -= values
+        if self.left < 0:
+            raise BadRequest(self.what, "InvalidDocument")
 
 
-def _inline(document: Mapping[str, Any], node: Any, depth: int = 0, *, budget: _Budget | None = None, active: tuple[str, ...] = ()) -> Any:
+def _document_budget() -> _Budget:
+    return _Budget(
+        MAX_EXTRACTED_VALUES,
+        f"the document's operations expand to more than {MAX_EXTRACTED_VALUES} values once their $refs are inlined or copied",
+    )
+
+
+def _inline(
+    document: Mapping[str, Any],
+    node: Any,
+    depth: int = 0,
+    *,
+    total: _Budget,
+    budget: _Budget | None = None,
+    active: tuple[str, ...] = (),
+) -> Any:
     """``node`` with local references replaced by their targets (small parameter schemas).
 
     A reference back to a schema being expanded (recursion) becomes ``{}`` at once, and the whole
     expansion may hold at most ``MAX_INLINED_VALUES`` values: references shared by many
     properties multiply (12 properties each referring to their own schema made an 855-byte
-    document take 17 s to import), so the size is bounded, not only the depth.
+    document take 17 s to import), so the size is bounded, not only the depth. Every value also
+    counts against the document's ``total``.
     """
-    budget = budget if budget is not None else _Budget(MAX_INLINED_VALUES)
-    budget.left -= 1
-    if budget.left < 0:
-        raise BadRequest(
-            f"a parameter schema expands to more than {MAX_INLINED_VALUES} values once its $refs are inlined", "InvalidDocument"
-        )
+    budget = budget if budget is not None else _Budget(
+        MAX_INLINED_VALUES, f"a parameter schema expands to more than {MAX_INLINED_VALUES} values once its $refs are inlined"
+    )
+    budget.spend()
+    total.spend()
     if depth > 12:
         return {}
     while isinstance(node, dict) and isinstance(node.get("$ref"), str):
@@ -86,20 +115,23 @@ def _inline(document: Mapping[str, Any], node: Any, depth: int = 0, *, budget: _
         active = (*active, ref)
         node = _pointer(document, ref)
     if isinstance(node, dict):
-        return {k: _inline(document, v, depth + 1, budget=budget, active=active) for k, v in node.items()}
+        return {k: _inline(document, v, depth + 1, total=total, budget=budget, active=active) for k, v in node.items()}
     if isinstance(node, list):
-        return [_inline(document, v, depth + 1, budget=budget, active=active) for v in node]
+        return [_inline(document, v, depth + 1, total=total, budget=budget, active=active) for v in node]
     return node
 
 
-def self_contained_schema(document: Mapping[str, Any], schema: Any) -> dict[str, Any]:
+def self_contained_schema(document: Mapping[str, Any], schema: Any, total: _Budget | None = None) -> dict[str, Any]:
     """``schema`` plus every definition it references (transitively), at their original pointers.
 
     The body validator then resolves ``#/components/schemas/Pet`` or ``#/definitions/Pet``
-    inside the schema itself, and each operation stores only the definitions it uses.
+    inside the schema itself, and each operation stores only the definitions it uses (each
+    copied object counts against the document's ``total``: many operations sharing one large
+    definition store it many times).
     """
     if not isinstance(schema, dict):
         return {}
+    total = total if total is not None else _document_budget()
     root: dict[str, Any] = dict(schema)
     pending = [ref for _, item in walk(schema) if isinstance(ref := item.get("$ref"), str)]
     done: set[str] = set()
@@ -118,7 +150,10 @@ def self_contained_schema(document: Mapping[str, Any], schema: Any) -> dict[str,
                 holder[part] = nxt
             holder = nxt
         holder[parts[-1]] = target
-        pending.extend(r for _, item in walk(target) if isinstance(r := item.get("$ref"), str))
+        for _, item in walk(target):
+            total.spend()
+            if isinstance(ref := item.get("$ref"), str):
+                pending.append(ref)
     return root
 
 
@@ -151,9 +186,9 @@ def _normalise_swagger2_param(param: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _normalise_oas3_param(document: Mapping[str, Any], param: Mapping[str, Any]) -> dict[str, Any]:
+def _normalise_oas3_param(document: Mapping[str, Any], param: Mapping[str, Any], total: _Budget) -> dict[str, Any]:
     where = param["in"]
-    schema = _inline(document, param.get("schema") or {})
+    schema = _inline(document, param.get("schema") or {}, total=total)
     if not isinstance(schema, dict):
         schema = {}
     out: dict[str, Any] = {"name": param["name"], "in": where, "required": bool(param.get("required")), "schema": schema}
@@ -193,7 +228,9 @@ def _scopes(document: Mapping[str, Any], operation: Mapping[str, Any], dialect: 
     return scopes
 
 
-def _request_body(document: Mapping[str, Any], operation: Mapping[str, Any], params: Sequence[Mapping[str, Any]], dialect: str) -> dict[str, Any] | None:
+def _request_body(
+    document: Mapping[str, Any], operation: Mapping[str, Any], params: Sequence[Mapping[str, Any]], dialect: str, total: _Budget
+) -> dict[str, Any] | None:
     if dialect == "swagger2":
         body = next((p for p in params if p.get("in") == "body"), None)
         consumes = operation.get("consumes", document.get("consumes")) or []
@@ -207,7 +244,7 @@ def _request_body(document: Mapping[str, Any], operation: Mapping[str, Any], par
         return {
             "required": bool(body.get("required")),
             "contentTypes": list(consumes),
-            "jsonSchema": self_contained_schema(document, body.get("schema") or {}),
+            "jsonSchema": self_contained_schema(document, body.get("schema") or {}, total),
             "formFields": [],
         }
     raw = operation.get("requestBody")
@@ -220,12 +257,12 @@ def _request_body(document: Mapping[str, Any], operation: Mapping[str, Any], par
     return {
         "required": bool(request_body.get("required")),
         "contentTypes": list(content),
-        "jsonSchema": self_contained_schema(document, schema) if isinstance(schema, dict) else None,
-        "formFields": _oas3_form_fields(document, content),
+        "jsonSchema": self_contained_schema(document, schema, total) if isinstance(schema, dict) else None,
+        "formFields": _oas3_form_fields(document, content, total),
     }
 
 
-def _oas3_form_fields(document: Mapping[str, Any], content: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _oas3_form_fields(document: Mapping[str, Any], content: Mapping[str, Any], total: _Budget) -> list[dict[str, Any]]:
     """The properties of an ``application/x-www-form-urlencoded`` body, as parameters.
 
     A form carries only text, so its fields are cast like query parameters (arrays by the
@@ -234,7 +271,7 @@ def _oas3_form_fields(document: Mapping[str, Any], content: Mapping[str, Any]) -
     """
     form_type = next((t for t in content if media_type(t)[0] == FORM_TYPE), None)
     media = _deref(document, content[form_type]) if form_type else None
-    schema = _inline(document, media.get("schema")) if isinstance(media, dict) else None
+    schema = _inline(document, media.get("schema"), total=total) if isinstance(media, dict) else None
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return []
     encoding = media.get("encoding") if isinstance(media.get("encoding"), dict) else {}
@@ -262,6 +299,7 @@ def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[s
     "jsonSchema", "formFields": [normalised, "in": "form"]} | None, "scopes": [...], "dialect"}``.
     """
     base = _base_path(document, dialect)
+    total = _document_budget()
     operations: list[dict[str, Any]] = []
     problems: list[str] = []
     for doc_path, raw_item in (document.get("paths") or {}).items():
@@ -282,7 +320,7 @@ def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[s
                     merged[(param["in"], param["name"])] = param
             raw_params = list(merged.values())
             params = [
-                _normalise_swagger2_param(p) if dialect == "swagger2" else _normalise_oas3_param(document, p)
+                _normalise_swagger2_param(p) if dialect == "swagger2" else _normalise_oas3_param(document, p, total)
                 for p in raw_params
                 if p.get("in") in ("path", "query", "header", "cookie")
             ]
@@ -295,7 +333,7 @@ def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[s
                 "documentPath": doc_path,
                 "summary": str(operation.get("summary") or "")[:500],
                 "parameters": params,
-                "requestBody": _request_body(document, operation, raw_params, dialect),
+                "requestBody": _request_body(document, operation, raw_params, dialect, total),
                 "scopes": _scopes(document, operation, dialect),
                 "dialect": dialect,
             }

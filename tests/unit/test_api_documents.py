@@ -133,3 +133,20 @@ def test_names_are_validated() -> None:
 def test_json_documents_round_trip() -> None:
     text = json.dumps(minimal({"/x": {"get": ok("x")}})).encode()
     assert read_document(text, None)["openapi"] == "3.0.3"  # no content type: read as YAML, a JSON superset
+
+
+def _wide_document(operations: int) -> dict:
+    """``operations`` POSTs whose bodies all refer to one definition of 1,000 properties."""
+    big = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(1000)}}
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Big"}}}}
+    paths = {f"/o{i}": {"post": {"operationId": f"o{i}", "requestBody": body, "responses": {"200": {"description": "ok"}}}} for i in range(operations)}
+    return {"openapi": "3.0.3", "info": {"title": "w", "version": "1"}, "paths": paths, "components": {"schemas": {"Big": big}}}
+
+
+def test_bodies_sharing_definitions_count_against_one_document_bound() -> None:
+    """Each body carries the definitions it uses; a thousand operations sharing one large
+    definition stored it a thousand times. The copies count against the document's bound."""
+    assert len(extract_operations(_wide_document(10), "oas30")) == 10
+    with pytest.raises(BadRequest, match="the document's operations expand to more than") as refused:
+        extract_operations(_wide_document(1000), "oas30")
+    assert refused.value.code == "InvalidDocument"
