@@ -44,13 +44,31 @@ MAX_LINES = 525
 STORAGE_SDKS = ("azure.",)
 
 
+def _is_storage_sdk(name: str) -> bool:
+    """``azure`` itself too: ``import azure`` then ``azure.data.tables`` would pass a prefix test."""
+    return (name == "azure" or name.startswith(STORAGE_SDKS)) and not (name == "azure.functions" or name.startswith("azure.functions."))
+
+
+def _from_module(path: Path, node: ast.ImportFrom) -> str | None:
+    """The absolute module a ``from ... import`` names; relative ones resolved from ``path``, so
+    ``from ..apiops import routes`` is held to the same rules as ``from core.apiops import routes``."""
+    if node.level == 0:
+        return node.module
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    package = list(parts[:-1])  # a module's package; an __init__'s package is its folder, the same list
+    if node.level - 1 > len(package):
+        return None
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base) or None
+
+
 def _imports(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and (module := _from_module(path, node)):
+            names.add(module)
     return names
 
 
@@ -75,10 +93,10 @@ def _core_targets(path: Path) -> Iterator[tuple[int, str]]:
             for alias in node.names:
                 if alias.name == "core" or alias.name.startswith("core."):
                     yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (node.module == "core" or node.module.startswith("core.")):
+        elif isinstance(node, ast.ImportFrom) and (module := _from_module(path, node)) and (module == "core" or module.startswith("core.")):
             for alias in node.names:
-                submodule = f"{node.module}.{alias.name}"
-                yield node.lineno, submodule if _is_module(submodule) else node.module
+                submodule = f"{module}.{alias.name}"
+                yield node.lineno, submodule if _is_module(submodule) else module
 
 
 def _package(module: str) -> str | None:
@@ -99,6 +117,28 @@ def test_core_is_packages_only() -> None:
     assert packages == set(LAYERS), "a package of core is missing from LAYERS (or LAYERS names one that is gone)"
 
 
+def test_relative_imports_are_held_to_the_same_rules() -> None:
+    """A relative import names the same module as its absolute form, so no rule can be passed by
+    writing ``from ..apiops import routes``; a bare ``import azure`` counts as the storage SDKs."""
+    starter = ROOT / "core" / "runs" / "starter.py"
+    tree = ast.parse("from ..apiops import routes\nfrom . import messages\nfrom .records import x\n")
+    found = [_from_module(starter, node) for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert found == ["core.apiops", "core.runs", "core.runs.records"]
+    assert _is_storage_sdk("azure") and _is_storage_sdk("azure.data.tables") and not _is_storage_sdk("azure.functions")
+
+
+def test_pyproject_installs_every_package() -> None:
+    """pyproject.toml finds packages by pattern: every package of the app, new ones included."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]["find"]
+    installed = set(find_packages(str(ROOT), include=config["include"]))
+    expected = {_module_name(p) for folder in ("core", "cli", "devhost", "triggers") for p in _sources(folder) if p.name == "__init__.py"}
+    assert expected and expected <= installed, sorted(expected - installed)
+
+
 @pytest.mark.parametrize("path", CORE_SOURCES, ids=_id)
 def test_imports_only_go_down_the_layers(path: Path) -> None:
     here = _package(_module_name(path))
@@ -114,7 +154,7 @@ def test_imports_only_go_down_the_layers(path: Path) -> None:
 
 @pytest.mark.parametrize("path", CORE_SOURCES, ids=_id)
 def test_only_store_touches_the_storage_sdks(path: Path) -> None:
-    sdk = {name for name in _imports(path) if name.startswith(STORAGE_SDKS) and not name.startswith("azure.functions")}
+    sdk = {name for name in _imports(path) if _is_storage_sdk(name)}
     if _module_name(path).startswith("core.store"):
         return
     assert not sdk, f"{_id(path)} imports {sorted(sdk)}: only core/store/ talks to the storage SDKs (core.store.errors names their errors)"
