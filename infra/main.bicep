@@ -37,7 +37,7 @@ param principalId string = ''
 param principalType string = 'User'
 
 // ---------------------------------------------------------------------------------------------
-// Junction settings (DESIGN section 2): each becomes the JUNCTION_* app setting of the same meaning
+// Junction settings (README, "Settings"): each becomes the JUNCTION_* app setting of the same meaning
 // ---------------------------------------------------------------------------------------------
 
 @description('JUNCTION_AAD_TENANT_ID: Azure AD (Entra ID) tenant whose tokens are accepted; empty disables Azure AD.')

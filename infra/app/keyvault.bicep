@@ -1,5 +1,5 @@
 // The Key Vault behind the JUNCTION_SECRET_* app settings: credentials that process http steps
-// send to outside systems (DESIGN 5). The values live only here; the function app reads them
+// send to outside systems (docs/deploy.md, "Secrets for http steps"). The values live only here; the function app reads them
 // through Key Vault references with its managed identity, so no secret passes through a
 // template, a parameter file, the azd environment or the deployment history. Access is RBAC
 // only (no access policies): the app's identity may read secrets, nothing more.

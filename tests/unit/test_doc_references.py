@@ -59,7 +59,10 @@ def test_every_core_name_named_exists(path: Path, monkeypatch: pytest.MonkeyPatc
     assert not missing, f"{_id(path)} names {missing}, which do not exist"
 
 
-@pytest.mark.parametrize("path", PROSE + SOURCES, ids=_id)
+TEMPLATES = sorted((ROOT / "infra").rglob("*.bicep"))
+
+
+@pytest.mark.parametrize("path", PROSE + SOURCES + TEMPLATES, ids=_id)
 def test_nothing_cites_a_document_outside_the_repository(path: Path) -> None:
     """Docstrings and docs cite docs/ of this repository (docs/architecture.md above all), or nothing."""
     found = OUTSIDE.findall(path.read_text(encoding="utf-8"))
