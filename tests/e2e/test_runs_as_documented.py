@@ -6,21 +6,25 @@ early answer, a new schedule's first runs, upstream failures retried by the queu
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from core.identity.tokens import create_token
-from devhost.azurite import Azurite
+from devhost.azurite import Azurite, free_port
 from tests.e2e.conftest import Junction, eventually, serve_junction
 from tests.support.upstream import Upstream
+
+CLOSED = f"127.0.0.1:{free_port()}"
+"""An allowed host where nothing listens: calls to it are refused connections."""
 
 
 @pytest.fixture(scope="module")
 def app(azurite: Azurite, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
-    """Junction whose processes may call the local upstream."""
-    extra = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": upstream.host}
+    """Junction whose processes may call the local upstream (and a port where nothing listens)."""
+    extra = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": f"{upstream.host},{CLOSED}"}
     with serve_junction(azurite, "documented", tmp_path_factory.mktemp("documented"), extra_env=extra) as server:
         yield server
 
@@ -113,6 +117,52 @@ def test_an_upstream_4xx_fails_the_run_at_once(app: Junction, token: str, upstre
     assert run["status"] == "failed" and run["attempts"] == 1 and run["failedStep"] == "call"
     assert "404" in run["error"]
     assert upstream.hits["/missing"] == before + 1  # a 4xx is not retried, in the step or by the queue
+
+
+def test_a_final_429_is_retried_by_the_queue_until_the_last_attempt(app: Junction, token: str, upstream: Upstream) -> None:
+    """README "Runs": a 429 that outlasts the step's own retries is transient, as a 5xx is."""
+    sid = _scenario(app, [{"type": "http", "id": "call", "url": f"{upstream.url}/throttled-always", "retries": 0}])
+    run = app.wait_for_run(sid, _accept(app, token, sid), timeout=90)
+    assert run["status"] == "failed" and run["attempts"] == 5, run
+    assert run["failedStep"] == "call" and "429" in run["error"]
+    assert upstream.hits["/throttled-always"] == 5
+
+
+def test_an_upstream_that_refuses_connections_is_retried_by_the_queue(app: Junction, token: str) -> None:
+    """A connection error (nothing listens on the port) is transient: every attempt is made and
+    visible, and the run ends failed after the last, never left running."""
+    sid = _scenario(app, [{"type": "http", "id": "call", "url": f"http://{CLOSED}/orders", "retries": 0}])
+    run = app.wait_for_run(sid, _accept(app, token, sid), timeout=90)
+    assert run["status"] == "failed" and run["attempts"] == 5, run
+    assert run["failedStep"] == "call" and run["error"].startswith("attempt 5: step call:")
+
+
+def test_a_lone_surrogate_in_an_upstream_answer_fails_the_run_once(app: Junction, token: str, upstream: Upstream) -> None:
+    """Issue 13.7: an upstream answer with ``"\\ud800"`` made one Accept call the upstream five
+    times and left the run ``running`` with no error. It is a final failure of that step."""
+    sid = _scenario(app, [{"type": "http", "id": "call", "url": f"{upstream.url}/surrogate", "retries": 2}, {"type": "return", "value": "#steps.call.body"}])
+    run = app.wait_for_run(sid, _accept(app, token, sid), timeout=60)
+    assert run["status"] == "failed" and run["attempts"] == 1, run
+    assert run["failedStep"] == "call" and run["error"]
+    assert upstream.hits["/surrogate"] == 1
+
+
+def test_a_process_reading_a_field_of_not_is_refused_over_http(app: Junction) -> None:
+    """Issue 14.4: ``!steps.order.id`` is ``(!steps).order.id``, always null; saving it is a 400
+    naming the fix, and nothing is stored."""
+    process = {"steps": [{"type": "decision", "if": "!steps.order.id", "then": [{"type": "return", "value": 1}], "else": [{"type": "return", "value": 2}]}]}
+    name = f"not-a-field-{uuid.uuid4().hex[:8]}"
+    with app.admin() as admin:
+        refused = admin.post("/management/scenarios", json={"name": name, "process": process})
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["code"] and "!(steps.order.id)" in error["message"], error
+        names, url = [], "/management/scenarios"
+        while url:
+            page = admin.get(url).json()
+            names += [s["name"] for s in page["value"]]
+            url = page["nextLink"]
+        assert names and name not in names
 
 
 # -- 2. schedules ----------------------------------------------------------------------------

@@ -47,6 +47,10 @@ class Upstream:
                     return self._send(429, {}, {"Retry-After": "1"})
                 if path == "/busy":  # always failing, without Retry-After: the backoff applies
                     return self._send(503, {"error": "busy"})
+                if path == "/throttled-always":  # every call a 429, Retry-After 0: only the queue can wait
+                    return self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
+                if path == "/surrogate":  # JSON that parses to a string no storage or JSON writer takes
+                    return self._send_raw(200, b'{"name": "\\ud800"}', "application/json")
                 if path == "/error":  # always a 500
                     return self._send(500, {"error": "broken"})
                 if path == "/throttled-long" and count == 1:
