@@ -335,8 +335,17 @@ def test_every_listing_and_read_survives_a_lone_surrogate_already_stored(junctio
     stored = b'{"name": "stored \\ud800", "externalTriggers": {"enabled": true, "allowAnonymous": false}, "process": {"steps": []}}'
     other = new_id()
     junction.storage.table("scenarios").create_entity({"PartitionKey": "scenario", "RowKey": other, "Name": bad, "DocParts": 1, "Doc0": stored, "CreatedAt": clock.now_iso(), "UpdatedAt": clock.now_iso()})
+    from core.scenarios.cache import ScenarioCache
+
+    ScenarioCache(junction.storage, sid).set("k", "placeholder")  # then the stored value is replaced by one with a lone surrogate
+    cached = [e for e in junction.storage.table("cache").query_entities("PartitionKey eq @pk", parameters={"pk": sid})]
+    assert len(cached) == 1
+    junction.storage.table("cache").update_entity({"PartitionKey": sid, "RowKey": cached[0]["RowKey"], "ValueParts": 1, "Value0": b'{"v": "\\ud800"}'}, mode="merge")
     try:
         with junction.admin() as admin:
+            cache_read = admin.get(f"/ExternalData/GetCacheData/{sid}", params={"keyJson": '"k"'})
+            assert cache_read.status_code == 200, cache_read.text
+            assert cache_read.json() == {"v": "\ud800"}
             reads = [
                 admin.get("/management/tokens"), admin.get("/management/users"), admin.get("/management/apikeys"),
                 admin.get("/management/scenarios", params={"top": "1000"}), admin.get(f"/management/scenarios/{other}"),
