@@ -140,7 +140,11 @@ export function stepLabel(path) {
 
 function timeline(run) {
   const steps = Array.isArray(run.steps) ? run.steps : [];
-  if (!steps.length) return h("p", { class: "muted" }, run.status === "queued" ? "Not started yet." : "No steps recorded.");
+  if (!steps.length) {
+    // A run's steps are stored when it ends (or answers early), not one by one.
+    const why = { queued: "Not started yet.", running: "Running: its steps are shown when it ends." }[run.status] || "No steps recorded.";
+    return h("p", { class: "muted steps-pending" }, why);
+  }
   const times = steps.flatMap((s) => [s.startedAt, s.endedAt]).filter(Boolean).map((t) => new Date(t).getTime());
   const first = Math.min(...times);
   const span = Math.max(1, Math.max(...times) - first);

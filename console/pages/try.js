@@ -30,7 +30,7 @@ export default async function tryPage({ main, params, signal, setTitle }) {
   const anonymous = h("input", { type: "checkbox", name: "anonymous" });
   const send = h("button", { type: "submit", class: "primary" }, "Send test request");
   const result = h("div", { class: "try-result", "aria-live": "polite" }, h("p", { class: "muted" }, "Nothing sent yet."));
-  const bodyField = field("Body", body, "It becomes the process's data[0].Body (XML and forms as objects).");
+  const bodyField = field("Body", body, "It becomes the process's data[0].Body (XML and forms as objects). Type a form as name=value&name=value; it is encoded as a browser submits a form.");
 
   kind.addEventListener("change", () => {
     body.value = EXAMPLES[kind.value].text;
@@ -59,7 +59,7 @@ export default async function tryPage({ main, params, signal, setTitle }) {
       let method = "GET";
       if (kind.value !== "none") {
         method = "POST";
-        options.body = body.value;
+        options.body = kind.value === "form" ? formBody(body.value) : body.value;
         options.contentType = EXAMPLES[kind.value].type;
       }
       const answer = await call(method, `/ExternalData/Accept/${enc(scenario.id)}`, options);
@@ -93,6 +93,15 @@ export default async function tryPage({ main, params, signal, setTitle }) {
     h("p", { class: "lead" }, "Sends ", h("code", {}, `POST /ExternalData/Accept/${scenario.id}`), " with your credentials, then follows the run it starts."),
     h("div", { class: "split" }, form, h("section", { class: "card", "aria-labelledby": "result-heading" }, h("h2", { id: "result-heading" }, "Result"), result)),
   );
+}
+
+/**
+ * A form as typed (name=value&…, with spaces or accented letters as they are) encoded as a
+ * browser submits one: Junction reads a form as ASCII with UTF-8 escapes, so "Zoë Café" sent
+ * as typed would be refused. Escapes already typed (%25, +) keep their meaning.
+ */
+function formBody(text) {
+  return new URLSearchParams(text.replace(/^[\r\n]+|[\r\n]+$/g, "")).toString();
 }
 
 /** Poll the run until it ends, showing its status and the time waited. */

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,25 +54,91 @@ paths:
 """
 
 
+class Gate:
+    """A local upstream for http steps and sources. ``/held`` answers only once the test opens
+    the gate, so a run whose http step calls it stays ``running`` for exactly as long as the test
+    needs (no sleeps, no race); ``/source`` answers at once with what it was sent."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.arrived = threading.Event()  # a call reached /held since the last hold()
+        self.opened.set()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                if self.path == "/held":
+                    gate.arrived.set()
+                    gate.opened.wait(120)
+                    answer: dict[str, Any] = {"released": True}
+                else:
+                    answer = {"method": self.command, "shop": self.headers.get("X-Shop"), "body": body, "orders": [1, 2]}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def hold(self) -> None:
+        self.arrived.clear()
+        self.opened.clear()
+
+    def release(self) -> None:
+        self.opened.set()
+
+    def stop(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Session:
     """What the tests of this module share: the app, the browser, and what earlier tests made."""
 
-    def __init__(self, app: Junction, browser: Browser) -> None:
+    def __init__(self, app: Junction, browser: Browser, gate: Gate) -> None:
         self.app = app
         self.browser = browser
+        self.gate = gate
         self.scenario_id = ""
+        self.pet_id = ""  # the scenario the API tests bind operations to
+        self.held_id = ""  # a scenario whose runs wait for the gate
         self.pages: dict[str, str] = {}  # screenshot name -> path, for the accessibility test
 
 
 @pytest.fixture(scope="module")
 def console(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     require_chromium()
-    with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console")) as app:
-        browser = Browser(app.url)
-        try:
-            yield Session(app, browser)
-        finally:
-            browser.close()
+    gate = Gate()
+    env = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": gate.host}
+    try:
+        with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console"), extra_env=env) as app:
+            browser = Browser(app.url)
+            try:
+                yield Session(app, browser, gate)
+            finally:
+                browser.close()
+                gate.release()  # no run may be left waiting when devhost drains
+    finally:
+        gate.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -254,6 +323,151 @@ def test_send_a_test_request_and_watch_the_run_succeed(console: Session) -> None
     assert run_id in row.text and "succeeded" in row.text
     console.pages["runs"] = f"/console/scenarios/{sid}/runs"
     browser.shoot("runs")
+
+
+def _echo_scenario(console: Session) -> str:
+    """A scenario whose output is its input as the process sees it (data[0].Body)."""
+    with console.app.admin() as admin:
+        made = admin.post("/management/scenarios", json={"name": "Echo", "externalTriggers": {"enabled": True},
+                                                         "process": {"steps": [{"type": "return", "value": "#data[0].Body"}]}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _try(console: Session, scenario_id: str, kind: str, body: str) -> tuple[str, Any]:
+    """Send ``body`` as ``kind`` from the Try it page; the run's id and its output as shown."""
+    browser = console.browser
+    browser.open(f"/console/scenarios/{scenario_id}/try")
+    browser.choose("select[name=bodyType]", kind)
+    browser.fill("textarea[name=body]", body)
+    browser.click("form button[type=submit]")
+    browser.find(".run-details .badge, .try-result .error", timeout=60)
+    assert not browser.find_all(".try-result .error"), browser.text(".try-result")
+    browser.wait_text(".run-details .badge", "succeeded")
+    run_id = browser.find(".try-result a[href*='/runs/']").text
+    return run_id, json.loads(browser.text(".run-details pre.json[aria-label='Run output']"))
+
+
+def test_try_it_with_an_xml_body_gives_the_process_an_object(console: Session) -> None:
+    browser = console.browser
+    echo = _echo_scenario(console)
+    browser.open(f"/console/scenarios/{echo}/try")
+    browser.choose("select[name=bodyType]", "xml")
+    assert browser.find("textarea[name=body]").get_attribute("value").startswith("<order>")  # the example follows the type
+    xml = '<order id="7"><item>tea</item><item>cake</item><customer>Zoë</customer></order>'
+    run_id, shown = _try(console, echo, "xml", xml)
+    expected = {"order": {"@id": "7", "item": ["tea", "cake"], "customer": "Zoë"}}
+    assert shown == expected
+    run = console.app.wait_for_run(echo, run_id)
+    assert run["output"] == expected and run["trigger"]["contentType"] == "application/xml"
+    assert "accept · POST · application/xml" in browser.text(".run-details .facts")
+    browser.shoot("try-xml")
+
+
+def test_try_it_with_a_form_body_gives_the_process_its_fields(console: Session) -> None:
+    """A form typed as a person would (a space, an accented letter, a field twice) reaches the
+    process as its fields: the console encodes the form as a browser submits one."""
+    browser = console.browser
+    echo = _echo_scenario(console)
+    browser.open(f"/console/scenarios/{echo}/try")
+    browser.choose("select[name=bodyType]", "form")
+    assert browser.find("textarea[name=body]").get_attribute("value") == "orderId=42&customer=Contoso"
+    run_id, shown = _try(console, echo, "form", "orderId=42&item=tea&item=cake&customer=Zoë Café&note=50%25+off")
+    expected = {"orderId": "42", "item": ["tea", "cake"], "customer": "Zoë Café", "note": "50% off"}
+    assert shown == expected
+    run = console.app.wait_for_run(echo, run_id)
+    assert run["output"] == expected and run["trigger"]["contentType"] == "application/x-www-form-urlencoded"
+
+
+def _held_scenario(console: Session) -> str:
+    """A scenario that answers early (intermediateReturn), then waits at an http step for the gate."""
+    with console.app.admin() as admin:
+        made = admin.post("/management/scenarios", json={"name": "Waits for the ERP", "externalTriggers": {"enabled": True}, "process": {"steps": [
+            {"type": "transform", "id": "order", "expression": "data[0].Body"},
+            {"type": "intermediateReturn", "value": {"jmespath": "{accepted: steps.order.orderId}"}},
+            {"type": "http", "id": "erp", "method": "GET", "url": f"{console.gate.url}/held", "timeout": 120, "retries": 0},
+            {"type": "return", "value": {"jmespath": "{order: steps.order.orderId, erp: steps.erp.body.released}"}},
+        ]}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _mark_page(console: Session) -> None:
+    """Mark the page's window: a refresh that keeps the mark happened in the page, not by reloading it."""
+    console.browser.script("window.__notReloaded = true;")
+
+
+def _not_reloaded(console: Session) -> bool:
+    return bool(console.browser.script("return window.__notReloaded === true;"))
+
+
+def test_try_it_shows_its_progress_until_the_run_ends_then_the_intermediate_value(console: Session) -> None:
+    browser, gate = console.browser, console.gate
+    held = _held_scenario(console)
+    console.held_id = held
+    browser.open(f"/console/scenarios/{held}/try")
+    browser.fill("textarea[name=body]", '{"orderId": 9}')
+    gate.hold()
+    browser.click("form button[type=submit]")
+    assert browser.wait(gate.arrived.is_set, what="the run to reach its http step")
+    line = browser.find(".try-result .progress")
+    browser.wait_text(".try-result .progress", "The run is running…")
+    assert line.find_element("css selector", "progress").get_attribute("aria-label") == "Sending the request…"
+    browser.wait_text(".try-result .run-state .badge", "running")
+    assert browser.find("form button[type=submit]").get_attribute("disabled") is not None  # no second send meanwhile
+    browser.shoot("try-running")
+    gate.release()
+    browser.wait_text(".run-details .badge", "succeeded", timeout=60)
+    assert browser.find_all(".try-result .progress") == [] and browser.find_all(".try-result .run-state") == []
+    assert browser.find("form button[type=submit]").get_attribute("disabled") is None
+    assert json.loads(browser.text(".run-details pre.json[aria-label='Run output']")) == {"order": 9, "erp": True}
+    assert json.loads(browser.text(".run-details pre.json[aria-label='Intermediate value']")) == {"accepted": 9}
+    assert "Intermediate value" in browser.text(".run-details")
+
+
+def test_the_run_page_refreshes_while_the_run_is_running_until_it_ends(console: Session) -> None:
+    browser, gate = console.browser, console.gate
+    held = console.held_id
+    gate.hold()
+    with console.app.admin() as admin:
+        run_id = admin.post(f"/ExternalData/Accept/{held}", json={"orderId": 10}).headers["x-run-id"]
+    browser.open(f"/console/scenarios/{held}/runs/{run_id}")
+    browser.find(".run-details")
+    _mark_page(console)
+    assert browser.wait(gate.arrived.is_set, what="the run to reach its http step")
+    browser.wait_text(".run-details .facts .badge", "running")  # shown by a refresh if the page opened on "queued"
+    assert "this page refreshes every second" in browser.text("main p.count")
+    assert browser.text(".run-details .steps-pending") == "Running: its steps are shown when it ends."
+    browser.shoot("run-running")
+    gate.release()
+    browser.wait_text(".run-details .facts .badge", "succeeded", timeout=60)
+    assert _not_reloaded(console)
+    browser.wait(lambda: browser.find_all("main p.count")[0].get_attribute("textContent") == "", what="the refresh note to go")
+    assert json.loads(browser.text(".run-details pre.json[aria-label='Intermediate value']")) == {"accepted": 10}
+    assert json.loads(browser.text(".run-details pre.json[aria-label='Run output']")) == {"order": 10, "erp": True}
+    assert [s.text.split("\n")[0] for s in browser.find_all(".timeline li")] == ["order", "intermediateReturn", "erp", "return"]
+    console.pages["run-intermediate"] = f"/console/scenarios/{held}/runs/{run_id}"
+
+
+def test_the_runs_list_refreshes_while_a_run_is_running_until_it_ends(console: Session) -> None:
+    browser, gate = console.browser, console.gate
+    held = console.held_id
+    gate.hold()
+    with console.app.admin() as admin:
+        run_id = admin.post(f"/ExternalData/Accept/{held}", json={"orderId": 11}).headers["x-run-id"]
+    browser.open(f"/console/scenarios/{held}/runs")
+    row = "table.cards tbody tr:first-child"
+    browser.wait_text(row, run_id)
+    _mark_page(console)
+    assert browser.wait(gate.arrived.is_set, what="the run to reach its http step")
+    browser.wait_text(f"{row} td[data-label='Status']", "running")
+    browser.wait_text("main p.count", "Some runs are still going")
+    gate.release()
+    browser.wait_text(f"{row} td[data-label='Status']", "succeeded", timeout=60)
+    assert run_id in browser.text(row) and _not_reloaded(console)
+    browser.wait(lambda: browser.find_all("main p.count")[0].get_attribute("textContent") == "", what="the refresh note to go")
+    statuses = [r.find_element("css selector", "td[data-label='Status']").text for r in browser.find_all("table.cards tbody tr")]
+    assert statuses == ["succeeded"] * 3
 
 
 def test_runs_are_listed_newest_first_a_page_at_a_time(console: Session) -> None:

@@ -163,6 +163,14 @@ class Browser:
                 element.send_keys(value)
         return element
 
+    def choose(self, css: str, value: str) -> None:
+        """Pick an option of a select as a person would (its change listeners run)."""
+        from selenium.webdriver.support.ui import Select
+
+        element = self.find(css)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        Select(element).select_by_value(value)
+
     def click(self, css: str) -> None:
         element = self.find(css)
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
