@@ -207,9 +207,25 @@ def cmd_api(args: argparse.Namespace) -> int:
             binding["rateLimit"] = {"requestsPerMinute": args.rate_limit, **({"burst": args.burst} if args.burst is not None else {})}
             if args.per_credential:
                 binding["rateLimit"]["perCredential"] = True
+        if args.signature:
+            binding["signature"] = _signature(args)
+        if args.respond:
+            binding["respond"] = args.respond
         path = f"/management/apis/{quote(args.name, safe='')}/operations/{quote(args.operation, safe='')}"
         _print(client.request("PUT", path, json_body=binding))
     return 0
+
+
+def _signature(args: argparse.Namespace) -> dict[str, Any]:
+    """``--signature SCHEME --signature-secret JUNCTION_SECRET_X [--signature-header H] [--signature-tolerance S]``."""
+    if not args.signature_secret:
+        raise SystemExit("--signature needs --signature-secret JUNCTION_SECRET_<NAME> (the app setting holding the secret)")
+    signature: dict[str, Any] = {"scheme": args.signature, "secret": {"secret": args.signature_secret}}
+    if args.signature_header:
+        signature["header"] = args.signature_header
+    if args.signature_tolerance is not None:
+        signature["toleranceSeconds"] = args.signature_tolerance
+    return signature
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
@@ -306,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     api_bind.add_argument("--rate-limit", type=int, metavar="N", help="requests a minute, for all callers together")
     api_bind.add_argument("--burst", type=int, metavar="M", help="with --rate-limit: requests at once (default N)")
     api_bind.add_argument("--per-credential", action="store_true", help="with --rate-limit: one limit per credential")
+    api_bind.add_argument("--respond", choices=["sync", "async"], help="async: answer 202 with a status URL and run from the queue")
+    api_bind.add_argument("--signature", choices=["hmac-sha256", "github", "stripe", "slack"], help="verify signed requests (webhooks)")
+    api_bind.add_argument("--signature-secret", help="the app setting holding the signing secret, JUNCTION_SECRET_<NAME>")
+    api_bind.add_argument("--signature-header", help="the header the signature comes in (default by scheme)")
+    api_bind.add_argument("--signature-tolerance", type=int, help="seconds a timestamp may be off, and a signature is remembered (default 300)")
     for p in api.choices.values():
         p.set_defaults(func=cmd_api)
 

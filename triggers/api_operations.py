@@ -14,7 +14,7 @@ import azure.functions as func
 from core.kernel.settings import get_settings
 from core.store.storage import get_storage
 from core.web.exchange import Request
-from triggers.http import handles_errors, lower_headers
+from triggers.http import SECURITY_HEADERS, base_url, handles_errors, lower_headers
 
 bp = func.Blueprint()
 
@@ -33,9 +33,23 @@ def api_request(req: func.HttpRequest) -> Request:
         query=parse_qs(parts.query, keep_blank_values=True),
         headers=headers,
         body=req.get_body() or b"",
+        base_url=base_url(req),
         # The front end (App Service, or devhost) appends the peer it saw: the last entry.
         client_ip=forwarded[-1] if forwarded else None,
     )
+
+
+# The status URL of an API call bound with "respond": "async" (core.app.api_calls). Its name sorts
+# before the catch-all's, as the rule below requires; /ExternalData is reserved, so no imported
+# operation can have this path.
+@bp.function_name("runStatus")
+@bp.route(route="ExternalData/RunStatus/{token}", methods=["GET"])
+@handles_errors
+def run_status(req: func.HttpRequest) -> func.HttpResponse:
+    from core.app.api_calls import serve_run_status  # cold start: as the catch-all below
+
+    reply = serve_run_status(get_storage(), req.route_params.get("token", ""), lower_headers(req).get("accept"))
+    return func.HttpResponse(reply.body, status_code=reply.status, headers={**SECURITY_HEADERS, **reply.headers})
 
 
 # ROUTE ORDER RULE. The Functions host tries HTTP routes in the order of the function *names*

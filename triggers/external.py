@@ -33,6 +33,7 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
             content_encoding=headers.get("content-encoding"),
             transfer_encoding=headers.get("transfer-encoding"),
             content_length=headers.get("content-length"),
+            headers=headers,
         ),
     )
     response_headers = {"X-Run-Id": result.run_id, "Cache-Control": "no-store"}

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.JunctionError], int] = {
     errors.NotFound: 404,
     errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
+    errors.Gone: 410,
     errors.LengthRequired: 411,
     errors.PreconditionFailed: 412,
     errors.PayloadTooLarge: 413,

@@ -23,6 +23,7 @@ from core.apiops.authenticate import BACKENDS
 from core.apiops.documents import read_document, validate_document
 from core.apiops.operations import OPERATION_ID, extract_operations
 from core.apiops.routes import Segment, find_conflict, parse_template, path_param_types
+from core.identity.signatures import SIGNATURE, normalise_signature
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from core.kernel.ids import parse_guid
@@ -95,6 +96,13 @@ BINDING: dict[str, Any] = {
                 },
                 "allowCredentials": {"type": "boolean"},
             },
+        },
+        "signature": SIGNATURE,
+        "respond": {
+            "type": "string",
+            "enum": ["sync", "async"],
+            "default": "sync",
+            "description": "async: answer 202 with a status URL (Location) and run the process from the queue",
         },
     },
 }
@@ -300,6 +308,7 @@ def normalise_binding(body: Any, operation: Mapping[str, Any], settings: Setting
         "authentication": auth,
         "allowedProtocols": sorted(set(body.get("allowedProtocols") or ["http", "https"])),
         "cors": normalise_cors(body.get("cors")),
+        "respond": body.get("respond", "sync"),
         "boundAt": clock.now_iso(),
     }
     # Absent and null both mean "no list" / "no limit", and are stored absent.
@@ -309,6 +318,8 @@ def normalise_binding(body: Any, operation: Mapping[str, Any], settings: Setting
     rate_limit = normalise_rate_limit(body.get("rateLimit"))
     if rate_limit is not None:
         stored["rateLimit"] = rate_limit
+    if "signature" in body:
+        stored["signature"] = normalise_signature(body["signature"], "binding.signature")
     return stored
 
 

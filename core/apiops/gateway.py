@@ -8,6 +8,9 @@ this order (each step can end the call):
 3. CORS: a preflight is answered here, without authentication and without running anything;
 4. authentication by the binding's type: none, basic, certificate, apiKey, oauth2 (401/403),
    each a backend of ``core.apiops.authenticate``;
+4a. the binding's ``signature``, verified on the raw body (401 ``InvalidSignature``,
+   ``core.identity.signatures``); the caller claims it once the call is known to be good
+   (``core.identity.replays``, 409 ``Replayed``);
 5. body (size, media type, JSON/XML/form/text, JSON schema) and parameters (cast, defaults).
 
 It returns ``Prepared``: either a ready ``reply`` (a preflight), or the scenario to run with
@@ -39,6 +42,8 @@ from core.apiops.authenticate import Call, authenticate
 from core.apiops.params import extract_parameters, read_form, validate_body
 from core.apiops.registry import route_cache
 from core.apiops.routes import BoundOperation, Match, RouteTable
+from core.identity.signatures import Verified, verify
+from core.kernel import clock
 from core.kernel.errors import BadRequest, Forbidden, JunctionError, UnsupportedMediaType
 from core.kernel.jsonvalue import parse_json
 from core.kernel.settings import Settings
@@ -75,6 +80,8 @@ class Prepared:
     operation: BoundOperation | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     accept: str | None = None
+    signature: Verified | None = None
+    """A verified signature to claim before the process starts (a binding with ``signature``)."""
 
 
 def error_headers(error: BaseException) -> dict[str, str]:
@@ -125,6 +132,8 @@ def prepare_call(
         scheme = request_scheme(request)
         _check_protocol(binding, scheme)
         caller = authenticate(Call(storage, settings, request, operation.binding.get("authentication") or {"type": "none"}, scheme, aad))
+        signature = binding.get("signature")
+        verified = verify(signature, request.body or b"", request.headers, clock.now().timestamp()) if signature else None
         body_text, body = _parse_body(request, operation, settings)
         cookies = dict(request.cookies) if request.cookies is not None else parse_cookies(request.header("cookie"))
         visible = {k: v for k, v in request.headers.items() if k not in HIDDEN_HEADERS}
@@ -165,6 +174,7 @@ def prepare_call(
         operation=operation,
         headers=cors_headers,
         accept=request.header("accept"),
+        signature=verified,
     )
 
 

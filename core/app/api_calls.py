@@ -4,6 +4,18 @@
 process then runs while the caller waits (``core.runs.sync_run.run_now``), and its result becomes
 the response as Frends does it (``core.apiops.results.format_result``). Every call is a run in
 the run table, and its id is in the ``X-Run-Id`` response header.
+
+A binding with ``"respond": "async"`` (the asynchronous request-reply pattern of Logic Apps)
+queues the run instead and answers 202 with ``Location``: a status URL signed by the app
+(``core.identity.links``) that needs no other credential and expires after
+``STATUS_URL_SECONDS``, and ``Retry-After``. ``serve_run_status`` answers it: 202 while the run
+is queued or running, then the response the process produced, mapped as for a synchronous call:
+the early answer of an ``intermediateReturn`` as soon as the run has reached it, otherwise the
+result once the run has ended (docs/api-operations.md, "Long operations: 202 Accepted").
+
+A binding with ``signature`` has it verified by the gateway; it is claimed here, just before the
+run starts, and given back if a queued run could not be started (a synchronous run is recorded
+before anything can fail, so its signature stays used).
 """
 
 from __future__ import annotations
@@ -11,15 +23,21 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from typing import Any
 
-from core.apiops.gateway import prepare_call
+from core.apiops.gateway import Prepared, prepare_call
 from core.apiops.results import format_result
+from core.identity import links, replays
+from core.kernel import clock
 from core.kernel.deadline import Deadline
 from core.kernel.errors import GatewayTimeout, MethodNotAllowed, NotFound
+from core.kernel.ids import new_run_id
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import Settings
+from core.runs import records as runs
+from core.runs.starter import start_run
 from core.runs.sync_run import run_now
-from core.scenarios.repository import get_scenario
+from core.scenarios.repository import Scenario, get_scenario
 from core.store.storage import Storage
 from core.web.exchange import Reply, Request, error_body
 
@@ -59,6 +77,11 @@ def serve_api_call(storage: Storage, settings: Settings, request: Request) -> Re
         scenario = get_scenario(storage, prepared.scenario_id)
     except NotFound:
         raise NotFound("the scenario bound to this operation no longer exists", "ScenarioNotFound") from None
+    if prepared.signature is not None:
+        replays.claim(storage, scenario.id, prepared.signature, clock.now().timestamp())
+    assert prepared.operation is not None
+    if prepared.operation.binding.get("respond") == "async":
+        return _start_async(storage, request, prepared, scenario)
     outcome = run_now(storage, settings, scenario, prepared.trigger, prepared.trigger["data"]["body"], None, deadline)
     headers = {**prepared.headers, "X-Run-Id": outcome.run_id}
     if outcome.timed_out:
@@ -76,3 +99,57 @@ def serve_api_call(storage: Storage, settings: Settings, request: Request) -> Re
         body = error_body("ProcessFailed", f"the process failed{where}; see run {outcome.run_id}")
         return Reply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})
     return format_result(outcome.result, prepared.accept, headers)
+
+
+STATUS_URL_SECONDS = 24 * 3600
+"""How long a status URL answers (then 410 ``LinkExpired``)."""
+RETRY_AFTER_SECONDS = 2
+STATUS_PURPOSE = "run-status"
+STATUS_ROUTE = "ExternalData/RunStatus"
+
+
+def status_url(storage: Storage, base_url: str, scenario_id: str, run_id: str) -> str:
+    token = links.sign(storage, STATUS_PURPOSE, {"s": scenario_id, "r": run_id}, clock.now().timestamp() + STATUS_URL_SECONDS)
+    return f"{base_url.rstrip('/')}/{STATUS_ROUTE}/{token}"
+
+
+def _start_async(storage: Storage, request: Request, prepared: Prepared, scenario: Scenario) -> Reply:
+    """Queue the run and answer 202 with where to ask for its outcome."""
+    assert prepared.trigger is not None
+    run_id = new_run_id()
+    trigger: dict[str, Any] = {**prepared.trigger, "respond": "async"}
+    summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
+    try:
+        location = status_url(storage, request.base_url, scenario.id, run_id)  # the key is read before anything starts
+        start_run(storage, scenario.id, trigger, body=trigger["data"]["body"], has_body=True, principal=None, run_id=run_id, record=summary)
+    except Exception:
+        if prepared.signature is not None:  # nothing started: the sender's retry is not a replay
+            replays.release(storage, scenario.id, prepared.signature)
+        raise
+    logger.info("API call run %s queued (respond async)", run_id)
+    headers = {**prepared.headers, "X-Run-Id": run_id, "Location": location, "Retry-After": str(RETRY_AFTER_SECONDS), "Content-Type": "application/json"}
+    body = {"runId": run_id, "status": runs.QUEUED, "statusUrl": location}
+    return Reply(202, dumps(body).encode(), headers)
+
+
+def serve_run_status(storage: Storage, token: str, accept: str | None) -> Reply:
+    """GET on a status URL: 202 while the run has nothing to answer, then its response."""
+    claims = links.open_token(storage, STATUS_PURPOSE, token, clock.now().timestamp())
+    scenario_id, run_id = str(claims.get("s")), str(claims.get("r"))
+    try:
+        entity = runs.read_run_entity(storage, scenario_id, run_id)
+    except NotFound:
+        raise NotFound("the run of this status URL no longer exists (removed by retention?)", "RunNotFound") from None
+    headers = {"X-Run-Id": run_id, "Cache-Control": "no-store"}
+    answered, early = runs.early_answer(storage, entity)
+    if answered:
+        return format_result(early, accept, headers)
+    status = entity.get("Status")
+    if status == runs.SUCCEEDED:
+        return format_result(runs.output_of(storage, entity), accept, headers)
+    if status == runs.FAILED:
+        where = f" at step {entity['FailedStep']}" if entity.get("FailedStep") else ""
+        body = error_body("ProcessFailed", f"the process failed{where}; see run {run_id}")
+        return Reply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})
+    body = {"runId": run_id, "status": status}
+    return Reply(202, dumps(body).encode(), {**headers, "Retry-After": str(RETRY_AFTER_SECONDS), "Content-Type": "application/json"})

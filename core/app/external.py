@@ -4,17 +4,26 @@ Accept does only what must happen before answering: check the request, find the 
 authorise the caller, record the run as ``queued`` and enqueue it. The process runs later in the
 queue-triggered worker, so a slow process never holds a caller's connection.
 
+A scenario with ``externalTriggers.signature`` has the raw body's signature verified once the
+scenario is known and before the body is parsed (``core.identity.signatures``), and the
+signature claimed once the body is known to be good (``core.identity.replays``): 401
+``InvalidSignature``, 409 ``Replayed``.
+
 Warm storage cost: scenario read, run insert, queue send (3), plus the token read for a personal
-access token (4) and the claim for an ``Idempotency-Key`` (5).
+access token (4), the claim for an ``Idempotency-Key`` (5) and the claim of a signature (6).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from core.identity import replays
 from core.identity.auth import authenticate, authorize_trigger
+from core.identity.signatures import Verified, verify
+from core.kernel import clock
 from core.kernel.errors import Forbidden, NotFound, Unauthorized
 from core.kernel.ids import new_run_id, parse_guid
 from core.kernel.principal import Principal
@@ -40,6 +49,8 @@ class AcceptRequest:
     content_encoding: str | None = None
     transfer_encoding: str | None = None
     content_length: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Every header, names in lower case (signatures may name any)."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +94,34 @@ def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> Acce
     idempotency_key = idempotency.check_key(request.idempotency_key)
     check_size(request.body, settings.max_body_bytes)
     scenario, principal = _authorised_scenario(storage, request.scenario_id, request.authorization)
+    now = clock.now().timestamp()
+    signature = scenario.signature
+    verified: Verified | None = verify(signature, request.body, request.headers, now) if signature else None
     refuse_unframed_body(request.body, request.transfer_encoding, request.content_length)
     has_body = request.method.upper() == "POST" and len(request.body) > 0
     body = parse_body(request.body, request.content_type, settings.max_body_bytes, request.content_encoding) if has_body else None
 
     run_id = new_run_id()
+    if verified is not None:
+        replays.claim(storage, scenario.id, verified, now)
+    try:
+        return _start(storage, scenario, principal, request, idempotency_key, run_id, body, has_body)
+    except Exception:
+        if verified is not None:
+            replays.release(storage, scenario.id, verified)
+        raise
+
+
+def _start(
+    storage: Storage,
+    scenario: Scenario,
+    principal: Principal | None,
+    request: AcceptRequest,
+    idempotency_key: str | None,
+    run_id: str,
+    body: Any,
+    has_body: bool,
+) -> AcceptResult:
     if idempotency_key is not None:
         existing = idempotency.claim(storage, scenario.id, idempotency_key, run_id)
         if existing is not None:

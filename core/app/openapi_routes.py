@@ -36,7 +36,8 @@ def error_responses(*statuses: int) -> dict[str, Any]:
         401: "Missing or invalid credentials",
         403: "Not allowed",
         404: "Not found",
-        409: "Conflict (e.g. operations that could match the same request)",
+        409: "Conflict (e.g. operations that could match the same request, a signed request replayed)",
+        410: "Gone (an expired status URL)",
         412: "ETag mismatch",
         413: "Body too large",
         414: "URL longer than 4,096 bytes: refused by the Functions host before Junction sees it",
@@ -112,7 +113,7 @@ def own_paths() -> dict[str, Any]:
                 **copy.deepcopy(accept_common),
                 "operationId": "acceptGet",
                 "summary": "Start a run; the scenario's source is polled",
-                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 503)},
+                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 409, 503)},
             },
             "post": {
                 **copy.deepcopy(accept_common),
@@ -126,8 +127,27 @@ def own_paths() -> dict[str, Any]:
                         "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
                     }
                 },
-                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 413, 415, 503)},
+                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 409, 413, 415, 503)},
             },
+        },
+        "/ExternalData/RunStatus/{token}": {
+            "get": {
+                "tags": ["APIs"],
+                "operationId": "getRunStatus",
+                "summary": "The outcome of an API call bound with respond async (the Location of its 202)",
+                "description": "The signed token is the credential: no other is needed. 202 while the run has nothing to "
+                "answer; then the response the process produced, mapped as for a synchronous call.",
+                "security": [{}],
+                "parameters": [_param("token", "path", {"type": "string", "maxLength": 1024})],
+                "responses": {
+                    "200": {"description": "The process's response (its own status, headers and body when it says them)"},
+                    "202": {
+                        "description": "Queued or running; ask again after Retry-After seconds",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}, "X-Run-Id": {"schema": GUID}},
+                    },
+                    **error_responses(404, 410, 503),
+                },
+            }
         },
         "/ExternalData/GetCacheData/{scenarioId}": {
             "get": {

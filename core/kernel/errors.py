@@ -75,6 +75,12 @@ class Conflict(JunctionError):
     default_code = "Conflict"
 
 
+class Gone(JunctionError):
+    """Something that existed and no longer answers (an expired signed link)."""
+
+    default_code = "Gone"
+
+
 class PreconditionFailed(JunctionError):
     default_code = "PreconditionFailed"
 

@@ -349,6 +349,16 @@ def run_to_json(storage: Storage, entity: Any, *, with_output: bool) -> dict[str
     return body
 
 
+def early_answer(storage: Storage, entity: Any) -> tuple[bool, Any]:
+    """``(True, value)`` once the run has passed an ``intermediateReturn`` (its value may be null)."""
+    data = storage.unpack("Intermediate", entity)
+    return (True, json.loads(data)) if data else (False, None)
+
+
+def output_of(storage: Storage, entity: Any) -> Any:
+    return _unpacked_json(storage, entity, "Output")
+
+
 def _unpacked_json(storage: Storage, entity: Any, name: str) -> Any:
     data = storage.unpack(name, entity)
     return json.loads(data) if data else None

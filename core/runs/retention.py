@@ -7,7 +7,8 @@ gt @cutoff``, which Table Storage serves from its index starting at the cutoff, 
 rows it returns. Retention asks that of every partition that can hold runs: each scenario, and
 each deleted scenario whose runs may remain (``core.scenarios.repository.deleted_scenario_ids``: a
 tombstone written when a scenario is deleted and dropped here once nothing of it is left). Schedule
-claims are kept per scenario too, with due times as row keys, and go the same way.
+claims are kept per scenario too, with due times as row keys, and go the same way, and so do seen
+signatures whose replay window is over (``core.identity.replays.remove_expired``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from core.identity import replays
 from core.kernel import clock
 from core.runs import records as runs
 from core.runs import scheduler
@@ -25,12 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 def remove_old_runs(storage: Storage, days: int, now: datetime | None = None) -> int:
-    cutoff = (now or clock.now()) - timedelta(days=days)
+    moment = now or clock.now()
+    cutoff = moment - timedelta(days=days)
     removed = 0
     for scenario_id in scenario_ids(storage):
         removed += _remove_partition(storage, scenario_id, cutoff)
+        replays.remove_expired(storage, scenario_id, moment)
     for scenario_id in deleted_scenario_ids(storage):
         removed += _remove_partition(storage, scenario_id, cutoff)
+        replays.remove_expired(storage, scenario_id, moment)
         if not runs.has_runs(storage, scenario_id) and not scheduler.has_claims(storage, scenario_id):
             drop_tombstone(storage, scenario_id)
     logger.info("retention removed %d run(s) older than %s", removed, clock.iso(cutoff))

@@ -27,6 +27,7 @@ def start_run(
     principal: Principal | None,
     run_id: str | None = None,
     scenario_etag: str | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> str:
     """Record a queued run and enqueue it; returns its id.
 
@@ -34,11 +35,14 @@ def start_run(
     run was never accepted; its record is removed (``core.runs.records.discard_run``, retried
     until storage is back) rather than left ``queued`` with nothing to run it.
 
+    ``record`` is what the run record keeps of the trigger when it should not keep all of it (an
+    API call's request data stays in the message, as for a call run while its caller waits).
+
     The message carries the record as inserted and ``scenario_etag`` (the scenario version the
     caller read, when it read one), so the worker need not read either (``core.runs.messages``).
     """
     run_id = run_id or new_run_id()
-    entity = runs.insert_run(storage, scenario_id, run_id, dict(trigger))
+    entity = runs.insert_run(storage, scenario_id, run_id, dict(record if record is not None else trigger))
     message = RunMessage(
         scenario_id,
         run_id,

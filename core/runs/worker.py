@@ -11,6 +11,10 @@ to the end.
 
 A message may also be a *continuation*: an API call answered early by ``intermediateReturn``
 leaves the rest of its process here, with the position and step results it had reached.
+
+The run of an API call bound with ``"respond": "async"`` (its trigger says ``"respond": "async"``)
+has a caller polling its status URL: its early answer is recorded the moment the process reaches
+``intermediateReturn``, so the caller gets it then, not when the whole run ends.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
     earlier_records = runs.step_records(storage, entity)
     try:
         message = read_whole(storage, message)
-        outcome = _execute(storage, settings, message)
+        outcome = _execute(storage, settings, message, entity)
     except ProcessFailed as exc:
         records = earlier_records + exc.records
         if exc.retryable:  # an upstream's 5xx or 429, a time-out: the queue tries the run again
@@ -137,7 +141,7 @@ def _record_retry(storage: Storage, entity: Any, run_id: str, dequeue_count: int
     runs.finish_run(storage, entity, runs.FAILED, error=error, FailedStep=exc.step, steps=records, **kept)
 
 
-def _execute(storage: Storage, settings: Settings, message: RunMessage) -> ProcessResult:
+def _execute(storage: Storage, settings: Settings, message: RunMessage, entity: Any) -> ProcessResult:
     scenario = get_scenario_version(storage, message.scenario_id, message.scenario_etag)
     body = message.input
     resume = message.resume or {}
@@ -145,13 +149,23 @@ def _execute(storage: Storage, settings: Settings, message: RunMessage) -> Proce
         body = poll_source(scenario.document["source"], settings.outbound_allowed_hosts)
     trigger = {**message.trigger, "data": {**message.trigger.get("data", {}), "body": body}}
     context = RunContext(input=body, trigger=trigger, steps=dict(resume.get("steps", {})), result=resume.get("result"))
-    return run_process(
-        scenario.process,
-        context,
-        ScenarioCache(storage, scenario.id),
-        http=lambda step, resolve: call_step(step, resolve, settings.outbound_allowed_hosts),
-        start=resume.get("position"),
-    )
+    cache = ScenarioCache(storage, scenario.id)
+
+    def http(step: Any, resolve: Any) -> Any:
+        return call_step(step, resolve, settings.outbound_allowed_hosts)
+
+    polled = message.trigger.get("respond") == "async" and not resume
+    first = run_process(scenario.process, context, cache, http=http, start=resume.get("position"), stop_at_intermediate=polled)
+    if first.kind != "intermediate":
+        return first
+    runs.update_run(storage, entity, intermediate=first.result)  # the polling caller's answer, now
+    try:
+        rest = run_process(scenario.process, context, cache, http=http, start=first.position)
+    except ProcessFailed as exc:
+        exc.records = first.records + exc.records
+        exc.intermediate, exc.answered_early = first.result, True
+        raise
+    return ProcessResult(rest.kind, rest.result, rest.steps, first.records + rest.records, rest.position, first.result, True)
 
 
 def _cleanup(storage: Storage, message: RunMessage) -> None:

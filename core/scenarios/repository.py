@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.identity.signatures import normalise_signature
 from core.kernel import clock
 from core.kernel.errors import BadRequest, NotFound, PreconditionFailed
 from core.kernel.ids import new_id
@@ -65,6 +66,11 @@ class Scenario:
         return self.document.get("externalTriggers", {}).get("rateLimit")
 
     @property
+    def signature(self) -> dict[str, Any] | None:
+        """``externalTriggers.signature``: how Accept verifies a sender's signature, if at all."""
+        return self.document.get("externalTriggers", {}).get("signature")
+
+    @property
     def process(self) -> dict[str, Any]:
         return self.document.get("process") or {"steps": []}
 
@@ -110,6 +116,8 @@ def _normalise(document: Any, allowed_hosts: Sequence[str]) -> dict[str, Any]:
     if rate_limit is not None:
         triggers["rateLimit"] = rate_limit
     normalised["externalTriggers"] = triggers
+    if "signature" in triggers:
+        triggers["signature"] = normalise_signature(triggers["signature"], "scenario.externalTriggers.signature")
     return normalised
 
 

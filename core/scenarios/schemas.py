@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.identity.signatures import SIGNATURE
 from core.kernel.jsonschema import GUID, NAME
 from core.traffic.addresses import IP_ALLOW_LIST
 from core.traffic.ratelimit import RATE_LIMIT
@@ -42,6 +43,7 @@ EXTERNAL_TRIGGERS: dict[str, Any] = {
         "allowAnonymous": {"type": "boolean", "default": False},
         "ipAllowList": IP_ALLOW_LIST,
         "rateLimit": RATE_LIMIT,
+        "signature": SIGNATURE,
     },
 }
 

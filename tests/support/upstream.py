@@ -17,6 +17,8 @@ class Upstream:
         self.hits: dict[str, int] = {}
         self.bodies: dict[str, list[bytes]] = {}
         self.request_headers: dict[str, list[dict[str, str]]] = {}
+        self.gate = threading.Event()
+        """``/gate`` answers once this is set (at most 30 s later): a step held while a test looks."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -61,6 +63,8 @@ class Upstream:
                     return self._send(200, {}, {"X-Total": "42", "ETag": '"v7"'})
                 if path == "/slow":
                     time.sleep(3)
+                if path == "/gate":
+                    upstream.gate.wait(30)
                 if path == "/redirect-out":
                     return self._send(302, {}, {"Location": "http://169.254.169.254/latest/meta-data"})
                 if path == "/redirect-to":  # to the URL in ?url=, on any host or port
