@@ -19,6 +19,7 @@ from bench import (
     bench_routes,
     coldstart,
     http_concurrency,
+    signed_accept,
     storage_calls,
 )
 from devhost.azurite import Azurite
@@ -32,6 +33,8 @@ def main() -> int:
         sections.append(storage_calls.report(storage_calls.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(accept.report(accept.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(signed_accept.report(signed_accept.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(bench_api_latency.report(bench_api_latency.run(emulator.connection_string)))
         print(sections[-1], flush=True)

@@ -21,6 +21,8 @@ from tests.support.idp import API_CLIENT_ID, AUDIENCE, LocalIdentityProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_BODY = 256 * 1024
+HOOK_SECRET_NAME = "JUNCTION_SECRET_E2E_HOOK"
+HOOK_SECRET = "whsec_hostile_input_0123456789"  # noqa: S105 - a test webhook secret
 
 
 @dataclasses.dataclass
@@ -106,7 +108,7 @@ def serve_junction(
 
 @pytest.fixture(scope="session")
 def junction(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Junction]:
-    extra = {"JUNCTION_MAX_BODY_BYTES": str(MAX_BODY)}
+    extra = {"JUNCTION_MAX_BODY_BYTES": str(MAX_BODY), HOOK_SECRET_NAME: HOOK_SECRET}
     with serve_junction(azurite, "e2e", tmp_path_factory.mktemp("devhost"), extra_env=extra) as server:
         yield server
 

@@ -108,7 +108,7 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdentityProvi
 def fuzzed(azurite: Azurite, idp: LocalIdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     # Client certificates arrive as App Service forwards them (X-ARR-ClientCert over HTTPS), on
     # a deployment that turned them on.
-    extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE="Junction.Admin", JUNCTION_CLIENT_CERT_ENABLED="true")
+    extra = aad_env(idp, JUNCTION_AAD_ADMIN_ROLE="Junction.Admin", JUNCTION_CLIENT_CERT_ENABLED="true", JUNCTION_SECRET_FUZZ_HOOK="fuzz-hook-secret")
     log_dir = tmp_path_factory.mktemp("devhost-fuzz")
     args = ["--no-timers", "--trust-forwarded-client-cert"]
     partners = Authority("Fuzz Partners CA")
@@ -341,3 +341,51 @@ def test_fuzz_recursive_refs_in_imported_documents(fuzzed: dict[str, str]) -> No
 
         check()
         client.delete("/management/apis/fuzzrefs", headers=admin)
+
+
+def test_fuzz_signature_headers_bodies_and_status_tokens(fuzzed: dict[str, str]) -> None:
+    """Generated signature headers (near-valid Stripe and GitHub forms, timestamps far and near,
+    many v1s, arbitrary text) and bodies against signed scenarios, and generated status-URL tokens:
+    always 401 (nothing generated carries the right HMAC) or 404/400, never a 5xx or a run."""
+    import time
+
+    import httpx
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    admin = {"Authorization": f"Bearer {_fresh_admin(fuzzed)}"}
+    now = int(time.time())
+    hexes = st.text("0123456789abcdefABCDEF", min_size=62, max_size=66)
+    stripe = st.builds(lambda t, v: ",".join([f"t={t}", *(f"v1={h}" for h in v)]), st.integers(now - 10**6, now + 10**6), st.lists(hexes, max_size=20))
+    github = st.builds(lambda h: f"sha256={h}", hexes)
+    anything = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300).map(str.strip)  # h11 sends no edge spaces
+    with httpx.Client(base_url=fuzzed["url"], timeout=30) as client:
+        ids = {}
+        for scheme in ("stripe", "github"):
+            signature = {"scheme": scheme, "secret": {"secret": "JUNCTION_SECRET_FUZZ_HOOK"}}
+            document = {"name": f"fuzz {scheme}", "externalTriggers": {"enabled": True, "allowAnonymous": True, "signature": signature},
+                        "process": {"steps": []}}  # fmt: skip
+            created = client.post("/management/scenarios", json=document, headers=admin)
+            assert created.status_code == 201, created.text
+            ids[scheme] = created.json()["id"]
+        names = {"stripe": "Stripe-Signature", "github": "X-Hub-Signature-256"}
+
+        @settings(max_examples=EXAMPLES * 10, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+        @given(st.sampled_from(["stripe", "github"]), st.one_of(stripe, github, anything), st.binary(max_size=300))
+        def check(scheme: str, header: str, body: bytes) -> None:
+            response = client.post(f"/ExternalData/Accept/{ids[scheme]}", content=body, headers={names[scheme]: header, "Content-Type": "application/json"})
+            assert response.status_code == 401, (scheme, header, body, response.text[:300])
+            assert response.json()["error"]["code"] == "InvalidSignature"
+
+        @settings(max_examples=EXAMPLES * 10, deadline=None, database=None, derandomize=True)
+        @given(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=", min_size=1, max_size=1100))
+        def check_token(token: str) -> None:
+            response = client.get(f"/ExternalData/RunStatus/{token}")
+            assert response.status_code in (400, 404), (token, response.text[:300])
+            assert "Traceback" not in response.text
+
+        check()
+        check_token()
+        for scenario_id in ids.values():
+            runs = client.get(f"/management/scenarios/{scenario_id}/runs", headers=admin).json()["value"]
+            assert runs == []

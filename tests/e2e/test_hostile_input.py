@@ -3,14 +3,17 @@ error rather than a traceback, and leaves nothing stored."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Junction, assert_json_error
+from tests.e2e.conftest import HOOK_SECRET, HOOK_SECRET_NAME, Junction, assert_json_error
 
 GUID = "1a990d32-1299-4c6e-9ac7-aa1800cde08d"
 
@@ -445,3 +448,72 @@ def test_a_result_made_with_a_lone_surrogate_is_an_invalid_result(junction: Junc
     finally:
         with junction.admin() as admin:
             admin.delete("/management/apis/madesurrogate")
+
+
+# -- signed webhooks and status URLs (issue 17.3-4) ------------------------------------------
+
+
+@pytest.fixture
+def signed(junction: Junction) -> dict[str, Any]:
+    """A Stripe-signed webhook scenario with a 60 s tolerance."""
+    signature = {"scheme": "stripe", "secret": {"secret": HOOK_SECRET_NAME}, "toleranceSeconds": 60}
+    return junction.create_scenario(externalTriggers={"enabled": True, "allowAnonymous": True, "signature": signature})
+
+
+def _stripe(body: bytes, t: int) -> str:
+    return f"t={t},v1=" + hmac.new(HOOK_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def _post_signed(junction: Junction, scenario: dict[str, Any], body: bytes, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
+    return _raw(junction, "POST", f"/ExternalData/Accept/{scenario['id']}", [("Content-Type", "application/json"), *headers], body)
+
+
+def test_clock_skew_within_the_tolerance_is_accepted_beyond_it_refused(junction: Junction, signed: dict[str, Any]) -> None:
+    now = int(time.time())
+    # Ten seconds of margin from each edge keep the test about skew, not about the clock between
+    # signing and arriving (the exact edges are tests/integration/test_replays_and_links.py's).
+    for n, offset in enumerate((-50, 50)):
+        body = json.dumps({"skew": offset, "n": n}).encode()
+        status, text = _post_signed(junction, signed, body, [("Stripe-Signature", _stripe(body, now + offset))])
+        assert status == 200, text
+    for offset in (-70, 70, -(10**9), 10**10):
+        body = json.dumps({"skew": offset}).encode()
+        status, text = _post_signed(junction, signed, body, [("Stripe-Signature", _stripe(body, now + offset))])
+        assert status == 401 and json.loads(text)["error"]["code"] == "InvalidSignature", text
+    assert junction.run_count(signed["id"]) == 2
+
+
+def test_signature_header_names_in_any_case_and_a_repeated_header(junction: Junction, signed: dict[str, Any]) -> None:
+    now = int(time.time())
+    for n, name in enumerate(("stripe-signature", "STRIPE-SIGNATURE", "sTrIpE-sIgNaTuRe")):
+        body = json.dumps({"case": n}).encode()
+        status, text = _post_signed(junction, signed, body, [(name, _stripe(body, now))])
+        assert status == 200, (name, text)
+    body = b'{"twice": true}'
+    # Two Stripe-Signature headers reach the app joined with ", ": still one t and its v1s.
+    twice = [("Stripe-Signature", f"t={now},v1={'0' * 64}"), ("Stripe-Signature", _stripe(body, now))]
+    status, text = _post_signed(junction, signed, body, twice)
+    assert status in (200, 401), text  # whichever way the host joins them, never a 5xx
+    for value in ("t=,v1=", "t=1,v1=" + "g" * 64, "v1=" + "a" * 64 + ",t=" + str(now) + "\r", "\u00e9=1", "t=" + "9" * 400):
+        status, text = _post_signed(junction, signed, b"{}", [("Stripe-Signature", value.encode("latin-1", "replace").decode("latin-1").replace("\r", ""))])
+        assert status == 401, (value, text)
+
+
+def test_a_replay_is_refused_up_to_the_end_of_its_window_and_never_starts_a_run(junction: Junction, signed: dict[str, Any]) -> None:
+    now = int(time.time())
+    body = b'{"edge": "old"}'
+    header = [("Stripe-Signature", _stripe(body, now - 50))]  # close to the window's end
+    assert _post_signed(junction, signed, body, header)[0] == 200
+    for _ in range(3):
+        status, text = _post_signed(junction, signed, body, header)
+        assert status == 409 and json.loads(text)["error"]["code"] == "Replayed", text
+    assert junction.run_count(signed["id"]) == 1
+
+
+def test_status_urls_tampered_or_made_up_are_404_without_a_reason(junction: Junction) -> None:
+    for token in ("", "a.b", "a" * 1025, "eyJzIjoieCJ9.AAAA", "..", "%2E%2E", "x.y.z", "%F0%9F%98%80.x"):
+        status, text = _raw(junction, "GET", f"/ExternalData/RunStatus/{token}")
+        assert status in (400, 404) and b"Traceback" not in text, (token, status, text)
+        assert json.loads(text)["error"]["code"], text  # dot segments are the host's 400 InvalidPath
+        if status == 404 and "." in token and token not in ("..", "%2E%2E"):
+            assert json.loads(text)["error"]["code"] == "LinkNotFound", (token, text)

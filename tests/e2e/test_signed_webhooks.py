@@ -15,8 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import re
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +31,7 @@ from core.app.api_calls import STATUS_PURPOSE, STATUS_ROUTE
 from core.identity import links
 from devhost.azurite import Azurite
 from tests.e2e.conftest import Junction, assert_json_error, eventually, serve_junction
+from tests.support.doc_examples import block
 from tests.support.upstream import Upstream
 
 SECRETS = {
@@ -282,3 +287,15 @@ def test_status_urls_altered_or_expired(hooks: Junction, api: dict[str, Any]) ->
         assert poll(client, location).status_code == 200  # the genuine one still answers
         for method in ("POST", "DELETE"):
             assert client.request(method, location).status_code == 405
+
+
+def test_the_readme_webhook_example_runs_and_its_replay_is_409(hooks: Junction, tmp_path: Path) -> None:
+    scenario = webhook_scenario(hooks, "github", "JUNCTION_SECRET_GITHUB_HOOK")
+    script = block("README.md: BODY=").text.replace("http://127.0.0.1:7071", hooks.url)
+    env = {"PATH": os.environ["PATH"], "GITHUB_HOOK_SECRET": SECRETS["JUNCTION_SECRET_GITHUB_HOOK"], "SID": scenario["id"]}
+    done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    statuses = re.findall(r"^HTTP/1\.1 (\d{3})", done.stdout, re.MULTILINE)
+    assert statuses == ["200", "409"], done.stdout
+    assert '"code":"Replayed"' in done.stdout.replace(" ", "")
+    assert hooks.run_count(scenario["id"]) == 1

@@ -50,6 +50,9 @@ RUN_BY: dict[tuple[str, str, str | None], str] = {
     ("README.md", "sh", "cat > pets.yaml"): f"{DOCS}::test_the_api_walk_through_answers_what_its_comments_say",
     ("README.md", "sh", "export JUNCTION_TOKEN=$(junction token create"): f"{DOCS}::test_the_cli_session_runs_from_the_first_token_to_an_api_key",
     ("docs/api-operations.md", "json", '"scenarioId"'): f"{UNIT}::test_the_binding_example_is_a_valid_binding",
+    ("docs/api-operations.md", "json", '{"respond": "async"'): f"{UNIT}::test_the_async_binding_example_is_a_valid_binding",
+    ("README.md", "json", '{"name": "GitHub issues"'): f"{UNIT}::test_the_signed_webhook_example_is_a_valid_scenario",
+    ("README.md", "sh", "BODY="): "tests/e2e/test_signed_webhooks.py::test_the_readme_webhook_example_runs_and_its_replay_is_409",
     ("docs/architecture.md", "json", '{"v": 1'): f"{UNIT}::test_the_run_message_example_is_what_the_encoder_writes",
     ("docs/api-operations.md", "json", '{"type": "api"'): f"{DOCS}::test_the_trigger_data_example_is_what_a_process_sees",
     ("docs/azure-ad.md", "sh", "# a service, client secret"): f"{DOCS}::test_the_azure_ad_cli_examples_sign_in_and_call",
@@ -158,6 +161,23 @@ def test_the_binding_example_is_a_valid_binding() -> None:
     stored = normalise_binding(example, {"scopes": []}, settings)
     assert stored["authentication"] == {"type": "oauth2", "scopes": ["pets.read"]}
     assert stored["cors"] == {"allowedOrigins": ["https://app.example"], "allowCredentials": False}
+
+
+def test_the_async_binding_example_is_a_valid_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUNCTION_SECRET_PARTNER", "partner-secret")
+    settings = Settings(storage=StorageSettings(connection_string="UseDevelopmentStorage=true"))
+    stored = normalise_binding(_json('docs/api-operations.md: {"respond": "async"'), {"scopes": []}, settings)
+    assert stored["respond"] == "async"
+    assert stored["signature"] == {
+        "scheme": "hmac-sha256", "secret": {"secret": "JUNCTION_SECRET_PARTNER"}, "header": "X-Partner-Signature", "toleranceSeconds": 300,
+    }  # fmt: skip
+
+
+def test_the_signed_webhook_example_is_a_valid_scenario() -> None:
+    scenario = _json('README.md: {"name": "GitHub issues"')
+    validate(scenario, schemas.SCENARIO, "scenario")
+    validate_process(scenario["process"], ALLOWED)
+    assert scenario["externalTriggers"]["signature"]["scheme"] == "github"
 
 
 def test_the_run_message_example_is_what_the_encoder_writes() -> None:
