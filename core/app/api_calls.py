@@ -121,7 +121,10 @@ def _start_async(storage: Storage, request: Request, prepared: Prepared, scenari
     summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
     try:
         location = status_url(storage, request.base_url, scenario.id, run_id)  # the key is read before anything starts
-        start_run(storage, scenario.id, trigger, body=trigger["data"]["body"], has_body=True, principal=None, run_id=run_id, record=summary)
+        start_run(
+            storage, scenario.id, trigger, body=trigger["data"]["body"], has_body=True, principal=None,
+            run_id=run_id, record=summary, scenario_etag=scenario.etag,
+        )  # fmt: skip
     except Exception:
         if prepared.signature is not None:  # nothing started: the sender's retry is not a replay
             replays.release(storage, scenario.id, prepared.signature)
