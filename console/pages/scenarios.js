@@ -176,6 +176,16 @@ function triggerUrlsSection(scenario) {
   );
 }
 
+/** What the API can set on the triggers beyond the two checkboxes, said so that it is not a surprise. */
+function keptSettings(triggers) {
+  const kept = [];
+  const allow = triggers?.ipAllowList;
+  if (Array.isArray(allow) && allow.length) kept.push(`callers only from ${allow.join(", ")}`);
+  const limit = triggers?.rateLimit;
+  if (limit && limit.requestsPerMinute) kept.push(`at most ${limit.requestsPerMinute} requests a minute${limit.burst ? ` (bursts of ${limit.burst})` : ""}${limit.perCredential ? " per credential" : ""}`);
+  return kept.length ? h("p", { class: "hint kept-settings" }, `Set through the API and kept when you save: ${kept.join("; ")}.`) : null;
+}
+
 function describeStep(step) {
   if (!step || typeof step !== "object") return "not an object";
   const parts = [String(step.type || "?")];
@@ -248,7 +258,11 @@ export async function editPage({ main, params, signal, setTitle, navigate }) {
     schedule.value = (s && s.schedule) || "";
     processText.value = JSON.stringify(s ? s.process : EXAMPLE_PROCESS, null, 2);
     anonymous.disabled = !enabled.checked;
-    show(urls, s && s.externalTriggers?.enabled ? triggerUrlsSection(s) : notice(s ? "Enable external triggers and save to get the trigger URLs." : "Create the scenario to get its trigger URLs."));
+    show(
+      urls,
+      s && s.externalTriggers?.enabled ? triggerUrlsSection(s) : notice(s ? "Enable external triggers and save to get the trigger URLs." : "Create the scenario to get its trigger URLs."),
+      s ? keptSettings(s.externalTriggers) : null,
+    );
     refreshOutline();
     previewSchedule();
   };
@@ -394,7 +408,10 @@ export async function editPage({ main, params, signal, setTitle, navigate }) {
   const documentFromForm = () => {
     const process = refreshOutline();
     if (process === undefined) return null;
-    const doc = { name: name.value.trim(), externalTriggers: { enabled: enabled.checked, allowAnonymous: enabled.checked && anonymous.checked }, process };
+    // Settings the form does not show (an address allow-list, a rate limit) are sent back as
+    // stored: a PUT replaces the scenario, and an edit here must not drop them.
+    const triggers = { ...(scenario?.externalTriggers || {}), enabled: enabled.checked, allowAnonymous: enabled.checked && anonymous.checked };
+    const doc = { name: name.value.trim(), externalTriggers: triggers, process };
     if (description.value.trim()) doc.description = description.value;
     if (schedule.value.trim()) doc.schedule = schedule.value.trim();
     if (sourceUrl.value.trim()) {

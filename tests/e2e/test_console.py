@@ -577,6 +577,95 @@ def test_an_etag_conflict_says_the_scenario_changed_and_offers_to_reload(console
         assert admin.get(f"/management/scenarios/{sid}").json()["name"] == f"{SCENARIO_NAME} (edited)"
 
 
+def test_anonymous_triggers_and_a_source_are_saved_and_the_urls_go_when_triggers_are_off(console: Session) -> None:
+    browser, gate = console.browser, console.gate
+    browser.open("/console/scenarios/new")
+    browser.fill("input[name=name]", "Polls the shop")
+    assert browser.find("input[name=allowAnonymous]").get_attribute("disabled") is not None  # only with triggers enabled
+    browser.click("input[name=enabled]")
+    browser.click("input[name=allowAnonymous]")
+    browser.choose("select[name=sourceMethod]", "POST")
+    browser.fill("input[name=sourceUrl]", f"{gate.url}/orders")
+    browser.fill("textarea[name=sourceHeaders]", '{"X-Shop": "north"}')
+    browser.click("form.editor-form button[type=submit]")
+    browser.find(".trigger-urls")
+    sid = browser.path().rsplit("/", 1)[1]
+    assert "Anyone with these URLs can call them." in browser.text(".trigger-urls")
+    curl = browser.find_all(".trigger-urls .copy-value")[1].get_attribute("value")
+    assert "Authorization" not in curl  # an anonymous caller sends no token
+    with console.app.admin() as admin:
+        stored = admin.get(f"/management/scenarios/{sid}").json()
+    assert stored["externalTriggers"] == {"enabled": True, "allowAnonymous": True}
+    assert stored["source"] == {"type": "http", "method": "POST", "url": f"{gate.url}/orders", "headers": {"X-Shop": "north"}}
+
+    # What the form saved works: a caller with no token starts a run, which polls the source.
+    answer = httpx.get(f"{console.app.url}/ExternalData/Accept/{sid}")
+    assert answer.status_code == 200, answer.text
+    run = console.app.wait_for_run(sid, answer.headers["x-run-id"])
+    assert run["status"] == "succeeded" and run["output"]["stored"]["method"] == "POST" and run["output"]["stored"]["shop"] == "north"
+
+    # The page shows what is stored; the list says anonymous and the last run.
+    browser.open(f"/console/scenarios/{sid}")
+    browser.find(".trigger-urls")
+    assert browser.find("input[name=allowAnonymous]").is_selected() and browser.find("input[name=enabled]").is_selected()
+    assert browser.find("select[name=sourceMethod]").get_attribute("value") == "POST"
+    assert json.loads(browser.find("textarea[name=sourceHeaders]").get_attribute("value")) == {"X-Shop": "north"}
+    browser.open("/console/scenarios")
+    row = f"tr[data-scenario='{sid}']"
+    browser.wait_text(f"{row} td[data-label='Last run']", "succeeded")
+    assert [c.text for c in browser.find_all(f"{row} td")[:2]] == ["yes", "yes"]
+    assert browser.find(f"{row} td[data-label='Last run'] a").get_attribute("href").endswith(f"/runs/{run['id']}")
+
+    # Triggers off: the anonymous box is cleared with it, the URLs go, and callers are refused.
+    browser.open(f"/console/scenarios/{sid}")
+    browser.click("input[name=enabled]")
+    assert not browser.find("input[name=allowAnonymous]").is_selected()
+    browser.click("form.editor-form button[type=submit]")
+    browser.wait_text(".notice.ok", "Saved at")
+    browser.wait_text("fieldset", "Enable external triggers and save to get the trigger URLs.")
+    assert browser.find_all(".trigger-urls") == []
+    with console.app.admin() as admin:
+        stored = admin.get(f"/management/scenarios/{sid}").json()
+    assert stored["externalTriggers"] == {"enabled": False, "allowAnonymous": False} and stored["source"]["method"] == "POST"
+    assert httpx.get(f"{console.app.url}/ExternalData/Accept/{sid}").status_code in (401, 403)
+
+
+def test_the_scenarios_list_shows_each_scenarios_last_run(console: Session) -> None:
+    browser = console.browser
+    with console.app.admin() as admin:
+        listing = admin.get("/management/scenarios?top=1000").json()["value"]
+        last = {s["name"]: (s["id"], admin.get(f"/management/scenarios/{s['id']}/runs?top=1").json()["value"]) for s in listing}
+    browser.open("/console/scenarios")
+    for name, status in ((f"{SCENARIO_NAME} (edited)", "succeeded"), ("Refuses orders", "failed")):
+        sid, (run,) = last[name]
+        cell = f"tr[data-scenario='{sid}'] td[data-label='Last run']"
+        browser.wait_text(cell, status)
+        assert browser.find(f"{cell} a").get_attribute("href") == f"{console.app.url}/console/scenarios/{sid}/runs/{run['id']}"
+    browser.click(f"tr[data-scenario='{last['Refuses orders'][0]}'] td[data-label='Last run'] a")
+    browser.wait_text(".run-details .run-error", "no orders today")
+
+
+def test_saving_in_the_console_keeps_what_its_form_does_not_show(console: Session) -> None:
+    """An address allow-list and a rate limit set through the API survive an edit in the console."""
+    browser = console.browser
+    triggers = {"enabled": True, "allowAnonymous": False, "ipAllowList": ["127.0.0.1", "::1"], "rateLimit": {"requestsPerMinute": 600, "burst": 50}}
+    with console.app.admin() as admin:
+        made = admin.post("/management/scenarios", json={"name": "Guarded", "externalTriggers": triggers, "process": {"steps": []}})
+    assert made.status_code == 201, made.text
+    sid = made.json()["id"]
+    browser.open(f"/console/scenarios/{sid}")
+    kept = browser.text(".kept-settings")
+    assert "callers only from 127.0.0.1" in kept and "at most 600 requests a minute (bursts of 50)" in kept
+    browser.fill("input[name=name]", "Guarded (renamed)")
+    browser.click("form.editor-form button[type=submit]")
+    browser.wait_text(".notice.ok", "Saved at")
+    with console.app.admin() as admin:
+        stored = admin.get(f"/management/scenarios/{sid}").json()
+    assert stored["name"] == "Guarded (renamed)"
+    assert stored["externalTriggers"]["ipAllowList"] == made.json()["externalTriggers"]["ipAllowList"]
+    assert stored["externalTriggers"]["rateLimit"] == made.json()["externalTriggers"]["rateLimit"]
+
+
 # ------------------------------------------------------------------------------------------------
 # Tokens
 # ------------------------------------------------------------------------------------------------
