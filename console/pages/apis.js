@@ -173,6 +173,14 @@ function splitPems(value) {
   return (value.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) || []).map((pem) => `${pem.trim()}\n`);
 }
 
+function keptNote(binding) {
+  const kept = [];
+  if (Array.isArray(binding?.ipAllowList) && binding.ipAllowList.length) kept.push(`callers only from ${binding.ipAllowList.join(", ")}`);
+  const limit = binding?.rateLimit;
+  if (limit && limit.requestsPerMinute) kept.push(`at most ${limit.requestsPerMinute} requests a minute${limit.burst ? ` (bursts of ${limit.burst})` : ""}${limit.perCredential ? " per credential" : ""}`);
+  return kept.length ? h("p", { class: "hint kept-settings" }, `Set through the API and kept when you save: ${kept.join("; ")}.`) : null;
+}
+
 export async function bindPage({ main, params, signal, setTitle, navigate }) {
   const [apiName, operationId] = params;
   const [view, { scenarios }] = await Promise.all([get(`/management/apis/${enc(apiName)}/operations/${enc(operationId)}`, { signal }), scenarioNames(signal)]);
@@ -221,6 +229,7 @@ export async function bindPage({ main, params, signal, setTitle, navigate }) {
     oauthFields,
     certFields,
     h("fieldset", { class: "plain" }, h("legend", {}, "Allowed protocols"), field("HTTPS", https), field("HTTP", http)),
+    keptNote(current),
     field("CORS: allowed origins (optional)", origins, "Separated by ; or , — * allows every origin (never with credentials). Empty: no CORS."),
     field("CORS: allow credentials", credentials),
     h("div", { class: "actions" }, save),
@@ -236,10 +245,13 @@ export async function bindPage({ main, params, signal, setTitle, navigate }) {
       if (audience.value.trim()) body.authentication.audience = audience.value.trim();
     }
     if (authType.value === "certificate") body.authentication.trustedIssuers = splitPems(trusted.value);
-    const protocols = [https.checked && "https", http.checked && "http"].filter(Boolean);
-    if (protocols.length) body.allowedProtocols = protocols;
+    // Sent as ticked, even with none: no list would mean both, the opposite of what was asked
+    // (the API refuses an empty one and says why).
+    body.allowedProtocols = [https.checked && "https", http.checked && "http"].filter(Boolean);
     if (origins.value.trim()) body.cors = { allowedOrigins: origins.value.trim(), allowCredentials: credentials.checked };
     if (current?.boundAt) body.boundAt = current.boundAt;
+    // Set through the API and not on this form: a PUT replaces the binding, so send them back.
+    for (const kept of ["ipAllowList", "rateLimit"]) if (current && current[kept] != null) body[kept] = current[kept];
     busy(save, async () => {
       try {
         await call("PUT", `/management/apis/${enc(apiName)}/operations/${enc(operationId)}`, { json: body, signal });

@@ -129,8 +129,11 @@ def console(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Itera
     require_chromium()
     gate = Gate()
     env = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": gate.host}
+    # The test plays App Service's front end for one call (X-Forwarded-Proto: https, an
+    # HTTPS-only binding); the browser never sends such headers.
+    front_end = ("--trust-forwarded-client-cert",)
     try:
-        with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console"), extra_env=env) as app:
+        with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console"), extra_env=env, args=front_end) as app:
             browser = Browser(app.url)
             try:
                 yield Session(app, browser, gate)
@@ -758,6 +761,9 @@ def test_import_a_document_bind_an_operation_and_call_it(console: Session, tmp_p
     assert "(HTTP 409)" in error and "pets/getPetById" in error and "clash/findPet" in error
     browser.shoot("api-bind-conflict")
     console.pages["apis"] = "/console/apis"
+    browser.open("/console/apis")
+    assert [r.text.split("\n")[0] for r in browser.wait(lambda: browser.find_all("table.cards tbody tr th"), what="the APIs")] == ["clash", "pets"]
+    browser.shoot("apis")  # docs/console-apis.png is a copy of apis-desktop.png
 
     browser.open("/console/apis/pets")
     browser.click("tr[data-operation='getPetById'] button.danger")
@@ -765,6 +771,75 @@ def test_import_a_document_bind_an_operation_and_call_it(console: Session, tmp_p
     browser.wait_text(".notice.ok", "Unbound getPetById")
     assert httpx.get(f"{console.app.url}/shop/pet/42").status_code == 404
     assert sid  # the shop scenario is untouched by the API pages
+    console.pet_id = pet["id"]
+
+
+def _binding(console: Session, api: str, operation: str) -> dict[str, Any]:
+    with console.app.admin() as admin:
+        view = admin.get(f"/management/apis/{api}/operations/{operation}")
+    assert view.status_code == 200, view.text
+    return dict(view.json()["binding"])
+
+
+def test_bind_with_an_api_key_then_basic_over_https_only(console: Session) -> None:
+    browser = console.browser
+    bind = "/console/apis/pets/operations/getPetById"
+    browser.open(bind)
+    browser.choose("select[name=scenarioId]", console.pet_id)
+    assert not browser.find_all("input[name=scopes]")[0].is_displayed()  # oauth2's fields only with oauth2
+    browser.choose("select[name=authType]", "apiKey")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Bound getPetById")
+    assert browser.text("tr[data-operation='getPetById'] td[data-label='Binding']").endswith("· apiKey")
+    binding = _binding(console, "pets", "getPetById")
+    assert binding["scenarioId"] == console.pet_id and binding["authentication"] == {"type": "apiKey"}
+    assert binding["allowedProtocols"] == ["http", "https"] and binding["cors"] is None
+    with console.app.admin() as admin:
+        made = admin.post("/management/apikeys", json={"name": "vet", "ruleset": [{"path": "/shop/pet/*", "methods": ["GET"]}]}).json()
+        key = made["key"]
+        assert admin.post("/management/users", json={"username": "vet", "password": "correct horse"}).status_code == 201
+        # Settings the form does not show, set through the API: an edit in the console keeps them.
+        guarded = admin.put("/management/apis/pets/operations/getPetById", json={**binding, "ipAllowList": ["127.0.0.1", "::1"], "rateLimit": {"requestsPerMinute": 600}})
+        assert guarded.status_code == 200, guarded.text
+    with httpx.Client(base_url=console.app.url) as caller:
+        assert caller.get("/shop/pet/42").status_code == 401
+        answer = caller.get("/shop/pet/42", headers={"X-Api-Key": key})
+        assert answer.status_code == 200 and answer.json() == {"id": 42}
+
+    # Basic, over HTTPS only; the form opens on what is stored.
+    browser.open(bind)
+    assert browser.text(".kept-settings") == "Set through the API and kept when you save: callers only from 127.0.0.1/32, ::1/128; at most 600 requests a minute (bursts of 600)."
+    assert browser.find("select[name=authType]").get_attribute("value") == "apiKey"
+    assert browser.find("input[name=http]").is_selected() and browser.find("input[name=https]").is_selected()
+    browser.choose("select[name=authType]", "basic")
+    browser.click("input[name=http]")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Bound getPetById")
+    binding = _binding(console, "pets", "getPetById")
+    assert binding["authentication"] == {"type": "basic"} and binding["allowedProtocols"] == ["https"]
+    assert binding["ipAllowList"] == guarded.json()["binding"]["ipAllowList"] and binding["rateLimit"]["requestsPerMinute"] == 600
+    https = {"X-Forwarded-Proto": "https"}  # as App Service's front end says a call came over HTTPS
+    with httpx.Client(base_url=console.app.url) as caller:
+        assert caller.get("/shop/pet/42", auth=("vet", "correct horse")).status_code == 403  # plain HTTP
+        unauthenticated = caller.get("/shop/pet/42", headers=https)
+        assert unauthenticated.status_code == 401, unauthenticated.text
+        assert caller.get("/shop/pet/42", headers={**https, "X-Api-Key": key}).status_code == 401
+        answer = caller.get("/shop/pet/42", headers=https, auth=("vet", "correct horse"))
+        assert answer.status_code == 200 and answer.json() == {"id": 42}
+
+    # Neither protocol: the API refuses the binding, and the one stored stays.
+    browser.open(bind)
+    assert not browser.find("input[name=http]").is_selected()
+    browser.click("input[name=https]")
+    with browser.expect_api_error("/management/apis/pets/operations/getPetById", 400):
+        browser.click("form button[type=submit]")
+        error = browser.text(".error")
+    assert "(HTTP 400)" in error and "allowedProtocols" in error
+    assert _binding(console, "pets", "getPetById")["allowedProtocols"] == ["https"]
+    with console.app.admin() as admin:
+        assert admin.delete("/management/apis/pets/operations/getPetById").status_code in (200, 204)
+        assert admin.delete("/management/users/vet").status_code in (200, 204)
+        assert admin.delete(f"/management/apikeys/{made['id']}").status_code in (200, 204)
 
 
 def test_api_keys_and_basic_users_are_created_listed_and_deleted(console: Session) -> None:
