@@ -580,6 +580,27 @@ def test_an_etag_conflict_says_the_scenario_changed_and_offers_to_reload(console
         assert admin.get(f"/management/scenarios/{sid}").json()["name"] == f"{SCENARIO_NAME} (edited)"
 
 
+def test_a_slow_save_shows_that_it_is_working_until_it_is_done(console: Session) -> None:
+    """On a slow network (every request 1.5 s late) saving takes long: the button says it is busy
+    and a progress line appears, and both go when the save is done."""
+    browser = console.browser
+    sid = console.scenario_id
+    browser.open(f"/console/scenarios/{sid}")
+    browser.fill("textarea[name=description]", "saved on a slow network")
+    save = "form.editor-form button[type=submit]"
+    with browser.slow_network(1500):
+        browser.click(save)
+        line = browser.find(".sticky-actions .progress")
+        assert "Working…" in line.text and line.get_attribute("role") == "status"
+        assert browser.find(save).get_attribute("aria-busy") == "true" and browser.find(save).get_attribute("disabled") is not None
+        browser.shoot("scenario-saving", scroll_top=False)
+        browser.wait_text(".notice.ok", "Saved at")
+    assert browser.find_all(".sticky-actions .progress") == []
+    assert browser.find(save).get_attribute("aria-busy") is None and browser.find(save).get_attribute("disabled") is None
+    with console.app.admin() as admin:
+        assert admin.get(f"/management/scenarios/{sid}").json()["description"] == "saved on a slow network"
+
+
 def test_anonymous_triggers_and_a_source_are_saved_and_the_urls_go_when_triggers_are_off(console: Session) -> None:
     browser, gate = console.browser, console.gate
     browser.open("/console/scenarios/new")

@@ -163,6 +163,19 @@ class Browser:
                 element.send_keys(value)
         return element
 
+    @contextlib.contextmanager
+    def slow_network(self, latency_ms: int) -> Iterator[None]:
+        """Every request of the page takes at least ``latency_ms`` more (Chromium's own network
+        emulation, as DevTools' throttling): a short operation becomes a long one, so what the
+        page shows during a long wait can be seen without slowing the app."""
+        self.driver.execute_cdp_cmd("Network.enable", {})
+        conditions = {"offline": False, "downloadThroughput": -1, "uploadThroughput": -1}
+        self.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {**conditions, "latency": latency_ms})
+        try:
+            yield
+        finally:
+            self.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {**conditions, "latency": 0})
+
     def choose(self, css: str, value: str) -> None:
         """Pick an option of a select as a person would (its change listeners run)."""
         from selenium.webdriver.support.ui import Select
