@@ -14,14 +14,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from devhost.azurite import Azurite
 from tests.e2e.conftest import Junction, aad_env, serve_junction
 from tests.support.browser import Browser, require_chromium, serious
-from tests.support.idp import DeviceUser, LocalIdentityProvider
+from tests.support.idp import AUDIENCE, DeviceUser, LocalIdentityProvider
 
 ADMIN_ROLE = "Junction.Admin"
+VET = """openapi: 3.0.3
+info: {title: Vet, version: '1'}
+servers: [{url: /vet}]
+components:
+  securitySchemes:
+    aad: {type: oauth2, flows: {implicit: {authorizationUrl: 'https://login.example/authorize', scopes: {Pets.Read: read pets}}}}
+paths:
+  /visits:
+    get:
+      operationId: listVisits
+      security: [{aad: [Pets.Read]}]
+      responses: {'200': {description: ok}}
+"""
 
 
 class Session:
@@ -95,6 +109,53 @@ def test_the_microsoft_token_is_what_the_management_api_sees(signed: Session) ->
         names = [s["name"] for s in admin.get("/management/scenarios").json()["value"]]
     assert "Made by Ada" in names  # created with the Azure AD token: there is no other credential in the tab
     assert browser.script("return [sessionStorage.getItem('junction.token'), sessionStorage.getItem('junction.signin')];") == [None, "aad"]
+
+
+def test_bind_an_operation_with_oauth2_scopes_and_call_it_with_azure_ad_tokens(signed: Session) -> None:
+    browser, idp, app = signed.browser, signed.idp, signed.app
+    with app.admin() as admin:
+        scenario = admin.post("/management/scenarios", json={"name": "Visits", "process": {"steps": [
+            {"type": "return", "value": {"jmespath": "{user: trigger.data.username}"}}]}}).json()  # fmt: skip
+        imported = admin.put("/management/apis/vet", content=VET, headers={"Content-Type": "application/yaml"})
+        assert imported.status_code in (200, 201), imported.text
+
+    def call(scp: str) -> httpx.Response:
+        token = idp.mint(idp.user_claims(AUDIENCE, scp=scp))
+        return httpx.get(f"{app.url}/vet/visits", headers={"Authorization": f"Bearer {token}"})
+
+    def stored() -> dict[str, object]:
+        with app.admin() as admin:
+            return dict(admin.get("/management/apis/vet/operations/listVisits").json()["binding"]["authentication"])
+
+    browser.open("/console/apis/vet")
+    assert browser.text("tr[data-operation='listVisits'] td[data-label='Scopes']") == "Pets.Read"  # from the document
+    browser.click("tr[data-operation='listVisits'] a.button")
+    browser.choose("select[name=scenarioId]", scenario["id"])
+    assert not browser.find_all("input[name=scopes]")[0].is_displayed()
+    browser.choose("select[name=authType]", "oauth2")
+    browser.fill("input[name=scopes]", "Visits.Read Pets.Write")
+    browser.click("input[name=anyTenantUser]")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Bound listVisits")
+    assert browser.text("tr[data-operation='listVisits'] td[data-label='Binding']").endswith("· oauth2")
+    assert stored() == {"type": "oauth2", "scopes": ["Visits.Read", "Pets.Write"], "anyTenantUser": True}
+    allowed = call("Visits.Read")
+    assert allowed.status_code == 200 and allowed.json() == {"user": "Grace Hopper"}
+    refused = call("Pets.Read")
+    assert refused.status_code == 403 and 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    assert 'scope="Visits.Read Pets.Write"' in refused.headers["WWW-Authenticate"]
+
+    # The form opens on what is stored; emptied scopes mean the document's again.
+    browser.click("tr[data-operation='listVisits'] a.button")
+    assert browser.find("input[name=scopes]").get_attribute("value") == "Visits.Read Pets.Write"
+    assert browser.find("input[name=anyTenantUser]").is_selected()
+    browser.fill("input[name=scopes]", "")
+    browser.click("input[name=anyTenantUser]")
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Bound listVisits")
+    assert stored() == {"type": "oauth2", "scopes": ["Pets.Read"]}
+    assert call("Pets.Read").status_code == 200 and call("Visits.Read").status_code == 403
+    browser.shoot("api-oauth2")
 
 
 def test_sign_out_forgets_the_session_and_a_non_administrator_is_refused_by_the_api(signed: Session) -> None:
