@@ -37,7 +37,8 @@ run: deps local.settings.json
 test: deps $(INFRA_STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The console's browser tests drive Debian's Chromium with its chromedriver (tests/e2e/console/).
+# The console's browser tests drive Debian's Chromium with its chromedriver (tests/e2e/test_console.py
+# and tests/e2e/test_console_aad.py, through tests/support/browser.py).
 # Installed here when missing and make runs as root (CI); otherwise make says what to install.
 BROWSER_PACKAGES := chromium chromium-driver
 browser:
