@@ -21,6 +21,7 @@ from bench import (
     http_concurrency,
     signed_accept,
     storage_calls,
+    traffic,
 )
 from devhost.azurite import Azurite
 
@@ -37,6 +38,8 @@ def main() -> int:
         sections.append(signed_accept.report(signed_accept.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(bench_api_latency.report(bench_api_latency.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(traffic.report(traffic.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(bench_routes.report(bench_routes.run(emulator.connection_string)))
         print(sections[-1], flush=True)

@@ -14,10 +14,11 @@ will sit behind that front end in Azure. What the worker is given is built as th
   out;
 * a body sent without ``Content-Length`` (chunked) is read and counted against the limit but
   reaches the function **empty**, as it does on Azure (azure-functions-host #4926);
-* the peer address is appended to ``X-Forwarded-For``, and the headers only the front end may set
-  (``X-ARR-ClientCert``, ``X-ARR-SSL``, ``X-Forwarded-Proto``, ``X-Original-URL``, Easy Auth's
-  ``X-MS-CLIENT-PRINCIPAL*`` ...) are removed from what a client sent, unless the operator says the
-  caller is a trusted front end (``--trust-forwarded-client-cert``, used to test certificate auth);
+* ``X-Forwarded-For`` is the peer address, and the headers only the front end may set
+  (``X-Forwarded-For`` itself, ``X-ARR-ClientCert``, ``X-ARR-SSL``, ``X-Forwarded-Proto``,
+  ``X-Original-URL``, Easy Auth's ``X-MS-CLIENT-PRINCIPAL*`` ...) are removed from what a client
+  sent, unless the operator says the caller is a trusted front end
+  (``--trust-forwarded-client-cert``, used to test certificate auth and client addresses);
 * a request target over 4,096 bytes gets 414, a body over 104,857,600 bytes 413;
 * an exception in a function, or a function that returns nothing, is a 500 with an empty body;
   the traceback goes to the log only.
@@ -53,6 +54,7 @@ FRONT_END_HEADERS = frozenset(
         "x-arr-log-id",
         "x-forwarded-proto",
         "x-forwarded-host",
+        "x-forwarded-for",
         "x-forwarded-tlsversion",
         "x-original-url",
         "x-waws-unencoded-url",
@@ -272,9 +274,12 @@ class HttpHost:
             for name in FRONT_END_HEADERS:
                 headers.pop(name, None)
             headers["x-forwarded-proto"] = scheme
-        if peer:
-            existing = headers.get("x-forwarded-for")
-            headers["x-forwarded-for"] = f"{existing}, {peer}" if existing else peer
+        # X-Forwarded-For is the front end's: without a trusted front end it is the socket's peer
+        # alone (a client's own value is dropped); a trusted front end's value is kept as it sent it.
+        if not self.trust_forwarded:
+            headers.pop("x-forwarded-for", None)
+        if peer and not headers.get("x-forwarded-for"):
+            headers["x-forwarded-for"] = peer
         host = headers.get("host")  # validated: a host and an optional port, nothing else
         if not host:
             server = scope.get("server") or ("127.0.0.1", 80)

@@ -89,6 +89,11 @@ param outboundSecretHosts string = ''
 @maxValue(3650)
 param runRetentionDays int = 30
 
+@description('JUNCTION_MAX_RUN_QUEUE_DEPTH: admission control; Accept answers 503 with Retry-After while the run queue holds more messages than this (0 = no bound).')
+@minValue(0)
+@maxValue(10000000)
+param maxRunQueueDepth int = 0
+
 @description('JUNCTION_API_DEADLINE_SECONDS: seconds an API operation may wait for its process before answering 504; App Service cuts a response at 230 s.')
 @minValue(1)
 @maxValue(200)
@@ -356,6 +361,7 @@ module functionApp './app/function.bicep' = {
     outboundSecretHosts: outboundSecretHosts
     runRetentionDays: runRetentionDays
     apiDeadlineSeconds: apiDeadlineSeconds
+    maxRunQueueDepth: maxRunQueueDepth
     tablePrefix: validTablePrefix
     publicBaseUrl: publicBaseUrl
     keyVaultName: keyVault.outputs.name

@@ -13,6 +13,7 @@ import azure.functions as func
 
 from core.kernel.settings import get_settings
 from core.store.storage import get_storage
+from core.traffic.addresses import client_address
 from core.web.exchange import Request
 from triggers.http import SECURITY_HEADERS, base_url, handles_errors, lower_headers
 
@@ -25,7 +26,6 @@ CATCH_ALL_FUNCTION = "zzApiOperations"  # must sort last: the route order rule b
 def api_request(req: func.HttpRequest) -> Request:
     parts = urlsplit(req.url)
     headers = lower_headers(req)
-    forwarded = [ip.strip() for ip in headers.get("x-forwarded-for", "").split(",") if ip.strip()]
     return Request(
         method=req.method,
         url=req.url,
@@ -35,7 +35,7 @@ def api_request(req: func.HttpRequest) -> Request:
         body=req.get_body() or b"",
         base_url=base_url(req),
         # The front end (App Service, or devhost) appends the peer it saw: the last entry.
-        client_ip=forwarded[-1] if forwarded else None,
+        client_ip=client_address(headers.get("x-forwarded-for")),
     )
 
 

@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from core.app.external import AcceptRequest, accept, get_cache_data
+from core.app.external import AcceptRequest, accept, read_cache
 from core.kernel.settings import get_settings
 from core.store.storage import get_storage
+from core.traffic.addresses import client_address
 from core.web.exchange import refuse_repeated_parameters
 from triggers.http import handles_errors, json_value_response, lower_headers
 
@@ -34,9 +35,10 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
             transfer_encoding=headers.get("transfer-encoding"),
             content_length=headers.get("content-length"),
             headers=headers,
+            client_ip=client_address(headers.get("x-forwarded-for")),
         ),
     )
-    response_headers = {"X-Run-Id": result.run_id, "Cache-Control": "no-store"}
+    response_headers = {**result.headers, "X-Run-Id": result.run_id, "Cache-Control": "no-store"}
     if result.replayed:
         response_headers["Idempotent-Replayed"] = "true"
     return func.HttpResponse(status_code=200, headers=response_headers)
@@ -48,10 +50,11 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
 def get_cache_data_trigger(req: func.HttpRequest) -> func.HttpResponse:
     refuse_repeated_parameters(urlsplit(req.url).query)
     headers = lower_headers(req)
-    value = get_cache_data(
+    value, limit_headers = read_cache(
         get_storage(),
         req.route_params.get("scenarioId", ""),
         req.params.get("keyJson"),
         headers.get("authorization"),
+        client_address(headers.get("x-forwarded-for")),
     )
-    return json_value_response(value)
+    return json_value_response(value, limit_headers)

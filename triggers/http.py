@@ -36,6 +36,7 @@ STATUS: dict[type[errors.JunctionError], int] = {
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.TooManyRequests: 429,
+    errors.ServiceUnavailable: 503,
     errors.StorageBusy: 503,
     errors.GatewayTimeout: 504,
     errors.JunctionError: 500,
@@ -59,7 +60,7 @@ def error_response(error: errors.JunctionError) -> func.HttpResponse:
     """The JSON error (docs/architecture.md, "Errors"), with the headers its status calls for."""
     headers = dict(SECURITY_HEADERS)
     status = status_of(error)
-    if isinstance(error, errors.StorageBusy | errors.TooManyRequests):
+    if isinstance(error, errors.StorageBusy | errors.TooManyRequests | errors.ServiceUnavailable):
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, errors.Unauthorized) or isinstance(error, errors.Forbidden) and error.error:
         headers["WWW-Authenticate"] = challenges.bearer(error=error.error, description=error.message)
@@ -134,6 +135,6 @@ def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | No
     return reply_response(Reply(status, value, headers or {}))
 
 
-def json_value_response(value: Any) -> func.HttpResponse:
+def json_value_response(value: Any, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     """200 with ``value`` as a JSON body, ``null`` included (``json_response`` treats None as "no body")."""
-    return func.HttpResponse(dumps(value), status_code=200, headers=SECURITY_HEADERS, mimetype=JSON, charset="utf-8")
+    return func.HttpResponse(dumps(value), status_code=200, headers={**SECURITY_HEADERS, **(headers or {})}, mimetype=JSON, charset="utf-8")

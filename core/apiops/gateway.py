@@ -4,14 +4,18 @@ The catch-all HTTP trigger hands every request it gets to ``prepare_call``, whic
 this order (each step can end the call):
 
 1. route: the bound operation for the method and path (404; 405 with ``Allow``);
-2. protocol: the binding's ``allowedProtocols`` (403);
-3. CORS: a preflight is answered here, without authentication and without running anything;
-4. authentication by the binding's type: none, basic, certificate, apiKey, oauth2 (401/403),
+2. the binding's ``ipAllowList`` (403 ``IpNotAllowed``), before anything else is read, preflights
+   included (``core.traffic.addresses``);
+3. protocol: the binding's ``allowedProtocols`` (403);
+4. CORS: a preflight is answered here, without authentication and without running anything;
+5. authentication by the binding's type: none, basic, certificate, apiKey, oauth2 (401/403),
    each a backend of ``core.apiops.authenticate``;
-4a. the binding's ``signature``, verified on the raw body (401 ``InvalidSignature``,
+5a. the binding's ``signature``, verified on the raw body (401 ``InvalidSignature``,
    ``core.identity.signatures``); the caller claims it once the call is known to be good
    (``core.identity.replays``, 409 ``Replayed``);
-5. body (size, media type, JSON/XML/form/text, JSON schema) and parameters (cast, defaults).
+6. the binding's ``rateLimit`` (429 ``RateLimited``; only callers who may call spend it; its
+   headers go on the response: ``core.traffic.ratelimit``);
+7. body (size, media type, JSON/XML/form/text, JSON schema) and parameters (cast, defaults).
 
 It returns ``Prepared``: either a ready ``reply`` (a preflight), or the scenario to run with
 its trigger data (docs/api-operations.md, "Trigger data") plus the CORS headers for the
@@ -38,9 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from core.apiops.authenticate import Call, authenticate
+from core.apiops.authenticate import Call, Caller, authenticate
 from core.apiops.params import extract_parameters, read_form, validate_body
-from core.apiops.registry import route_cache
+from core.apiops.registry import binding_key, route_cache
 from core.apiops.routes import BoundOperation, Match, RouteTable
 from core.identity.signatures import Verified, verify
 from core.kernel import clock
@@ -48,6 +52,8 @@ from core.kernel.errors import BadRequest, Forbidden, JunctionError, Unsupported
 from core.kernel.jsonvalue import parse_json
 from core.kernel.settings import Settings
 from core.store.storage import Storage
+from core.traffic.addresses import check_allowed
+from core.traffic.ratelimit import admit
 from core.web import cors
 from core.web.bodies import (
     check_content_encoding,
@@ -129,11 +135,22 @@ def prepare_call(
     binding = operation.binding
     cors_headers = cors.response_headers(binding.get("cors"), origin)
     try:
+        check_allowed(binding.get("ipAllowList"), request.client_ip)
         scheme = request_scheme(request)
         _check_protocol(binding, scheme)
-        caller = authenticate(Call(storage, settings, request, operation.binding.get("authentication") or {"type": "none"}, scheme, aad))
+        auth = operation.binding.get("authentication") or {"type": "none"}
+        caller = authenticate(Call(storage, settings, request, auth, scheme, aad))
         signature = binding.get("signature")
         verified = verify(signature, request.body or b"", request.headers, clock.now().timestamp()) if signature else None
+        decision = admit(
+            storage,
+            binding.get("rateLimit"),
+            binding_key(operation.api_name, operation.operation_id),
+            credential_of(auth.get("type", "none"), caller),
+            name="operation",
+        )
+        if decision is not None:
+            cors_headers = {**cors_headers, **decision.headers}
         body_text, body = _parse_body(request, operation, settings)
         cookies = dict(request.cookies) if request.cookies is not None else parse_cookies(request.header("cookie"))
         visible = {k: v for k, v in request.headers.items() if k not in HIDDEN_HEADERS}
@@ -178,10 +195,21 @@ def prepare_call(
     )
 
 
+def credential_of(kind: str, caller: Caller) -> str:
+    """The caller's identity for a ``perCredential`` rate limit: the scheme and the name it
+    authenticated (user, API key, certificate subject), or a token's issuer and subject."""
+    claims = caller.claims or {}
+    subject = claims.get("oid") or claims.get("sub")
+    if subject:
+        return f"{kind}:{claims.get('iss', '')}:{subject}"
+    return f"{kind}:{caller.name or ''}"
+
+
 def _preflight(table: RouteTable, request: Request, origin: str | None) -> Prepared:
     requested = (request.header("access-control-request-method") or "").strip().upper()
     match: Match = table.match(requested or "OPTIONS", request.path)
     binding = match.operation.binding
+    check_allowed(binding.get("ipAllowList"), request.client_ip)
     allowed = table.allowed_methods(request.path) or [match.operation.method]
     # Access-Control-Allow-Methods names only the methods whose own CORS policy would answer this
     # origin the same way (a browser caches the list per origin): not every method at the path.

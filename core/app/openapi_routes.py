@@ -30,11 +30,17 @@ ERROR = {
 }
 
 
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    name: {"schema": {"type": "string"}, "description": f"{what} (draft-ietf-httpapi-ratelimit-headers-11), when the scenario has a rateLimit"}
+    for name, what in (("RateLimit-Policy", "the limit"), ("RateLimit", "what is left of it"))
+}
+
+
 def error_responses(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed request",
         401: "Missing or invalid credentials",
-        403: "Not allowed",
+        403: "Not allowed (IpNotAllowed: the caller's address is outside the IP allow-list)",
         404: "Not found",
         409: "Conflict (e.g. operations that could match the same request, a signed request replayed)",
         410: "Gone (an expired status URL)",
@@ -42,7 +48,8 @@ def error_responses(*statuses: int) -> dict[str, Any]:
         413: "Body too large",
         414: "URL longer than 4,096 bytes: refused by the Functions host before Junction sees it",
         415: "Unsupported content type",
-        503: "Storage unavailable; retry after Retry-After seconds",
+        429: "Over the rate limit (RateLimited, with Retry-After, RateLimit-Policy and RateLimit) or storage throttled; retry after Retry-After seconds",
+        503: "Storage unavailable, or (Accept) the run queue deeper than its bound (RunQueueFull); retry after Retry-After seconds",
     }
     return {
         str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -105,7 +112,10 @@ def own_paths() -> dict[str, Any]:
     }
     ok_run = {
         "description": "Run queued (empty body)",
-        "headers": {"X-Run-Id": {"schema": GUID, "description": "the run's id"}},
+        "headers": {
+            "X-Run-Id": {"schema": GUID, "description": "the run's id"},
+            **RATE_LIMIT_HEADERS,
+        },
     }
     return {
         "/ExternalData/Accept/{scenarioId}": {
@@ -113,7 +123,7 @@ def own_paths() -> dict[str, Any]:
                 **copy.deepcopy(accept_common),
                 "operationId": "acceptGet",
                 "summary": "Start a run; the scenario's source is polled",
-                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 409, 503)},
+                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 409, 429, 503)},
             },
             "post": {
                 **copy.deepcopy(accept_common),
@@ -127,7 +137,7 @@ def own_paths() -> dict[str, Any]:
                         "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
                     }
                 },
-                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 409, 413, 415, 503)},
+                "responses": {"200": ok_run, **error_responses(400, 401, 403, 404, 409, 413, 415, 429, 503)},
             },
         },
         "/ExternalData/RunStatus/{token}": {
@@ -156,7 +166,10 @@ def own_paths() -> dict[str, Any]:
                 "summary": "Read a value the scenario cached",
                 "security": trigger_security,
                 "parameters": [SCENARIO_ID, KEY_JSON],
-                "responses": {"200": {"description": "The cached JSON value", **_json({})}, **error_responses(400, 401, 403, 404, 503)},
+                "responses": {
+                    "200": {"description": "The cached JSON value", "headers": RATE_LIMIT_HEADERS, **_json({})},
+                    **error_responses(400, 401, 403, 404, 429, 503),
+                },
             }
         },
         "/management/scenarios": {

@@ -113,6 +113,17 @@ class TooManyRequests(JunctionError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(JunctionError):
+    """Junction refuses new work for now (the run queue is deeper than its bound); 503 with
+    ``Retry-After``."""
+
+    default_code = "ServiceUnavailable"
+
+    def __init__(self, message: str, code: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
 class StorageBusy(JunctionError):
     """Storage throttled (429) or unreachable (503); the caller should retry after ``retry_after`` s."""
 

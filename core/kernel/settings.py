@@ -116,6 +116,8 @@ class Settings:
     client_certificates: ClientCertificateSettings = field(default_factory=ClientCertificateSettings)
     worker_threads: int = 32
     """Threads that may use the storage clients at once: the pools keep that many connections."""
+    max_run_queue_depth: int = 0
+    """Admission control: Accept answers 503 while the run queue holds more messages; 0 = no bound."""
 
     @property
     def aad_enabled(self) -> bool:
@@ -193,6 +195,20 @@ def _retention(env: Mapping[str, str]) -> int:
         return 30
     if not raw.isdigit() or not 1 <= int(raw) <= 3650:
         raise ConfigurationError(f"JUNCTION_RUN_RETENTION_DAYS must be a whole number of days from 1 to 3650, got {raw!r}")
+    return int(raw)
+
+
+MAX_RUN_QUEUE_DEPTH_CEILING = 10_000_000
+
+
+def _max_run_queue_depth(env: Mapping[str, str]) -> int:
+    raw = _get(env, "JUNCTION_MAX_RUN_QUEUE_DEPTH")
+    if raw is None:
+        return 0
+    if not raw.isdigit() or int(raw) > MAX_RUN_QUEUE_DEPTH_CEILING:
+        raise ConfigurationError(
+            f"JUNCTION_MAX_RUN_QUEUE_DEPTH must be a whole number of messages from 0 (no bound) to {MAX_RUN_QUEUE_DEPTH_CEILING:,}, got {raw!r}"
+        )
     return int(raw)
 
 
@@ -361,6 +377,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         oauth_issuers=_oauth_issuers(env),
         public_base_url=public.rstrip("/") if public else None,
         run_retention_days=_retention(env),
+        max_run_queue_depth=_max_run_queue_depth(env),
         api_deadline_seconds=_api_deadline(env),
         client_certificates=_client_certificates(env),
         worker_threads=_worker_threads(env),

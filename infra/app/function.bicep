@@ -127,6 +127,11 @@ param outboundSecretHosts string = ''
 @description('JUNCTION_RUN_RETENTION_DAYS: runs older than this many days are removed daily.')
 param runRetentionDays int = 30
 
+@description('JUNCTION_MAX_RUN_QUEUE_DEPTH: Accept answers 503 while the run queue holds more messages than this; 0 = no bound.')
+@minValue(0)
+@maxValue(10000000)
+param maxRunQueueDepth int = 0
+
 @description('JUNCTION_API_DEADLINE_SECONDS: seconds an API operation may wait for its process (under the front end\'s 230 s).')
 @minValue(1)
 @maxValue(200)
@@ -311,6 +316,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_API_DEADLINE_SECONDS'
           value: string(apiDeadlineSeconds)
+        }
+        {
+          name: 'JUNCTION_MAX_RUN_QUEUE_DEPTH'
+          value: string(maxRunQueueDepth)
         }
         {
           name: 'JUNCTION_TABLE_PREFIX'

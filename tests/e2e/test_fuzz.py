@@ -389,3 +389,105 @@ def test_fuzz_signature_headers_bodies_and_status_tokens(fuzzed: dict[str, str])
         for scenario_id in ids.values():
             runs = client.get(f"/management/scenarios/{scenario_id}/runs", headers=admin).json()["value"]
             assert runs == []
+
+
+def _expected_address(header: str) -> Any:
+    """The oracle: the last X-Forwarded-For entry, read independently of Junction's parser."""
+    import ipaddress
+
+    entries = [e.strip() for e in header.split(",") if e.strip()]
+    if not entries:
+        return None
+    text = entries[-1]
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not re.fullmatch(r":[0-9]+", rest)):
+            return None
+        text = host
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
+    if "%" in text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def test_fuzz_forwarded_for_and_allow_list_entries(fuzzed: dict[str, str]) -> None:
+    """Generated X-Forwarded-For values (ports, brackets, IPv4-mapped, zone ids, garbage, several
+    entries, any header-name case) against an allow-listed scenario, as the front end would pass
+    them: 200 exactly when the last entry is inside the list, otherwise 403 IpNotAllowed; and
+    generated allow-list entries (prefix lengths 0 to past the maximum, host bits, spaces) saved as
+    a scenario: 201 with the canonical range exactly when ``ipaddress`` reads the entry as a
+    strict network, otherwise a 400 naming it. Never a 5xx."""
+    import ipaddress
+
+    import httpx
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    admin = {"Authorization": f"Bearer {_fresh_admin(fuzzed)}"}
+    networks = [ipaddress.ip_network("203.0.113.0/24"), ipaddress.ip_network("2001:db8::/32")]
+    octet = st.integers(min_value=0, max_value=300).map(str)
+    v4 = st.one_of(st.tuples(octet, octet, octet, octet).map(".".join), st.sampled_from(["203.0.113.1", "203.0.113.255", "203.0.114.0"]))
+    v6 = st.one_of(st.ip_addresses(v=6).map(str), st.sampled_from(["2001:db8::1", "2001:DB8::ffff", "2001:db9::", "::ffff:203.0.113.9", "::203.0.113.9"]))
+    entry = st.one_of(
+        v4, v4.map(lambda a: f"{a}:443"), v4.map(lambda a: f"{a}:x"), v6, v6.map(lambda a: f"[{a}]:8080"), v6.map(lambda a: f"[{a}"),
+        v6.map(lambda a: f"{a}%eth0"), st.text(alphabet="0123456789abcdef.:[]% ", max_size=20),
+    )  # fmt: skip
+    header = st.lists(entry, min_size=1, max_size=4).map(", ".join)
+    name = st.sampled_from(["X-Forwarded-For", "x-forwarded-for", "X-FORWARDED-FOR", "x-Forwarded-FOR"])
+    prefix = st.integers(min_value=-1, max_value=130)
+    cidr = st.one_of(
+        st.tuples(v4, prefix).map(lambda t: f"{t[0]}/{t[1]}"), st.tuples(v6, prefix).map(lambda t: f"{t[0]}/{t[1]}"),
+        v4, v6, v4.map(lambda a: f" {a}"), st.text(alphabet="0123456789abcdef.:/ ", max_size=24),
+    )  # fmt: skip
+    with httpx.Client(base_url=fuzzed["url"], timeout=30) as client:
+        created = client.post(
+            "/management/scenarios",
+            headers=admin,
+            json={"name": "ipfuzz", "externalTriggers": {"enabled": True, "allowAnonymous": True, "ipAllowList": [str(n) for n in networks]},
+                  "process": {"steps": [{"type": "return", "value": "ok"}]}},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        url = f"/ExternalData/GetCacheData/{created.json()['id']}"
+
+        @settings(max_examples=EXAMPLES * 20, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+        @given(header, name)
+        def check_address(value: str, header_name: str) -> None:
+            response = client.get(url, params={"keyJson": '"k"'}, headers={header_name: value})
+            address = _expected_address(value)
+            inside = address is not None and any(address in n for n in networks if n.version == address.version)
+            if inside:
+                assert response.status_code == 404, (value, response.text)  # allowed: no such cache entry
+            else:
+                assert response.status_code == 403 and response.json()["error"]["code"] == "IpNotAllowed", (value, response.text)
+
+        @settings(max_examples=EXAMPLES * 20, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+        @given(cidr)
+        def check_entry(value: str) -> None:
+            body = {"name": "ipfuzz", "externalTriggers": {"ipAllowList": [value]}, "process": {"steps": [{"type": "return", "value": "ok"}]}}
+            response = client.post("/management/scenarios", headers=admin, json=body)
+            try:
+                expected = ipaddress.ip_network(value, strict=True) if value == value.strip() and "%" not in value else None
+            except ValueError:
+                expected = None
+            if expected is None or len(value) < 2 or len(value) > 64:
+                assert response.status_code == 400, (value, response.text)
+                assert response.json()["error"]["message"].startswith("scenario.externalTriggers.ipAllowList"), response.text
+                return
+            assert response.status_code == 201, (value, response.text)
+            stored = response.json()["externalTriggers"]["ipAllowList"]
+            mapped = getattr(expected.network_address, "ipv4_mapped", None)
+            if mapped is not None and expected.prefixlen >= 96:
+                expected = ipaddress.ip_network(f"{mapped}/{expected.prefixlen - 96}")
+            assert stored == [str(expected)], value
+            client.delete(f"/management/scenarios/{response.json()['id']}", headers=admin)
+
+        check_address()
+        check_entry()

@@ -517,3 +517,27 @@ def test_status_urls_tampered_or_made_up_are_404_without_a_reason(junction: Junc
         assert json.loads(text)["error"]["code"], text  # dot segments are the host's 400 InvalidPath
         if status == 404 and "." in token and token not in ("..", "%2E%2E"):
             assert json.loads(text)["error"]["code"] == "LinkNotFound", (token, text)
+
+
+# -- Forged client addresses (issue 17.1): a caller never chooses the address an allow-list sees --
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Forwarded-For", "203.0.113.9")],
+        [("x-forwarded-for", "203.0.113.9"), ("X-Forwarded-For", "203.0.113.9")],  # repeated: joined by the host
+        [("X-FORWARDED-FOR", "203.0.113.9, 203.0.113.9:443")],
+        [("X-Forwarded-For", "::ffff:203.0.113.9")],
+        [("X-Forwarded-For", "203.0.113.9" + ", 203.0.113.9" * 500)],
+        [("X-Client-IP", "203.0.113.9"), ("Client-IP", "203.0.113.9"), ("X-Real-IP", "203.0.113.9")],
+        [("Forwarded", "for=203.0.113.9"), ("X-Original-Forwarded-For", "203.0.113.9")],
+    ],
+)
+def test_forged_client_addresses_do_not_pass_an_allow_list(junction: Junction, trigger_token: str, headers: list[tuple[str, str]]) -> None:
+    scenario = junction.create_scenario(externalTriggers={"enabled": True, "ipAllowList": ["203.0.113.9"]})
+    auth = [("Authorization", f"Bearer {trigger_token}"), ("Content-Type", "application/json")]
+    status, body = _raw(junction, "POST", f"/ExternalData/Accept/{scenario['id']}", [*auth, *headers], b"{}")
+    assert status == 403, body
+    assert json.loads(body)["error"]["code"] == "IpNotAllowed"
+    assert junction.run_count(scenario["id"]) == 0

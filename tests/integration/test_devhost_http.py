@@ -130,7 +130,10 @@ def test_duplicate_headers_are_joined_and_peer_is_forwarded(devhost: DevhostProc
     headers = [("X-Multi", "a"), ("x-multi", "b"), ("X-Forwarded-For", "203.0.113.9")]
     body = get(devhost, "/api/echo", headers=headers).json()
     assert body["headers"]["x-multi"] == "a,b"  # StringValues.ToString(), as the host sends it
-    assert body["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    # A client's own X-Forwarded-For is dropped: the header is the socket's peer alone.
+    assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
+    forged = [("x-forwarded-for", "203.0.113.9"), ("X-FORWARDED-FOR", "198.51.100.1, 10.0.0.1")]
+    assert get(devhost, "/api/echo", headers=forged).json()["headers"]["x-forwarded-for"] == "127.0.0.1"
     assert get(devhost, "/api/echo").json()["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 

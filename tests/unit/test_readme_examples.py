@@ -47,6 +47,7 @@ RUN_BY: dict[tuple[str, str, str | None], str] = {
     ("README.md", "json", '{"type": "decision"'): f"{UNIT}::test_the_decision_example_branches_as_described",
     ("README.md", "json", '{"type": "http"'): f"{UNIT}::test_the_http_step_example_calls_with_the_order",
     ("README.md", "json", '"name": "Orders to ERP"'): f"{UNIT}::test_the_complete_example_refuses_an_order_without_an_id",
+    ("README.md", "json", '"name": "Partner orders"'): "tests/e2e/test_traffic.py::test_the_readme_example_limits_as_described",
     ("README.md", "sh", "cat > pets.yaml"): f"{DOCS}::test_the_api_walk_through_answers_what_its_comments_say",
     ("README.md", "sh", "export JUNCTION_TOKEN=$(junction token create"): f"{DOCS}::test_the_cli_session_runs_from_the_first_token_to_an_api_key",
     ("docs/api-operations.md", "json", '"scenarioId"'): f"{UNIT}::test_the_binding_example_is_a_valid_binding",

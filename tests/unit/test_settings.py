@@ -63,6 +63,9 @@ def test_frozen() -> None:
         ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "230"}, "JUNCTION_API_DEADLINE_SECONDS"),
         ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "3m"}, "JUNCTION_API_DEADLINE_SECONDS"),
         ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "nan"}, "JUNCTION_API_DEADLINE_SECONDS"),
+        ({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": "-1"}, "JUNCTION_MAX_RUN_QUEUE_DEPTH"),
+        ({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": "1e6"}, "JUNCTION_MAX_RUN_QUEUE_DEPTH"),
+        ({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": "10000001"}, "JUNCTION_MAX_RUN_QUEUE_DEPTH"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com,https://erp.example.net"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "*"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
         ({**BASE, "JUNCTION_OUTBOUND_ALLOWED_HOSTS": "api.example.com:99999"}, "JUNCTION_OUTBOUND_ALLOWED_HOSTS"),
@@ -79,6 +82,11 @@ def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
 def test_api_deadline_default_and_value() -> None:
     assert load_settings(BASE).api_deadline_seconds == 180
     assert load_settings({**BASE, "JUNCTION_API_DEADLINE_SECONDS": " 2.5 "}).api_deadline_seconds == 2.5
+
+
+def test_run_queue_bound_default_and_value() -> None:
+    assert load_settings(BASE).max_run_queue_depth == 0
+    assert load_settings({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": " 5000 "}).max_run_queue_depth == 5000
 
 
 def test_audiences_are_a_list() -> None:
