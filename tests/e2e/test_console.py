@@ -640,6 +640,17 @@ def test_anonymous_triggers_and_a_source_are_saved_and_the_urls_go_when_triggers
     assert [c.text for c in browser.find_all(f"{row} td")[:2]] == ["yes", "yes"]
     assert browser.find(f"{row} td[data-label='Last run'] a").get_attribute("href").endswith(f"/runs/{run['id']}")
 
+    # Try it offers to call as an anonymous caller; with no body the run polls the source.
+    browser.open(f"/console/scenarios/{sid}/try")
+    browser.click("input[name=anonymous]")
+    browser.choose("select[name=bodyType]", "none")
+    assert not browser.find_all("textarea[name=body]")[0].is_displayed()
+    browser.click("form button[type=submit]")
+    browser.wait_text(".run-details .badge", "succeeded", timeout=60)
+    tried = console.app.wait_for_run(sid, browser.find(".try-result a[href*='/runs/']").text)
+    assert tried["trigger"]["method"] == "GET" and tried["trigger"]["caller"]["kind"] == "anonymous", tried["trigger"]
+    assert tried["output"]["stored"]["shop"] == "north"
+
     # Triggers off: the anonymous box is cleared with it, the URLs go, and callers are refused.
     browser.open(f"/console/scenarios/{sid}")
     browser.click("input[name=enabled]")
