@@ -90,13 +90,18 @@ export function progress(label, signal) {
   const started = performance.now();
   const seconds = h("span", { class: "elapsed" }, "0 s");
   const text = h("span", {}, label);
-  const el = h("div", { class: "progress", role: "status" }, h("progress", { "aria-label": label }), text, " ", seconds);
+  const bar = h("progress", { "aria-label": label });
+  const el = h("div", { class: "progress", role: "status" }, bar, text, " ", seconds);
   const timer = setInterval(() => {
     seconds.textContent = `${Math.round((performance.now() - started) / 1000)} s`;
   }, 500);
   const stop = () => clearInterval(timer);
   if (signal) signal.addEventListener("abort", stop);
-  return { el, stop, setLabel: (value) => (text.textContent = value) };
+  const setLabel = (value) => {
+    text.textContent = value;
+    bar.setAttribute("aria-label", value); // what a screen reader names the bar says the same
+  };
+  return { el, stop, setLabel };
 }
 
 /** Disable a button while its work runs, with a progress line after a short wait. */

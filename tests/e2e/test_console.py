@@ -412,10 +412,10 @@ def test_try_it_shows_its_progress_until_the_run_ends_then_the_intermediate_valu
     browser.fill("textarea[name=body]", '{"orderId": 9}')
     gate.hold()
     browser.click("form button[type=submit]")
-    assert browser.wait(gate.arrived.is_set, what="the run to reach its http step")
+    assert browser.wait(gate.arrived.is_set, 60, "the run to reach its http step")
     line = browser.find(".try-result .progress")
     browser.wait_text(".try-result .progress", "The run is running…")
-    assert line.find_element("css selector", "progress").get_attribute("aria-label") == "Sending the request…"
+    assert line.find_element("css selector", "progress").get_attribute("aria-label") == "The run is running…"
     browser.wait_text(".try-result .run-state .badge", "running")
     assert browser.find("form button[type=submit]").get_attribute("disabled") is not None  # no second send meanwhile
     browser.shoot("try-running")
@@ -437,7 +437,7 @@ def test_the_run_page_refreshes_while_the_run_is_running_until_it_ends(console: 
     browser.open(f"/console/scenarios/{held}/runs/{run_id}")
     browser.find(".run-details")
     _mark_page(console)
-    assert browser.wait(gate.arrived.is_set, what="the run to reach its http step")
+    assert browser.wait(gate.arrived.is_set, 60, "the run to reach its http step")
     browser.wait_text(".run-details .facts .badge", "running")  # shown by a refresh if the page opened on "queued"
     assert "this page refreshes every second" in browser.text("main p.count")
     assert browser.text(".run-details .steps-pending") == "Running: its steps are shown when it ends."
@@ -462,7 +462,7 @@ def test_the_runs_list_refreshes_while_a_run_is_running_until_it_ends(console: S
     row = "table.cards tbody tr:first-child"
     browser.wait_text(row, run_id)
     _mark_page(console)
-    assert browser.wait(gate.arrived.is_set, what="the run to reach its http step")
+    assert browser.wait(gate.arrived.is_set, 60, "the run to reach its http step")
     browser.wait_text(f"{row} td[data-label='Status']", "running")
     browser.wait_text("main p.count", "Some runs are still going")
     gate.release()
