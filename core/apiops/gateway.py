@@ -141,6 +141,8 @@ def prepare_call(
         auth = operation.binding.get("authentication") or {"type": "none"}
         caller = authenticate(Call(storage, settings, request, auth, scheme, aad))
         signature = binding.get("signature")
+        if signature:  # a body over the limit is refused before any HMAC is spent on it
+            check_size(request.body or b"", settings.max_body_bytes)
         verified = verify(signature, request.body or b"", request.headers, clock.now().timestamp()) if signature else None
         decision = admit(
             storage,

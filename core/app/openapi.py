@@ -130,6 +130,16 @@ def _bound_entry(operation: Any, publisher: _Publisher | None, pending: dict[str
             **error_responses(400, 401, 403, 404, 413, 415),
         },
     }
+    if operation.binding.get("respond") == "async":  # docs/api-operations.md, "Long operations: 202 Accepted"
+        entry["responses"]["202"] = {
+            "description": "Queued: GET the Location (a signed status URL) after Retry-After seconds for the response",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}, "Retry-After": {"schema": {"type": "integer"}}},
+        }
+    signature = operation.binding.get("signature")
+    if signature:  # how a caller must sign: the header it sends (the scheme's own text is in the README)
+        entry["parameters"].append({"name": signature["header"], "in": "header", "required": True, "schema": {"type": "string"},
+                                    "description": f"the {signature['scheme']} signature of the raw body"})  # fmt: skip
+        entry["responses"].update(error_responses(409))
     if facts.get("summary"):  # the imported document's own text; never the bound scenario
         entry["summary"] = facts["summary"]
     if publisher is None:

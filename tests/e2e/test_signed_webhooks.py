@@ -299,3 +299,24 @@ def test_the_readme_webhook_example_runs_and_its_replay_is_409(hooks: Junction, 
     assert statuses == ["200", "409"], done.stdout
     assert '"code":"Replayed"' in done.stdout.replace(" ", "")
     assert hooks.run_count(scenario["id"]) == 1
+
+
+def test_the_published_document_says_how_to_call_signed_and_async_operations(hooks: Junction, api: dict[str, Any]) -> None:
+    with hooks.client() as client:
+        paths = client.get("/management/openapi.json").json()["paths"]
+    partner = paths["/hooks/partner"]["post"]
+    assert {"name": "X-Signature-256", "in": "header", "required": True}.items() <= partner["parameters"][0].items()
+    assert "409" in partner["responses"]
+    job = paths["/jobs"]["post"]["responses"]["202"]
+    assert set(job["headers"]) == {"Location", "Retry-After"}
+    assert "202" not in paths["/jobs-sync"]["post"]["responses"]
+    status = paths["/ExternalData/RunStatus/{token}"]["get"]
+    assert status["security"] == [{}] and {"202", "404", "410"} <= set(status["responses"])
+
+
+def test_a_body_over_the_limit_is_413_before_its_signature_is_checked(hooks: Junction, api: dict[str, Any]) -> None:
+    body = b'{"big": "' + b"x" * (hooks.settings.max_body_bytes + 1) + b'"}'
+    # Signed with another secret: no HMAC is spent on a body the limit refuses anyway.
+    signed = {"Content-Type": "application/json", "X-Signature-256": mac("not the secret", body)}
+    with hooks.client() as client:
+        assert_json_error(client.post("/hooks/partner", content=body, headers=signed), 413)
