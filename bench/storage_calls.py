@@ -7,6 +7,9 @@ up to ``batchSize`` messages, and the delete after success), made here as the ho
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,8 +32,9 @@ RUN_PROCESS = {
 BATCH = 16  # host.json extensions.queues.batchSize: one receive serves up to this many messages
 
 
-def count(storage: Storage, settings: Settings, request: AcceptRequest) -> list[str]:
-    accept(storage, settings, request)  # warm-up: creates tables and the queue on first use
+def count(storage: Storage, settings: Settings, request: AcceptRequest, warm: AcceptRequest | None = None) -> list[str]:
+    """``warm`` (default: the same request) goes first: it creates tables and the queue."""
+    accept(storage, settings, warm or request)
     storage.counter.reset(keep_log=True)
     accept(storage, settings, request)
     return list(storage.counter.log)
@@ -68,14 +72,24 @@ def run(connection_string: str) -> dict[str, Any]:
     body = b'{"a": 1}'
     anonymous = count(storage, settings, AcceptRequest(sid, "POST", body, "application/json", None))
     with_token = count(storage, settings, AcceptRequest(sid, "POST", body, "application/json", f"Bearer {token}"))
+    # A GitHub-signed scenario: the signature is checked in memory, and its claim is one insert.
+    os.environ.setdefault("JUNCTION_SECRET_BENCH_CALLS", "bench-calls-secret")
+    secret = os.environ["JUNCTION_SECRET_BENCH_CALLS"]
+    signature = {"scheme": "github", "secret": {"secret": "JUNCTION_SECRET_BENCH_CALLS"}}
+    signed_sid = scenarios.create_scenario(storage, {**document, "externalTriggers": {**document["externalTriggers"], "signature": signature}}).id
+    def signed_request(data: bytes) -> AcceptRequest:  # each its own body: a repeated signature is a replay
+        header = {"x-hub-signature-256": "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()}
+        return AcceptRequest(signed_sid, "POST", data, "application/json", None, headers=header)
+
+    signed = count(storage, settings, signed_request(body), warm=signed_request(b'{"a": 0}'))
     run_sid = scenarios.create_scenario(storage, {**document, "process": RUN_PROCESS}).id
     complete = count_run(storage, settings, AcceptRequest(run_sid, "POST", b'{"n": 1}', "application/json", None))
-    return {"anonymous": anonymous, "token": with_token, "run": complete}
+    return {"anonymous": anonymous, "token": with_token, "signed": signed, "run": complete}
 
 
 def report(result: dict[str, Any]) -> str:
     lines = []
-    for kind, target in (("anonymous", 3), ("token", 4)):
+    for kind, target in (("anonymous", 3), ("token", 4), ("signed", 4)):
         calls = result[kind]
         repeated = len(calls) - len(set(calls))
         lines.append(f"storage calls per Accept ({kind}): {len(calls)} (target {target}), repeated: {repeated}")
