@@ -178,6 +178,8 @@ function keptNote(binding) {
   if (Array.isArray(binding?.ipAllowList) && binding.ipAllowList.length) kept.push(`callers only from ${binding.ipAllowList.join(", ")}`);
   const limit = binding?.rateLimit;
   if (limit && limit.requestsPerMinute) kept.push(`at most ${limit.requestsPerMinute} requests a minute${limit.burst ? ` (bursts of ${limit.burst})` : ""}${limit.perCredential ? " per credential" : ""}`);
+  if (binding?.signature) kept.push(`requests signed (${binding.signature.scheme}, ${binding.signature.header})`);
+  if (binding?.respond === "async") kept.push("answers 202 with a status URL (respond async)");
   return kept.length ? h("p", { class: "hint kept-settings" }, `Set through the API and kept when you save: ${kept.join("; ")}.`) : null;
 }
 
@@ -251,7 +253,7 @@ export async function bindPage({ main, params, signal, setTitle, navigate }) {
     if (origins.value.trim()) body.cors = { allowedOrigins: origins.value.trim(), allowCredentials: credentials.checked };
     if (current?.boundAt) body.boundAt = current.boundAt;
     // Set through the API and not on this form: a PUT replaces the binding, so send them back.
-    for (const kept of ["ipAllowList", "rateLimit"]) if (current && current[kept] != null) body[kept] = current[kept];
+    for (const kept of ["ipAllowList", "rateLimit", "signature", "respond"]) if (current && current[kept] != null) body[kept] = current[kept];
     busy(save, async () => {
       try {
         await call("PUT", `/management/apis/${enc(apiName)}/operations/${enc(operationId)}`, { json: body, signal });

@@ -183,6 +183,7 @@ function keptSettings(triggers) {
   if (Array.isArray(allow) && allow.length) kept.push(`callers only from ${allow.join(", ")}`);
   const limit = triggers?.rateLimit;
   if (limit && limit.requestsPerMinute) kept.push(`at most ${limit.requestsPerMinute} requests a minute${limit.burst ? ` (bursts of ${limit.burst})` : ""}${limit.perCredential ? " per credential" : ""}`);
+  if (triggers?.signature) kept.push(`requests signed (${triggers.signature.scheme}, ${triggers.signature.header})`);
   return kept.length ? h("p", { class: "hint kept-settings" }, `Set through the API and kept when you save: ${kept.join("; ")}.`) : null;
 }
 

@@ -128,7 +128,7 @@ class Session:
 def console(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     require_chromium()
     gate = Gate()
-    env = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": gate.host}
+    env = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": gate.host, "JUNCTION_SECRET_CONSOLE_HOOK": "console-hook-secret"}
     # The test plays App Service's front end for one call (X-Forwarded-Proto: https, an
     # HTTPS-only binding); the browser never sends such headers.
     front_end = ("--trust-forwarded-client-cert",)
@@ -683,7 +683,8 @@ def test_the_scenarios_list_shows_each_scenarios_last_run(console: Session) -> N
 def test_saving_in_the_console_keeps_what_its_form_does_not_show(console: Session) -> None:
     """An address allow-list and a rate limit set through the API survive an edit in the console."""
     browser = console.browser
-    triggers = {"enabled": True, "allowAnonymous": False, "ipAllowList": ["127.0.0.1", "::1"], "rateLimit": {"requestsPerMinute": 600, "burst": 50}}
+    signature = {"scheme": "github", "secret": {"secret": "JUNCTION_SECRET_CONSOLE_HOOK"}}
+    triggers = {"enabled": True, "allowAnonymous": False, "ipAllowList": ["127.0.0.1", "::1"], "rateLimit": {"requestsPerMinute": 600, "burst": 50}, "signature": signature}
     with console.app.admin() as admin:
         made = admin.post("/management/scenarios", json={"name": "Guarded", "externalTriggers": triggers, "process": {"steps": []}})
     assert made.status_code == 201, made.text
@@ -691,6 +692,7 @@ def test_saving_in_the_console_keeps_what_its_form_does_not_show(console: Sessio
     browser.open(f"/console/scenarios/{sid}")
     kept = browser.text(".kept-settings")
     assert "callers only from 127.0.0.1" in kept and "at most 600 requests a minute (bursts of 50)" in kept
+    assert "requests signed (github, X-Hub-Signature-256)" in kept
     browser.fill("input[name=name]", "Guarded (renamed)")
     browser.click("form.editor-form button[type=submit]")
     browser.wait_text(".notice.ok", "Saved at")
@@ -699,6 +701,29 @@ def test_saving_in_the_console_keeps_what_its_form_does_not_show(console: Sessio
     assert stored["name"] == "Guarded (renamed)"
     assert stored["externalTriggers"]["ipAllowList"] == made.json()["externalTriggers"]["ipAllowList"]
     assert stored["externalTriggers"]["rateLimit"] == made.json()["externalTriggers"]["rateLimit"]
+    assert stored["externalTriggers"]["signature"] == made.json()["externalTriggers"]["signature"]
+
+
+def test_the_bind_form_keeps_a_signature_and_respond_async(console: Session) -> None:
+    """A binding's signature and ``respond`` are set through the API; saving the form keeps them."""
+    browser = console.browser
+    document = "openapi: 3.0.3\ninfo: {title: Hooked, version: '1'}\npaths:\n  /hooked:\n    post:\n      operationId: hooked\n      responses: {'202': {description: ok}}\n"
+    target = console.app.create_scenario(name="Hooked")
+    binding = {"scenarioId": target["id"], "respond": "async", "signature": {"scheme": "stripe", "secret": {"secret": "JUNCTION_SECRET_CONSOLE_HOOK"}}}
+    with console.app.admin() as admin:
+        assert admin.put("/management/apis/hooked", content=document, headers={"Content-Type": "application/yaml"}).status_code in (200, 201)
+        made = admin.put("/management/apis/hooked/operations/hooked", json=binding)
+    assert made.status_code == 200, made.text
+    browser.open("/console/apis/hooked/operations/hooked")
+    kept = browser.text(".kept-settings")
+    assert "requests signed (stripe, Stripe-Signature)" in kept and "respond async" in kept
+    browser.click("form button[type=submit]")
+    browser.wait_text(".notice.ok", "Bound hooked")
+    stored = _binding(console, "hooked", "hooked")
+    assert stored["respond"] == "async" and stored["signature"] == made.json()["binding"]["signature"]
+    with console.app.admin() as admin:  # the APIs page's tests count the APIs: leave none behind
+        assert admin.delete("/management/apis/hooked").status_code == 204
+        assert admin.delete(f"/management/scenarios/{target['id']}").status_code == 204
 
 
 # ------------------------------------------------------------------------------------------------

@@ -106,3 +106,18 @@ def test_the_link_key_is_made_once_and_read_by_every_instance(storage: Storage) 
     token = links.sign(storage, "run-status", {"r": 1}, time.time() + 60)
     links.forget_keys()
     assert links.open_token(storage, "run-status", token, time.time())["r"] == 1
+
+
+def test_the_daily_retention_removes_seen_signatures_past_their_window(storage: Storage) -> None:
+    from core.runs.retention import remove_old_runs
+    from core.scenarios.repository import create_scenario
+
+    scenario = create_scenario(storage, {"name": "signed", "process": {"steps": []}})
+    now = time.time()
+    replays.claim(storage, scenario.id, seen("0a" * 32, until=now - 1), now - 301)  # its window is over
+    replays.claim(storage, scenario.id, seen("0b" * 32, until=now + 300), now)  # still in its window
+    remove_old_runs(storage, 30)
+    left = [e["RowKey"] for e in storage.table(tables.SIGNATURES).query_entities("PartitionKey eq @pk", parameters={"pk": scenario.id})]
+    assert len(left) == 1
+    with pytest.raises(replays.Replayed):  # the live one still refuses its replay
+        replays.claim(storage, scenario.id, seen("0b" * 32, until=now + 300), now)
