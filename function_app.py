@@ -2,11 +2,12 @@
 
 import azure.functions as func
 
-from triggers import api_operations, console, external, management, run_queue, timers
+from triggers import api_operations, console, external, health, management, run_queue, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(console.bp)
 app.register_functions(external.bp)
+app.register_functions(health.bp)
 app.register_functions(management.bp)
 app.register_functions(run_queue.bp)
 app.register_functions(timers.bp)

@@ -175,6 +175,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """``junction health``: the admin details (GET /management/health); ``--public`` asks GET /health."""
+    client = _client(args)
+    _print(client.request("GET", "/health" if args.public else "/management/health"))
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.action == "import":
@@ -345,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("scenario")
     runs.add_argument("run", nargs="?")
     runs.set_defaults(func=cmd_runs)
+
+    health = sub.add_parser("health", help="storage, queues, last schedule tick and key caches (admin); --public: GET /health")
+    health.add_argument("--public", action="store_true", help="the anonymous check load balancers use")
+    health.set_defaults(func=cmd_health)
     return parser
 
 

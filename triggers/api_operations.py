@@ -44,7 +44,7 @@ def api_request(req: func.HttpRequest) -> Request:
 # operation can have this path.
 @bp.function_name("runStatus")
 @bp.route(route="ExternalData/RunStatus/{token}", methods=["GET"])
-@handles_errors
+@handles_errors("runStatus")
 def run_status(req: func.HttpRequest) -> func.HttpResponse:
     from core.app.api_calls import serve_run_status  # cold start: as the catch-all below
 
@@ -62,7 +62,7 @@ def run_status(req: func.HttpRequest) -> func.HttpResponse:
 # it: tests/unit/test_function_routes.py fails when one of Junction's routes is shadowed.
 @bp.function_name(CATCH_ALL_FUNCTION)
 @bp.route(route="{*path}", methods=METHODS)
-@handles_errors
+@handles_errors(CATCH_ALL_FUNCTION)
 def api_operations(req: func.HttpRequest) -> func.HttpResponse:
     # Imported on the first API call: the gateway (OpenAPI routing, parameters, certificates) is
     # most of the app's code, and many deployments only use the external triggers.

@@ -21,13 +21,14 @@ bp = func.Blueprint()
 
 @bp.function_name("consoleHome")
 @bp.route(route="{home:maxlength(0)?}", methods=["GET"])
+@handles_errors("consoleHome")
 def console_home(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=302, headers={"Location": "/console/", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
 
 @bp.function_name("console")
 @bp.route(route="console/{*path}", methods=["GET"])
-@handles_errors
+@handles_errors("console")
 def console(req: func.HttpRequest) -> func.HttpResponse:
     from core.app.console import API_PREFIX, serve_api, serve_file
 

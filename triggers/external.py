@@ -18,7 +18,7 @@ bp = func.Blueprint()
 
 @bp.function_name("accept")
 @bp.route(route="ExternalData/Accept/{scenarioId}", methods=["GET", "POST"])
-@handles_errors
+@handles_errors("accept")
 def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
     headers = lower_headers(req)
     result = accept(
@@ -46,7 +46,7 @@ def accept_trigger(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("getCacheData")
 @bp.route(route="ExternalData/GetCacheData/{scenarioId}", methods=["GET"])
-@handles_errors
+@handles_errors("getCacheData")
 def get_cache_data_trigger(req: func.HttpRequest) -> func.HttpResponse:
     refuse_repeated_parameters(urlsplit(req.url).query)
     headers = lower_headers(req)

@@ -10,18 +10,19 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from core.kernel import errors
+from core.kernel import errors, telemetry
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import get_settings
 from core.store.errors import as_domain_error
 from core.web import challenges
 from core.web.exchange import RawJson, Reply, Request, error_body, refuse_repeated_parameters
+from triggers.telemetry import configure_telemetry
 
 logger = logging.getLogger(__name__)
 
 # Read the settings when the app is loaded, so a bad value stops the start-up with a message that
 # names the setting (the host shows it as the indexing error) instead of failing requests later.
-get_settings()
+configure_telemetry(get_settings())
 
 STATUS: dict[type[errors.JunctionError], int] = {
     errors.BadRequest: 400,
@@ -72,25 +73,47 @@ def error_response(error: errors.JunctionError) -> func.HttpResponse:
     return func.HttpResponse(dumps(body), status_code=status, headers=headers, mimetype=JSON, charset="utf-8")
 
 
-def handles_errors(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Domain and storage errors become JSON errors; anything else is logged and a generic 500."""
+def handles_errors(function: str) -> Callable[[Callable[[func.HttpRequest], func.HttpResponse]], Callable[[func.HttpRequest], func.HttpResponse]]:
+    """For the HTTP function named ``function``: domain and storage errors become JSON errors,
+    anything else is logged and a generic 500; with telemetry on, the call is a server span named
+    ``function`` (continuing a caller's W3C ``traceparent``) and refusals are counted."""
 
-    @functools.wraps(handler)
-    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        try:
-            return handler(req)
-        except errors.JunctionError as exc:
-            return error_response(exc)
-        except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
-            mapped = as_domain_error(exc)
-            if mapped is not None:
-                logger.warning("storage trouble on %s %s: %s", req.method, urlsplit(req.url).path, type(exc).__name__)
-                return error_response(mapped)
-            logger.exception("unexpected error on %s %s", req.method, urlsplit(req.url).path)
-            body = error_body("InternalError", "an unexpected error occurred")
-            return func.HttpResponse(dumps(body), status_code=500, mimetype=JSON, headers=SECURITY_HEADERS)
+    def decorate(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+        @functools.wraps(handler)
+        def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+            if not telemetry.enabled():
+                return _answer(handler, req)
+            with telemetry.span(function, kind=telemetry.SERVER, traceparent=req.headers.get("traceparent"), method=req.method.upper()) as span:
+                response = _answer(handler, req)
+                span.set(status_code=response.status_code)
+                if response.status_code >= 500:
+                    span.fail(f"HTTP {response.status_code}")
+                if response.status_code in REFUSALS:
+                    telemetry.count(telemetry.HTTP_REFUSED, status_code=response.status_code, attributes={telemetry.FUNCTION: function})
+                return response
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+REFUSALS = (401, 403, 429)
+"""Statuses counted as ``junction.http.refused`` (docs/operations.md, "Telemetry names")."""
+
+
+def _answer(handler: Callable[[func.HttpRequest], func.HttpResponse], req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        return handler(req)
+    except errors.JunctionError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+        mapped = as_domain_error(exc)
+        if mapped is not None:
+            logger.warning("storage trouble on %s %s: %s", req.method, urlsplit(req.url).path, type(exc).__name__)
+            return error_response(mapped)
+        logger.exception("unexpected error on %s %s", req.method, urlsplit(req.url).path)
+        body = error_body("InternalError", "an unexpected error occurred")
+        return func.HttpResponse(dumps(body), status_code=500, mimetype=JSON, headers=SECURITY_HEADERS)
 
 
 def base_url(req: func.HttpRequest) -> str:

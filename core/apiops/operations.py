@@ -4,8 +4,8 @@ Swagger 2.0 and OpenAPI 3.0/3.1 differ in where they keep a base path, parameter
 scopes; every operation is stored normalised (``extract_operations`` says the shape), with its
 parameter schemas inlined and its body schema made self-contained, so a bound operation never
 needs its document again. Paths that would shadow Junction's own routes (``/management``,
-``/ExternalData``, ``/console`` and ``GET /``) or the Functions host's (``/admin``,
-``/runtime``) are refused.
+``/ExternalData``, ``/console``, ``/health`` and ``GET /``) or the Functions host's
+(``/admin``, ``/runtime``) are refused.
 """
 
 from __future__ import annotations
@@ -348,6 +348,8 @@ def extract_operations(document: Mapping[str, Any], dialect: str) -> list[dict[s
                 problems.append(f"{method.upper()} {full_path}: paths under /{first} are reserved by Junction and the Functions host")
             elif not first and method.lower() == "get":
                 problems.append(f"GET {full_path}: GET / redirects to the console (docs/console.md)")
+            elif full_path.strip("/").lower() == "health":
+                problems.append(f"{method.upper()} {full_path}: /health is Junction's health check (docs/operations.md)")
             operations.append(record)
             if len(problems) >= MAX_PROBLEMS:
                 break

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from core.app import health
 from core.identity import tokens
 from core.identity.auth import require_admin
 from core.identity.tokens import TOKEN_CREATE
@@ -283,3 +284,10 @@ def user_item(storage: Storage, settings: Settings, request: Request) -> Reply:
     require_admin(storage, request.header("authorization"))
     users.delete_user(storage, request.route.get("username") or "")
     return Reply(204)
+
+
+def health_details(storage: Storage, settings: Settings, request: Request) -> Reply:
+    """``GET /management/health``: storage, queues, the last schedule tick and the key caches
+    (core/app/health.py), read live for an admin."""
+    require_admin(storage, request.header("authorization"))
+    return Reply(200, health.details(storage, settings), health.NO_STORE)

@@ -100,6 +100,39 @@ def _list_of(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+HEALTH_DETAILS = {
+    "type": "object",
+    "required": ["status", "storage", "runQueue", "poisonQueue", "schedules", "signingKeys"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "unhealthy"]},
+        "storage": {
+            "type": "object",
+            "properties": {"reachable": {"type": "boolean"}, "checkedAt": {"type": "string"}, "error": {"type": ["string", "null"]}},
+        },
+        "runQueue": {
+            "type": ["object", "null"],
+            "properties": {"depth": {"type": "integer"}, "oldestMessageAgeSeconds": _NUMBER_OR_NULL},
+        },
+        "poisonQueue": {"type": ["object", "null"], "properties": {"depth": {"type": "integer"}}},
+        "schedules": {"type": "object", "properties": {"lastTick": {"type": ["string", "null"]}}},
+        "signingKeys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string", "enum": ["jwks", "oidc"]},
+                    "issuer": {"type": "string"},
+                    "keys": {"type": "integer"},
+                    "ageSeconds": _NUMBER_OR_NULL,
+                },
+            },
+        },
+    },
+}
+"""What ``GET /management/health`` answers (core/app/health.py)."""
+
+
 def own_paths() -> dict[str, Any]:
     trigger_security = [{}, {"bearer": []}]
     accept_common = {
@@ -331,6 +364,20 @@ def own_paths() -> dict[str, Any]:
                 "responses": {"204": {"description": "Deleted"}, **error_responses(400, 401, 403, 404, 503)},
             }
         },
+        "/health": {
+            "get": {
+                "tags": ["Meta"], "operationId": "getHealth", "security": [{}],
+                "summary": "Is this instance healthy? Answered from a storage check cached for 30 s",
+                "responses": {"200": {"description": "Healthy", **_json(_ref("Health"))}, **error_responses(503)},
+            }
+        },
+        "/management/health": {
+            "get": {
+                "tags": ["Meta"], "operationId": "getHealthDetails", "security": ADMIN,
+                "summary": "Storage, queues, the last schedule tick and this instance's signing-key caches, read now",
+                "responses": {"200": {"description": "Details", **_json(_ref("HealthDetails"))}, **error_responses(401, 403, 503)},
+            }
+        },
         "/management/openapi.json": {
             "get": {
                 "tags": ["Meta"], "operationId": "getOpenApiDocument", "security": [{}],
@@ -374,6 +421,8 @@ def own_components() -> dict[str, Any]:
             "UserInput": USER_CREATE,
             "Token": token_public,
             "CreatedToken": {"allOf": [{"$ref": "#/components/schemas/Token"}, {"type": "object", "properties": {"token": {"type": "string"}}}]},
+            "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+            "HealthDetails": HEALTH_DETAILS,
             "Run": {
                 "type": "object",
                 "properties": {

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from core.identity.fetch import HTTP_TIMEOUT_SECONDS, SharedCall, open_url, remaining
+from core.kernel import telemetry
 from core.kernel.settings import Settings
 
 FAILURE_RETRY_SECONDS = 10.0
@@ -109,11 +110,12 @@ class GraphGroupChecker:
     def _shared(self, key: Any, work: Callable[[float], Any]) -> Any:
         try:
             return self._calls.run(key, work)
-        except GraphError:
-            raise
-        except TimeoutError:
-            raise GraphError(f"Graph or the token for it did not answer within {self._timeout:g} s") from None
-        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the answer is "no"
+        except Exception as exc:
+            telemetry.count(telemetry.IDENTITY_FAILURES, attributes={telemetry.IDENTITY_KIND: "graph"})
+            if isinstance(exc, GraphError):
+                raise
+            if isinstance(exc, TimeoutError):
+                raise GraphError(f"Graph or the token for it did not answer within {self._timeout:g} s") from None
             raise GraphError(f"{type(exc).__name__}: {exc}") from None
 
     def _check(self, oid: str, group_id: str, deadline: float) -> bool:

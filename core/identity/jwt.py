@@ -28,6 +28,7 @@ from typing import Any
 import jwt
 
 from core.identity.fetch import HTTP_TIMEOUT_SECONDS, SharedCall, fetch_json, remaining, require_https
+from core.kernel import telemetry
 from core.kernel.errors import Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,11 @@ class SigningKeys:
         bootstrap_retry: float = BOOTSTRAP_RETRY_SECONDS,
         max_age: float = KEY_MAX_AGE_SECONDS,
         expected_issuer: str | None = None,
+        kind: str = "jwks",
     ) -> None:
         self._discovery_url = discovery_url
+        self.kind = kind
+        """``jwks`` (Azure AD) or ``oidc`` (an issuer the operator lists): how a failed download is counted."""
         # OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
         self._expected_issuer = expected_issuer
         self._timeout = timeout
@@ -123,6 +127,12 @@ class SigningKeys:
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
+
+    def age(self) -> float | None:
+        """Seconds since the keys were last downloaded, or None when none ever was (the health
+        endpoint's key cache age)."""
+        loaded_at = self._loaded_at
+        return None if loaded_at is None else max(0.0, self._monotonic() - loaded_at)
 
     def _may_download(self, kid: str) -> bool:
         """The refresh throttles (called under the shared call's lock, so one decision at a time)."""
@@ -156,6 +166,7 @@ class SigningKeys:
         try:
             keys = self._download(deadline)
         except Exception as exc:
+            telemetry.count(telemetry.IDENTITY_FAILURES, attributes={telemetry.IDENTITY_KIND: self.kind})
             logger.warning(
                 "signing keys from %s could not be loaded (%s: %s); keeping %d known key(s)",
                 self._discovery_url,

@@ -40,7 +40,7 @@ class IssuerTokens:
         self.issuer = issuer
         self._clock = clock
         self.keys = SigningKeys(
-            f"{issuer.rstrip('/')}/.well-known/openid-configuration", timeout=timeout, monotonic=monotonic, expected_issuer=issuer
+            f"{issuer.rstrip('/')}/.well-known/openid-configuration", timeout=timeout, monotonic=monotonic, expected_issuer=issuer, kind="oidc"
         )
 
     def authenticate(self, token: str, audience: str) -> Principal:
@@ -90,6 +90,11 @@ def _principal(claims: dict[str, Any]) -> Principal:
 
 _issuers: dict[str, IssuerTokens] = {}
 _lock = threading.Lock()
+
+
+def known_issuers() -> list[IssuerTokens]:
+    """The issuers this process has validated tokens of (their key caches, for the health endpoint)."""
+    return list(_issuers.values())
 
 
 def issuer_tokens(issuer: str) -> IssuerTokens:

@@ -118,6 +118,9 @@ class Settings:
     """Threads that may use the storage clients at once: the pools keep that many connections."""
     max_run_queue_depth: int = 0
     """Admission control: Accept answers 503 while the run queue holds more messages; 0 = no bound."""
+    telemetry: bool = False
+    """``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set: traces, metrics and logs go to
+    Application Insights (``triggers/telemetry.py``, docs/operations.md)."""
 
     @property
     def aad_enabled(self) -> bool:
@@ -381,6 +384,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_deadline_seconds=_api_deadline(env),
         client_certificates=_client_certificates(env),
         worker_threads=_worker_threads(env),
+        telemetry=bool(_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING")),
     )
 
 

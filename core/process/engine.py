@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.kernel import clock
+from core.kernel import clock, telemetry
 from core.kernel.errors import BadRequest
 from core.process.errors import ProcessFailed
 from core.process.jmes import compile_expression, evaluate
@@ -143,7 +143,9 @@ class _Runner:
             branch, inner = str(resume[0]), list(resume[1:])
         else:
             record = self._start(step, path)
-            branch = "then" if _truthy(self._guard(step, path, record, lambda: evaluate(compile_expression(step["if"]), self.context.scope()))) else "else"
+            with telemetry.span("step decision", step_id=step.get("id"), step_type="decision"):
+                condition = self._guard(step, path, record, lambda: evaluate(compile_expression(step["if"]), self.context.scope()))
+            branch = "then" if _truthy(condition) else "else"
             self._finish(record, "succeeded", branch=branch)
             inner = None
         return self.block(step.get(branch, []), [*path, branch], inner or None)
@@ -209,7 +211,8 @@ class _Runner:
             return None
 
         output: Any = None
-        ended = self._guard(step, path, record, run)
+        with telemetry.span(f"step {kind}", step_id=step.get("id"), step_type=kind):
+            ended = self._guard(step, path, record, run)
         self._finish(record, "succeeded")
         if ended is not None:
             return ended

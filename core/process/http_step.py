@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from core.kernel import telemetry
 from core.kernel.deadline import Deadline, DeadlinePassed
 from core.kernel.errors import BadRequest
 from core.kernel.jsonvalue import parse_json
@@ -173,12 +174,18 @@ def _follow(
     for _ in range(MAX_REDIRECTS + 1):
         if not host_allowed(current, allowed_hosts):
             raise OutboundError(f"{urlsplit(current).hostname or current!r} is not in JUNCTION_OUTBOUND_ALLOWED_HOSTS")
-        try:
-            response = guarded.request(
-                method, current, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
-            )
-        except EgressRefused as exc:
-            raise OutboundError(str(exc)) from None
+        with telemetry.span(
+            f"{method} {urlsplit(current).hostname}", kind=telemetry.CLIENT, method=method, attributes=telemetry.url_attributes(current)
+        ) as call:
+            try:
+                response = guarded.request(
+                    method, current, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False, stream=True
+                )
+            except EgressRefused as exc:
+                raise OutboundError(str(exc)) from None
+            call.set(status_code=response.status_code)
+            if response.status_code >= 400:
+                call.fail(f"HTTP {response.status_code}")
         if response.status_code in (301, 302, 303, 307, 308) and "Location" in response.headers:
             response.close()
             target = urljoin(current, response.headers["Location"])

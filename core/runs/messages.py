@@ -12,16 +12,21 @@ inserted: its ETag, ``createdAt`` and trigger summary) and ``scenarioEtag`` (the
 scenario that accepted it): with them the worker claims the run with one conditional write
 instead of a read and a write, and reuses a scenario it already holds instead of reading it
 (docs/architecture.md, "Storage calls per run").
+
+A message carries ``traceparent`` (W3C) when telemetry is on, so that the run's spans join the
+trace of the call that started it; the queue keeps it even when the rest is in a blob.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.kernel import telemetry
 from core.kernel.jsonvalue import dumps
 from core.kernel.principal import Principal
 from core.store.storage import Storage
@@ -29,6 +34,8 @@ from core.store.storage import Storage
 MESSAGE_VERSION = 1
 # A queue message holds 64 KiB of base64, so 48 KiB of text; inputs larger than this go to a blob.
 MAX_INLINE_MESSAGE = 45_000
+# W3C Trace Context, version 00: trace id, parent span id, flags; all-zero ids are invalid.
+_TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class RunMessage:
     resume: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
     scenario_etag: str | None = None
+    traceparent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -67,6 +75,8 @@ class RunMessage:
             hints["record"] = self.record
         if self.scenario_etag is not None:
             hints["scenarioEtag"] = self.scenario_etag
+        if self.traceparent is not None:
+            hints["traceparent"] = self.traceparent
         return hints
 
 
@@ -89,7 +99,10 @@ def input_blob_name(scenario_id: str, run_id: str) -> str:
 
 
 def enqueue(storage: Storage, message: RunMessage) -> None:
-    """Send a run message; the whole message moves to a blob when it would be too big."""
+    """Send a run message; the whole message moves to a blob when it would be too big. With
+    telemetry on, the message carries the current span's ``traceparent``."""
+    if message.traceparent is None:
+        message = dataclasses.replace(message, traceparent=telemetry.traceparent())
     text = dumps(message.to_json())
     if len(text.encode("utf-8")) > MAX_INLINE_MESSAGE:
         blob_name = input_blob_name(message.scenario_id, message.run_id)
@@ -97,6 +110,21 @@ def enqueue(storage: Storage, message: RunMessage) -> None:
         pointer = {"v": MESSAGE_VERSION, "scenarioId": message.scenario_id, "runId": message.run_id, "messageBlob": blob_name}
         text = dumps({**pointer, **message._hints()})
     storage.queue().send_message(text)
+
+
+def _traceparent(value: Any) -> str | None:
+    """A valid W3C traceparent, or None: a malformed one starts a new trace rather than failing."""
+    return value if isinstance(value, str) and _TRACEPARENT.fullmatch(value) else None
+
+
+def traceparent_of(text: str) -> str | None:
+    """The ``traceparent`` a queue message carries (the queue trigger's span continues that
+    trace), or None."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return _traceparent(data.get("traceparent")) if isinstance(data, dict) else None
 
 
 def parse_message(text: str) -> RunMessage | None:
@@ -115,8 +143,9 @@ def parse_message(text: str) -> RunMessage | None:
             resume=data.get("resume"),
             record=dict(record) if isinstance(record, dict) else None,
             scenario_etag=scenario_etag if isinstance(scenario_etag, str) else None,
+            traceparent=_traceparent(data.get("traceparent")),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -128,4 +157,6 @@ def read_whole(storage: Storage, message: RunMessage) -> RunMessage:
     whole = parse_message(text)
     if whole is None:
         raise ValueError("the stored run message is not valid")
-    return dataclasses.replace(whole, message_blob=message.message_blob, record=message.record, scenario_etag=message.scenario_etag)
+    return dataclasses.replace(
+        whole, message_blob=message.message_blob, record=message.record, scenario_etag=message.scenario_etag, traceparent=whole.traceparent or message.traceparent
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from core.kernel import clock
+from core.kernel import clock, telemetry
 from core.kernel.errors import JunctionError
 from core.runs import records as runs
 from core.runs.messages import parse_message
@@ -42,6 +42,7 @@ def fail_poisoned_run(storage: Storage, message_text: str) -> str:
     if message is None:
         logger.error("poison queue: a message that is not a run message; dropping it")
         return "invalid"
+    telemetry.annotate(scenario_id=message.scenario_id, run_id=message.run_id)
     try:
         entity = runs.read_run_entity(storage, message.scenario_id, message.run_id)
     except JunctionError:
@@ -64,6 +65,7 @@ def fail_poisoned_run(storage: Storage, message_text: str) -> str:
             status = str(entity.get("Status"))
         else:
             status = runs.FAILED
+            runs.note_ended(entity, status)
             logger.error("run %s marked failed: its message was poisoned after %d attempt(s)", message.run_id, attempts)
     else:
         logger.info("poison queue: run %s already %s; nothing to record", message.run_id, status)

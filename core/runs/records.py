@@ -19,7 +19,7 @@ from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
-from core.kernel import clock
+from core.kernel import clock, telemetry
 from core.kernel.errors import NotFound, PayloadTooLarge
 from core.kernel.ids import parse_guid, run_id_floor
 from core.kernel.jsonvalue import dumps
@@ -279,7 +279,34 @@ def describe_refusal(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
+def note_started(scenario_id: str, run_id: str, trigger_type: str | None) -> None:
+    """Telemetry of a run that was accepted (recorded and, for queued runs, enqueued):
+    ``junction.runs.started``, and the run's ids on the current span (docs/operations.md)."""
+    telemetry.annotate(scenario_id=scenario_id, run_id=run_id)
+    telemetry.count(telemetry.RUNS_STARTED, scenario_id=scenario_id, attributes={telemetry.TRIGGER_TYPE: trigger_type})
+
+
+def note_ended(entity: Any, status: str) -> None:
+    """Telemetry of a run that ended: ``junction.runs.ended`` and ``junction.run.duration`` (from
+    its record's creation to now, the queue's wait included)."""
+    if not telemetry.enabled():
+        return
+    scenario = {telemetry.SCENARIO_ID: entity.get("PartitionKey"), telemetry.RUN_STATUS: status}
+    telemetry.count(telemetry.RUNS_ENDED, attributes=scenario)
+    created = entity.get("CreatedAt")
+    if created:
+        seconds = (clock.now() - clock.parse_iso(str(created))).total_seconds()
+        telemetry.record(telemetry.RUN_DURATION, max(0.0, seconds), attributes=scenario)
+
+
 def finish_run(storage: Storage, entity: Any, status: str, **changes: Any) -> str:
+    """Record a run's final state and count it (``note_ended``); returns the status recorded."""
+    recorded = _finish_run(storage, entity, status, **changes)
+    note_ended(entity, recorded)
+    return recorded
+
+
+def _finish_run(storage: Storage, entity: Any, status: str, **changes: Any) -> str:
     """Record a run's final state; returns the status recorded.
 
     Bookkeeping that fails must not make the process run again: when storage refuses the final

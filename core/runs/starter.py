@@ -57,4 +57,5 @@ def start_run(
     except Exception:
         runs.discard_run(storage, entity)
         raise
+    runs.note_started(scenario_id, run_id, trigger.get("type"))
     return run_id

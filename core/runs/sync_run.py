@@ -61,6 +61,7 @@ def run_now(
     summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
     entity = runs.insert_run(storage, scenario.id, run_id, summary)
     runs.update_run(storage, entity, Status=runs.RUNNING, StartedAt=clock.now_iso(), Attempts=1)
+    runs.note_started(scenario.id, run_id, summary.get("type"))
     full_trigger = message_trigger(trigger, principal)
     full_trigger["data"] = {**full_trigger["data"], "body": body}
     context = RunContext(input=body, trigger=full_trigger)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.kernel import clock
+from core.kernel import clock, telemetry
 from core.kernel.errors import JunctionError
 from core.kernel.settings import Settings
 from core.process.engine import ProcessResult, RunContext, run_process
@@ -46,6 +46,7 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
     if message is None:
         logger.error("dropping a run message that is not valid JSON of the expected shape")
         return "invalid"
+    telemetry.annotate(scenario_id=message.scenario_id, run_id=message.run_id)
     claimed = _claim(storage, message, dequeue_count)
     if isinstance(claimed, str):
         return claimed

@@ -169,3 +169,16 @@ def test_every_main_parameter_is_in_the_deploy_guide_with_its_azd_variable():
     for name in declared:
         variable = re.match(r"\$\{(\w+)", azd[name]["value"])[1]  # type: ignore[index]
         assert re.search(rf"^\| `{name}` \| `{variable}`", table, re.M), f"docs/deploy.md, Parameters: no row `{name}` | `{variable}`"
+
+
+def test_the_app_exports_the_contracts_names():
+    """The names core/kernel/telemetry.py writes are the contract's (what the alert rules and the
+    queries read): a metric or attribute renamed in the app fails here, not in a silent alert."""
+    from core.kernel import telemetry
+
+    exported = {value for name, value in vars(telemetry).items() if name.isupper() and isinstance(value, str) and value.startswith("junction.") and value.count(".") >= 2}
+    metrics = {value for value in exported if value not in telemetry.ATTRIBUTES}
+    assert metrics == set(TELEMETRY_METRICS)
+    assert telemetry.SPAN_ATTRIBUTES == TELEMETRY_SPAN_ATTRIBUTES
+    dimensions = {d for names in TELEMETRY_METRICS.values() for d in names}
+    assert dimensions <= telemetry.ATTRIBUTES

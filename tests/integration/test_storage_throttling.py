@@ -79,7 +79,7 @@ def test_a_throttling_table_service_becomes_429_or_503_with_retry_after(busy: Bu
 
         from triggers.http import handles_errors
 
-        @handles_errors
+        @handles_errors("accept")
         def handler(req: func.HttpRequest) -> func.HttpResponse:
             raise raised.value
 

@@ -150,3 +150,14 @@ def test_bodies_sharing_definitions_count_against_one_document_bound() -> None:
     with pytest.raises(BadRequest, match="the document's operations expand to more than") as refused:
         extract_operations(_wide_document(1000), "oas30")
     assert refused.value.code == "InvalidDocument"
+
+
+def test_the_health_check_path_is_reserved() -> None:
+    """GET /health is Junction's (its function sorts before the catch-all), and another method there
+    is answered 405 as one of Junction's own paths: an operation at /health could never be called."""
+    document = minimal({"/health": {"get": ok("h"), "post": ok("hp")}, "/health/deep": {"get": ok("d")}})
+    with pytest.raises(BadRequest) as caught:
+        extract_operations(document, "oas30")
+    assert "GET /health: /health is Junction's health check" in caught.value.message
+    assert "POST /health:" in caught.value.message and "/health/deep" not in caught.value.message
+    assert extract_operations(minimal({"/healthz": {"get": ok("z")}}), "oas30")[0]["path"] == "/healthz"

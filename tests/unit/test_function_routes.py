@@ -8,6 +8,7 @@ management API on Azure). devhost builds its route table the same way, so these 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The app reads its settings when it is imported; a child process keeps them out of this one.
 LIST_HTTP_FUNCTIONS = """
+import ast
 import json
 from devhost.functions import index_functions
 from function_app import app
@@ -75,6 +77,9 @@ def test_every_route_answers_its_own_requests(routes: RouteTable[str]) -> None:
         ("POST", "/ExternalData/Accept/s1", "accept"),
         ("GET", "/management/scenarios", "managementScenarios"),
         ("GET", "/management/openapi.json", "managementOpenApi"),
+        ("GET", "/health", "health"),
+        ("GET", "/management/health", "managementHealth"),
+        ("POST", "/health", "zzApiOperations"),  # the health check is GET only
         ("DELETE", "/management/users/alice", "managementUser"),
         ("PUT", "/management/scenarios", "zzApiOperations"),  # no management route allows PUT there
         ("GET", "/api/pet/1", "zzApiOperations"),
@@ -89,3 +94,28 @@ def test_every_route_answers_its_own_requests(routes: RouteTable[str]) -> None:
 def test_requests_reach_the_intended_function(routes: RouteTable[str], method: str, path: str, function: str) -> None:
     found = routes.find(method, path)
     assert found is not None and found.route.name == function
+
+
+def _decorator_name(node: ast.expr) -> tuple[str, str | None]:
+    """(``bp.route``-style name, its first argument as source) of a decorator."""
+    call = node if isinstance(node, ast.Call) else None
+    target = call.func if call else node
+    name = ast.unparse(target)
+    return name, ast.unparse(call.args[0]) if call and call.args else None
+
+
+def test_every_http_function_handles_errors_under_its_own_name() -> None:
+    """``handles_errors(name)`` names the function's span and its refusals (docs/operations.md,
+    "Telemetry names"): it must wrap every HTTP function, with the name the host knows it by."""
+    checked = 0
+    for path in sorted((ROOT / "triggers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            decorators = dict(_decorator_name(d) for d in node.decorator_list)
+            if "bp.route" not in decorators:
+                continue
+            checked += 1
+            assert "handles_errors" in decorators, f"{path.name}: {node.name} is not wrapped by handles_errors(name)"
+            assert decorators["handles_errors"] == decorators["bp.function_name"], f"{path.name}: {node.name}"
+    assert checked > 10

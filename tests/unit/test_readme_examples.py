@@ -187,6 +187,7 @@ def test_the_run_message_example_is_what_the_encoder_writes() -> None:
     example = _json('docs/architecture.md: {"v": 1')
     message = parse_message(json.dumps(example))
     assert message is not None and message.to_json() == example
+    assert message.traceparent == example["traceparent"]  # the run's spans join the sender's trace
     summary = {k: v for k, v in example["trigger"].items() if k not in ("data", "claims")}
     assert message_trigger(summary, None) == example["trigger"]
     assert summary["bodyBytes"] == len(json.dumps(example["input"]))

@@ -1,0 +1,208 @@
+"""Traces and metrics with the OpenTelemetry SDK's in-memory exporters (the real SDK, no mock),
+through the real trigger functions on Azurite: one Accept is one trace that holds the worker's
+spans, the steps, the outbound call and the storage calls (azure-core tracing), with the
+attributes and metrics docs/operations.md names, and nothing secret in any attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from core.kernel import telemetry
+from core.scenarios import repository as scenarios
+from core.store.storage import Storage, get_storage, reset_for_tests
+from devhost.azurite import Azurite
+from tests.support.upstream import Upstream
+
+SECRET = "Bearer t0p-s3cret-" + secrets.token_hex(4)
+BODY_MARK = "body-" + secrets.token_hex(6)
+QUERY_TOKEN = "tok-" + secrets.token_hex(6)
+
+
+@pytest.fixture(scope="module")
+def exporters() -> Iterator[tuple[InMemorySpanExporter, InMemoryMetricReader]]:
+    """The SDK's providers with in-memory exporters; the global tracer provider is set too,
+    because azure-core's tracing (the storage calls' spans) uses the global one."""
+    from azure.core.settings import settings as azure_settings
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+
+    current = trace.get_tracer_provider()
+    provider = current if isinstance(current, TracerProvider) else TracerProvider()
+    if provider is not current:
+        trace.set_tracer_provider(provider)
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    telemetry.enable(provider, MeterProvider(metric_readers=[reader]))
+    azure_settings.tracing_implementation = OpenTelemetrySpan
+    try:
+        yield spans, reader
+    finally:
+        azure_settings.tracing_implementation = None
+        telemetry.disable()
+        spans.shutdown()
+
+
+@pytest.fixture
+def app_env(azurite: Azurite, upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
+    """The app's settings from the environment, as on the host, with its own table prefix."""
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("JUNCTION_TABLE_PREFIX", "t" + secrets.token_hex(6))
+    monkeypatch.setenv("JUNCTION_OUTBOUND_ALLOWED_HOSTS", upstream.host)
+    monkeypatch.setenv("JUNCTION_SECRET_TRACE", SECRET)
+    reset_for_tests()
+    try:
+        yield get_storage()
+    finally:
+        reset_for_tests()
+
+
+def _function(module: Any, name: str) -> Any:
+    """The Python function the host calls for the function named ``name``."""
+    for value in vars(module).values():
+        built = getattr(value, "_function", None)
+        if built is not None and built.get_function_name() == name:
+            return built.get_user_function()
+    raise LookupError(name)
+
+
+def _scenario(storage: Storage, upstream: Upstream) -> str:
+    steps = [
+        {"type": "transform", "id": "order", "expression": "data[0].Body.order"},
+        {"type": "cache", "key": "last", "value": "#steps.order"},
+        {"type": "http", "id": "erp", "method": "POST", "url": f"{upstream.url}/orders?token={QUERY_TOKEN}",
+         "headers": {"Authorization": {"secret": "JUNCTION_SECRET_TRACE"}}, "body": "#steps.order"},
+        {"type": "return", "value": "#steps.erp.status"},
+    ]  # fmt: skip
+    document = {"name": "traced", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": {"steps": steps}}
+    return scenarios.create_scenario(storage, document, (upstream.host,)).id
+
+
+def _accept_and_run(storage: Storage, scenario_id: str, headers: dict[str, str] | None = None) -> str:
+    from triggers import external, run_queue
+
+    request = func.HttpRequest(
+        "POST",
+        f"http://localhost/ExternalData/Accept/{scenario_id}",
+        headers={"Content-Type": "application/json", **(headers or {})},
+        route_params={"scenarioId": scenario_id},
+        body=json.dumps({"order": {"id": 7, "note": BODY_MARK}}).encode(),
+    )
+    response = _function(external, "accept")(request)
+    assert response.status_code == 200, response.get_body()
+    run_id = response.headers["X-Run-Id"]
+    (message,) = storage.queue().receive_messages(messages_per_page=32, visibility_timeout=30)
+    _function(run_queue, "executeRun")(func.QueueMessage(body=message.content.encode()))
+    storage.queue().delete_message(message)
+    return run_id
+
+
+def _attribute_text(spans: list[ReadableSpan]) -> str:
+    return json.dumps([{**dict(s.attributes or {}), "name": s.name} for s in spans], default=str)
+
+
+def test_one_accept_is_one_trace_with_the_workers_spans(app_env: Storage, upstream: Upstream, exporters: Any) -> None:
+    spans_out, _ = exporters
+    scenario_id = _scenario(app_env, upstream)
+    spans_out.clear()
+    run_id = _accept_and_run(app_env, scenario_id)
+    spans = list(spans_out.get_finished_spans())
+
+    accept = next(s for s in spans if s.name == "accept")
+    assert accept.kind == SpanKind.SERVER and accept.parent is None
+    trace_id = accept.context.trace_id
+    others = sorted({s.name for s in spans if s.context.trace_id != trace_id and s.parent is None})
+    assert {name.rsplit(".", 1)[-1] for name in others} == {"receive_messages", "delete_message"}, f"only the test's own queue calls are other traces: {others}"
+    spans = [s for s in spans if s.context.trace_id == trace_id]
+
+    run = next(s for s in spans if s.name == "executeRun")
+    assert run.kind == SpanKind.CONSUMER
+    by_id = {s.context.span_id: s for s in spans}
+    ancestor = run
+    while ancestor.parent is not None and ancestor.parent.span_id in by_id:
+        ancestor = by_id[ancestor.parent.span_id]
+    assert ancestor is accept, "the run's span descends from the Accept's, through the queue message"
+    for span in (accept, run):
+        assert span.attributes[telemetry.SCENARIO_ID] == scenario_id and span.attributes[telemetry.RUN_ID] == run_id
+    assert accept.attributes[telemetry.STATUS_CODE] == 200 and accept.attributes[telemetry.METHOD] == "POST"
+
+    steps = {s.name: s for s in spans if s.name.startswith("step ")}
+    assert set(steps) == {"step transform", "step cache", "step http", "step return"}
+    for name, step in steps.items():
+        assert step.parent.span_id == run.context.span_id and step.kind == SpanKind.INTERNAL
+        assert step.attributes[telemetry.STEP_TYPE] == name.removeprefix("step ")
+        assert step.attributes[telemetry.RUN_ID] == run_id and step.attributes[telemetry.SCENARIO_ID] == scenario_id
+    assert steps["step http"].attributes[telemetry.STEP_ID] == "erp"
+
+    (call,) = [s for s in spans if s.kind == SpanKind.CLIENT and s.name.startswith("POST ")]
+    assert call.parent.span_id == steps["step http"].context.span_id
+    assert call.attributes[telemetry.STEP_ID] == "erp" and call.attributes[telemetry.STATUS_CODE] == 200
+    assert call.attributes[telemetry.URL] == f"{upstream.url}/orders"  # without its query
+
+    storage_calls = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name.startswith("azure.core.tracing")]
+    assert storage_calls, "azure-core tracing: the storage calls are spans of the trace"
+    assert any(by_id.get(s.parent.span_id) is accept for s in storage_calls if s.parent)
+    assert any(by_id.get(s.parent.span_id) is run for s in storage_calls if s.parent)
+
+
+def test_no_attribute_holds_a_secret_a_token_a_body_or_a_cache_value(app_env: Storage, upstream: Upstream, exporters: Any) -> None:
+    spans_out, _ = exporters
+    scenario_id = _scenario(app_env, upstream)
+    token = "jct_" + secrets.token_hex(16)  # refused (unknown), but it must not be recorded either
+    spans_out.clear()
+    _accept_and_run(app_env, scenario_id, {"X-Extra": token})
+    spans = list(spans_out.get_finished_spans())
+    assert upstream.request_headers["/orders"][-1]["authorization"] == SECRET  # the call did carry it
+    text = _attribute_text(spans)
+    for value in (SECRET, "t0p-s3cret", BODY_MARK, QUERY_TOKEN, token, '"note"'):
+        assert value not in text, value
+    ours = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == telemetry.TRACER_NAME]
+    assert ours and all(set(s.attributes or {}) <= telemetry.ATTRIBUTES for s in ours)
+
+
+def test_metrics_count_runs_and_refusals(app_env: Storage, upstream: Upstream, exporters: Any) -> None:
+    _, reader = exporters
+    scenario_id = _scenario(app_env, upstream)
+    _accept_and_run(app_env, scenario_id)
+    from triggers import external
+
+    request = func.HttpRequest(
+        "GET",
+        f"http://localhost/ExternalData/GetCacheData/{scenario_id}?keyJson=%22last%22",
+        headers={"Authorization": "Bearer jct_" + "0" * 40},
+        route_params={"scenarioId": scenario_id},
+        params={"keyJson": '"last"'},
+        body=b"",
+    )
+    assert _function(external, "getCacheData")(request).status_code == 401
+    points = _points(reader)
+    assert points[(telemetry.RUNS_STARTED, (("junction.scenario.id", scenario_id), ("junction.trigger.type", "accept")))] >= 1
+    assert points[(telemetry.RUNS_ENDED, (("junction.run.status", "succeeded"), ("junction.scenario.id", scenario_id)))] >= 1
+    assert points[(telemetry.RUN_DURATION, (("junction.run.status", "succeeded"), ("junction.scenario.id", scenario_id)))] >= 1
+    assert points[(telemetry.HTTP_REFUSED, (("http.response.status_code", 401), ("junction.function", "getCacheData")))] >= 1
+
+
+def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    """(metric, sorted attributes) -> the counter's value or the histogram's count."""
+    found: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", None)
+                    found[(metric.name, tuple(sorted(point.attributes.items())))] = value if value is not None else point.count
+    return found
