@@ -206,3 +206,58 @@ def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, An
                     value = getattr(point, "value", None)
                     found[(metric.name, tuple(sorted(point.attributes.items())))] = value if value is not None else point.count
     return found
+
+
+def test_the_queue_gauges_read_depth_and_age(app_env: Storage, exporters: Any) -> None:
+    from core.runs.health import queue_gauges
+    from core.runs.messages import RunMessage, enqueue
+
+    _, reader = exporters
+    for name, read in queue_gauges(get_storage).items():
+        telemetry.gauge(name, read)
+    enqueue(app_env, RunMessage("s", "r1", None, False, {}))
+    enqueue(app_env, RunMessage("s", "r2", None, False, {}))
+    app_env.queue(app_env.run_queue_name + "-poison").send_message("{}")
+    points = _points(reader)
+    assert points[(telemetry.QUEUE_DEPTH, (("junction.queue", "runs"),))] == 2
+    assert points[(telemetry.QUEUE_DEPTH, (("junction.queue", "poison"),))] == 1
+    assert points[(telemetry.QUEUE_OLDEST_AGE, (("junction.queue", "runs"),))] >= 0
+
+
+def test_failed_key_and_graph_downloads_are_counted(exporters: Any) -> None:
+    from core.identity.graph import GraphError, GraphGroupChecker
+    from core.identity.jwt import SigningKeys
+    from core.kernel.settings import load_settings
+    from devhost.azurite import free_port
+
+    _, reader = exporters
+    nowhere = f"https://127.0.0.1:{free_port()}"
+    assert SigningKeys(f"{nowhere}/tenant/v2.0/.well-known/openid-configuration", timeout=2).get("kid") is None
+    settings = load_settings({
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true", "JUNCTION_AAD_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "JUNCTION_AAD_AUDIENCE": "api://junction", "JUNCTION_AAD_AUTHORITY_HOST": nowhere, "JUNCTION_GRAPH_ENDPOINT": nowhere,
+        "JUNCTION_GRAPH_CLIENT_ID": "11111111-1111-1111-1111-111111111111", "JUNCTION_GRAPH_CLIENT_SECRET": "not-a-secret",
+    })  # fmt: skip
+    with pytest.raises(GraphError):
+        GraphGroupChecker(settings, timeout=2).is_member("22222222-2222-2222-2222-222222222222", "33333333-3333-3333-3333-333333333333")
+    points = _points(reader)
+    assert points[(telemetry.IDENTITY_FAILURES, (("junction.identity.kind", "jwks"),))] >= 1
+    assert points[(telemetry.IDENTITY_FAILURES, (("junction.identity.kind", "graph"),))] >= 1
+
+
+def test_a_poisoned_run_is_ended_in_its_accepts_trace(app_env: Storage, upstream: Upstream, exporters: Any) -> None:
+    from triggers import external, run_queue
+
+    spans_out, reader = exporters
+    scenario_id = _scenario(app_env, upstream)
+    spans_out.clear()
+    request = func.HttpRequest("GET", f"http://localhost/ExternalData/Accept/{scenario_id}", headers={}, route_params={"scenarioId": scenario_id}, body=b"")
+    assert _function(external, "accept")(request).status_code == 200
+    (message,) = app_env.queue().receive_messages(messages_per_page=32, visibility_timeout=30)
+    _function(run_queue, "failPoisonedRun")(func.QueueMessage(body=message.content.encode()))
+    spans = list(spans_out.get_finished_spans())
+    accept = next(s for s in spans if s.name == "accept")
+    poisoned = next(s for s in spans if s.name == "failPoisonedRun")
+    assert poisoned.context.trace_id == accept.context.trace_id and poisoned.kind == SpanKind.CONSUMER
+    assert poisoned.attributes[telemetry.SCENARIO_ID] == scenario_id
+    assert _points(reader)[(telemetry.RUNS_ENDED, (("junction.run.status", "failed"), ("junction.scenario.id", scenario_id)))] == 1
