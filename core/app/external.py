@@ -30,7 +30,7 @@ from typing import Any
 from core.identity import replays
 from core.identity.auth import authenticate, authorize_trigger
 from core.identity.signatures import Verified, verify
-from core.kernel import clock
+from core.kernel import clock, telemetry
 from core.kernel.errors import Forbidden, NotFound, Unauthorized
 from core.kernel.ids import new_run_id, parse_guid
 from core.kernel.principal import Principal
@@ -85,6 +85,7 @@ def _authorised_scenario(
     Accept only: admission control (the run queue's depth) is decided before the caller.
     """
     scenario_id = parse_guid(raw_id, "the scenario id", "InvalidScenarioId")
+    telemetry.annotate(scenario_id=scenario_id)  # refused calls name their scenario too ("who called?")
     try:
         scenario: Scenario | None = get_scenario(storage, scenario_id)
     except NotFound:

@@ -188,6 +188,8 @@ def test_metrics_count_runs_and_refusals(app_env: Storage, upstream: Upstream, e
         body=b"",
     )
     assert _function(external, "getCacheData")(request).status_code == 401
+    refused = next(s for s in exporters[0].get_finished_spans() if s.name == "getCacheData")
+    assert refused.attributes[telemetry.SCENARIO_ID] == scenario_id and refused.attributes[telemetry.STATUS_CODE] == 401
     points = _points(reader)
     assert points[(telemetry.RUNS_STARTED, (("junction.scenario.id", scenario_id), ("junction.trigger.type", "accept")))] >= 1
     assert points[(telemetry.RUNS_ENDED, (("junction.run.status", "succeeded"), ("junction.scenario.id", scenario_id)))] >= 1
