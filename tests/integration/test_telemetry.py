@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from core.kernel import telemetry
+from core.kernel.settings import get_settings
 from core.scenarios import repository as scenarios
 from core.store.storage import Storage, get_storage, reset_for_tests
 from devhost.azurite import Azurite
@@ -263,3 +264,30 @@ def test_a_poisoned_run_is_ended_in_its_accepts_trace(app_env: Storage, upstream
     assert poisoned.context.trace_id == accept.context.trace_id and poisoned.kind == SpanKind.CONSUMER
     assert poisoned.attributes[telemetry.SCENARIO_ID] == scenario_id
     assert _points(reader)[(telemetry.RUNS_ENDED, (("junction.run.status", "failed"), ("junction.scenario.id", scenario_id)))] == 1
+
+
+def test_an_api_call_that_answers_early_finishes_in_the_same_trace(app_env: Storage, exporters: Any) -> None:
+    """The caller's own traceparent is continued, the early answer's continuation travels with it."""
+    from pathlib import Path
+
+    from core.apiops import bindings as apis
+    from triggers import api_operations, run_queue
+
+    spans_out, _ = exporters
+    steps = [{"type": "intermediateReturn", "value": {"accepted": True}}, {"type": "transform", "id": "later", "expression": "`1`"}]
+    sid = scenarios.create_scenario(app_env, {"name": "early", "process": {"steps": steps}}).id
+    document = (Path(__file__).resolve().parents[1] / "support" / "openapi" / "petstore-openapi30.yaml").read_bytes()
+    apis.import_api(app_env, "petstore", document, "application/yaml")
+    apis.bind_operation(app_env, get_settings(), "petstore", "getPetById", {"scenarioId": sid})
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    spans_out.clear()
+    request = func.HttpRequest("GET", "http://localhost/api/pet/7", headers={"traceparent": caller}, route_params={"path": "api/pet/7"}, body=b"")
+    response = _function(api_operations, "zzApiOperations")(request)
+    assert response.status_code == 200, response.get_body()
+    (message,) = app_env.queue().receive_messages(messages_per_page=32, visibility_timeout=30)
+    _function(run_queue, "executeRun")(func.QueueMessage(body=message.content.encode()))
+    app_env.queue().delete_message(message)
+    ours = [s for s in spans_out.get_finished_spans() if s.instrumentation_scope and s.instrumentation_scope.name == telemetry.TRACER_NAME]
+    names = [s.name for s in ours]
+    assert {"zzApiOperations", "executeRun", "step intermediateReturn", "step transform"} <= set(names)
+    assert {format(s.context.trace_id, "032x") for s in ours} == {"0af7651916cd43dd8448eb211c80319c"}
