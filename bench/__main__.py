@@ -19,6 +19,10 @@ from bench import (
     bench_routes,
     coldstart,
     http_concurrency,
+    latency,
+    partition_model,
+    run_cost,
+    runs,
     signed_accept,
     storage_calls,
     traffic,
@@ -31,11 +35,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> int:
     sections: list[str] = [f"machine: {platform.machine()}, Python {platform.python_version()}"]
     with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder)) as emulator:
-        sections.append(storage_calls.report(storage_calls.run(emulator.connection_string)))
+        counted = storage_calls.run(emulator.connection_string)
+        sections.append(storage_calls.report(counted))
+        print(sections[-1], flush=True)
+        sections.append(partition_model.report(partition_model.model(counted["run"])))
         print(sections[-1], flush=True)
         sections.append(accept.report(accept.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(signed_accept.report(signed_accept.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(runs.report(runs.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(latency.report(latency.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(run_cost.report(run_cost.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(bench_api_latency.report(bench_api_latency.run(emulator.connection_string)))
         print(sections[-1], flush=True)
