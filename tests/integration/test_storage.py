@@ -156,3 +156,34 @@ def test_the_sdk_logs_no_request_below_warning(settings: Settings, caplog: pytes
         assert storage.counter.total >= 3  # requests were made
     finally:
         sdk.setLevel(previous)
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_a_proxy_in_the_environment_is_used_for_storage(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxies still come from the environment (HTTP_PROXY, NO_PROXY), as requests reads them."""
+    from core.store.errors import StorageFailure
+
+    monkeypatch.setenv("HTTP_PROXY", _closed_port_url())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(StorageFailure):
+        Storage.from_settings(settings).table("scenarios").create_table()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert scenarios.create_scenario(Storage.from_settings(settings), _scenario()).id
+
+
+def test_the_environment_is_read_once_per_host_not_per_request(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests reads the proxy settings on every call (a tenth of a storage call's CPU); a
+    Storage reads them on its first request to each host, as settings are read once."""
+    created = scenarios.create_scenario(storage, _scenario())
+    monkeypatch.setenv("HTTP_PROXY", _closed_port_url())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert scenarios.get_scenario(storage, created.id).id == created.id
