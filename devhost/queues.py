@@ -6,7 +6,8 @@ The behaviour an app relies on is reproduced, because Junction's run worker depe
 * the queue (and later the poison queue) is created when missing;
 * when the queue is empty, polling backs off exponentially up to ``maxPollingInterval``;
 * up to ``batchSize`` messages are received at once and run concurrently; a new batch is fetched
-  when no more than ``newBatchThreshold`` (default ``batchSize / 2``) are still running;
+  as soon as no more than ``newBatchThreshold`` (default ``batchSize / 2``) are still running
+  (waiting for them is not polling an empty queue: no back-off);
 * with ``messageEncoding`` base64 the body is decoded; a message that is not base64 goes straight
   to the poison queue, as in the host's storage extension v5;
 * success deletes the message; a failure makes it visible again after ``visibilityTimeout``,
@@ -150,11 +151,10 @@ class QueueListener:
                         await self._ensure_queue(self.client)
                         ready = True
                         logger.info("listening on queue %s for %s", self.queue_name, self.function.name)
-                    received = 0
-                    if len(self.running) <= self.threshold:
-                        received = await self._receive_batch()
+                    received = await self._receive_batch()
                     if received:
                         delay = 0.0
+                        await self._wait_for_new_batch_threshold(stop)
                     else:
                         delay = min(self.options.max_polling_interval, max(MIN_POLL_SECONDS, delay * 2))
                 except Exception as exc:  # noqa: BLE001 - storage down: keep the host up and retry
@@ -175,6 +175,21 @@ class QueueListener:
                 logger.info("queue %s: waiting for %d message(s) in flight", self.queue_name, len(self.running))
                 await asyncio.wait(set(self.running), timeout=grace)
             self.io.shutdown(wait=False, cancel_futures=True)
+
+    async def _wait_for_new_batch_threshold(self, stop: asyncio.Event) -> None:
+        """After a batch, wait until no more than ``newBatchThreshold`` messages run, then poll
+        again at once: the host's ``QueueListener.WaitForNewBatchThreshold``. A busy listener is
+        not an idle queue, so it never backs off towards ``maxPollingInterval`` while it waits."""
+        if len(self.running) <= self.threshold:
+            return
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            while len(self.running) > self.threshold and not stop.is_set():
+                await asyncio.wait({*self.running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopped
 
     async def _receive_batch(self) -> int:
         wanted = max(1, min(32, self.options.batch_size))

@@ -294,3 +294,74 @@ def test_a_running_message_s_lease_is_always_renewed(
     asyncio.run(run())
     executor.shutdown(wait=True)
     assert calls == [1]
+
+
+def test_a_busy_listener_polls_again_once_below_new_batch_threshold_without_backing_off(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host waits for running messages to drop to newBatchThreshold and then polls at once
+    (QueueListener.WaitForNewBatchThreshold); only an empty receive backs off. devhost backed off
+    while busy too, so a batch that took a while left the next one waiting up to
+    maxPollingInterval. Here no pause towards maxPollingInterval may happen while messages run."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import azure.functions as func
+
+    from devhost import queues as devhost_queues
+    from devhost.config import QueueOptions
+    from devhost.functions import index_functions
+
+    name = f"db-{uuid.uuid4().hex[:12]}"
+    calls: list[str] = []
+    release = threading.Event()
+    app = func.FunctionApp()
+
+    @app.function_name("held")
+    @app.queue_trigger(arg_name="msg", queue_name=name, connection="AzureWebJobsStorage")
+    def held(msg: func.QueueMessage) -> None:
+        calls.append(msg.get_body().decode())
+        release.wait(30)
+
+    (function,) = index_functions(app)
+    executor = ThreadPoolExecutor(max_workers=4)
+
+    def client(connection: str, queue: str) -> QueueClient:
+        return QueueClient.from_connection_string(azurite.connection_string, queue)
+
+    listener = devhost_queues.QueueListener(function, QueueOptions(batch_size=1, new_batch_threshold=0, max_polling_interval=600), executor, client)
+    pauses_while_busy: list[float] = []
+    real_wait_for = asyncio.wait_for
+
+    async def watched_wait_for(awaitable: Any, timeout: float | None) -> Any:
+        if listener.running and timeout:
+            pauses_while_busy.append(timeout)
+        return await real_wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(devhost_queues.asyncio, "wait_for", watched_wait_for)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(listener.run(stop))
+        queue = client("", name)
+        while True:
+            try:
+                for text in ("first", "second"):
+                    queue.send_message(base64.b64encode(text.encode()).decode())
+                break
+            except Exception:  # noqa: BLE001 - the listener creates the queue
+                await asyncio.sleep(0.1)
+        while not calls:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the first message runs; a listener that backs off would pause now
+        release.set()
+        while len(calls) < 2 or listener.running:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    executor.shutdown(wait=True)
+    assert sorted(calls) == ["first", "second"]
+    assert pauses_while_busy == []
