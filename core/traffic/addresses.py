@@ -15,6 +15,7 @@ on both sides, so a dual-stack socket cannot slip past an IPv4 list.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 from collections.abc import Sequence
@@ -112,12 +113,25 @@ def normalise_allow_list(entries: Sequence[str] | None, where: str) -> list[str]
 
 
 @functools.lru_cache(maxsize=1024)
-def _compiled(entries: tuple[str, ...]) -> tuple[tuple[Network, ...], tuple[Network, ...]]:
-    networks = [ipaddress.ip_network(entry) for entry in entries]
-    return (
-        tuple(n for n in networks if isinstance(n, ipaddress.IPv4Network)),
-        tuple(n for n in networks if isinstance(n, ipaddress.IPv6Network)),
-    )
+def _compiled(entries: tuple[str, ...]) -> dict[int, tuple[list[int], list[int]]]:
+    """Per IP version, the list's ranges merged and sorted as integer bounds: ``(firsts, lasts)``,
+    so one ``bisect`` decides whatever the list's length."""
+    spans: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    for entry in entries:
+        network = ipaddress.ip_network(entry)
+        spans[network.version].append((int(network.network_address), int(network.broadcast_address)))
+    merged: dict[int, tuple[list[int], list[int]]] = {}
+    for version, pairs in spans.items():
+        firsts: list[int] = []
+        lasts: list[int] = []
+        for first, last in sorted(pairs):
+            if lasts and first <= lasts[-1] + 1:
+                lasts[-1] = max(lasts[-1], last)
+            else:
+                firsts.append(first)
+                lasts.append(last)
+        merged[version] = (firsts, lasts)
+    return merged
 
 
 def is_allowed(allow_list: Sequence[str] | None, address: str | None) -> bool:
@@ -128,8 +142,10 @@ def is_allowed(allow_list: Sequence[str] | None, address: str | None) -> bool:
     parsed = parse_address(address)
     if parsed is None:
         return False
-    v4, v6 = _compiled(tuple(allow_list))
-    return any(parsed in network for network in (v4 if isinstance(parsed, ipaddress.IPv4Address) else v6))
+    firsts, lasts = _compiled(tuple(allow_list))[parsed.version]
+    value = int(parsed)
+    index = bisect.bisect_right(firsts, value) - 1
+    return index >= 0 and value <= lasts[index]
 
 
 def check_allowed(allow_list: Sequence[str] | None, address: str | None) -> None:

@@ -124,3 +124,25 @@ def test_refusal_is_403_ip_not_allowed() -> None:
 
 def test_parse_address_of_ipv4_with_port() -> None:
     assert str(parse_address("203.0.113.9:1")) == "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    ("entries", "inside", "outside"),
+    [
+        (["10.0.0.0/25", "10.0.0.128/25"], ["10.0.0.0", "10.0.0.127", "10.0.0.128", "10.0.0.255"], ["9.255.255.255", "10.0.1.0"]),
+        (["10.1.0.0/16", "10.0.0.0/8"], ["10.1.2.3", "10.255.255.255"], ["11.0.0.0"]),  # nested, in any order
+        (["10.0.0.4/32", "10.0.0.6/32"], ["10.0.0.4", "10.0.0.6"], ["10.0.0.5", "10.0.0.3", "10.0.0.7"]),  # gaps stay gaps
+        (["0.0.0.0/0"], ["0.0.0.0", "255.255.255.255"], ["::1", "2001:db8::1"]),  # an IPv4 list admits no IPv6 caller
+        (["::/0"], ["::", "2001:db8::1"], ["203.0.113.9", "::ffff:203.0.113.9"]),  # nor an IPv6 list a mapped IPv4 one
+    ],
+)
+def test_overlapping_adjacent_and_whole_ranges(entries: list[str], inside: list[str], outside: list[str]) -> None:
+    stored = normalise_allow_list(entries, "ipAllowList")
+    assert all(is_allowed(stored, address) for address in inside)
+    assert not any(is_allowed(stored, address) for address in outside)
+
+
+def test_a_long_list_matches_every_range() -> None:
+    stored = normalise_allow_list([f"10.{i}.0.0/16" for i in range(0, 200, 2)], "ipAllowList")
+    for i in range(200):
+        assert is_allowed(stored, f"10.{i}.7.7") is (i % 2 == 0)
