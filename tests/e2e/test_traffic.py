@@ -290,3 +290,21 @@ def test_the_readme_example_limits_as_described(front: tuple[Junction, Junction]
     assert third.json() == json.loads(shown[-1])
     run = junction.wait_for_run(created.json()["id"], first.headers["X-Run-Id"], timeout=1)
     assert run["trigger"]["data"]["httpClientIp"] == "203.0.113.5"
+
+
+def test_the_cli_binds_with_an_allow_list_and_a_rate_limit(front: tuple[Junction, Junction], petstore: dict[str, Any]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    junction = front[0]
+    env = {**os.environ, **junction.env, "JUNCTION_URL": junction.url, "JUNCTION_TOKEN": junction.admin_token}
+    args = ["api", "bind", "trafficpets", "addPet", "--scenario", petstore["id"], "--ip-allow", "203.0.113.0/24", "--ip-allow", "2001:DB8::/32",
+            "--rate-limit", "30", "--burst", "5", "--per-credential"]  # fmt: skip
+    bound = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert bound.returncode == 0, bound.stderr
+    binding = json.loads(bound.stdout)["binding"]
+    assert binding["ipAllowList"] == ["203.0.113.0/24", "2001:db8::/32"]
+    assert binding["rateLimit"] == {"requestsPerMinute": 30, "burst": 5, "perCredential": True}
+    bad = subprocess.run([sys.executable, "-m", "cli.main", *args[:6], "--ip-allow", "203.0.113.7/24"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "binding.ipAllowList[0]" in bad.stderr + bad.stdout
