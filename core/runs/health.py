@@ -6,8 +6,8 @@ and a storage check that is cached so that ``GET /health`` costs no storage call
   not hold up others that have an answer already (storage that hangs slows one caller only).
 - ``queue_state``: depth of the run queue and of its poison queue, and the age of the message at
   the front of the run queue (the queue is roughly, not strictly, first in first out).
-- ``record_schedule_tick``: the schedule timer says it ran (at most once a minute per process),
-  so an administrator can see that schedules are being served (docs/operations.md, "Health").
+- ``record_schedule_tick``: the functions that serve schedules say they ran (at most once a minute
+  per process), so an administrator can see that schedules are served (docs/operations.md, "Health").
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ _tick_lock = threading.Lock()
 
 
 def record_schedule_tick(storage: Storage, monotonic: Callable[[], float] = time.monotonic) -> bool:
-    """Note that the schedule timer ran; written at most once per ``TICK_WRITE_SECONDS`` per
+    """Note that schedules were served; written at most once per ``TICK_WRITE_SECONDS`` per
     process. Returns whether it wrote. A failure is logged, never raised: the tick's own work
     (starting due runs) matters more than its record."""
     global _last_tick_written
@@ -171,7 +171,7 @@ def record_schedule_tick(storage: Storage, monotonic: Callable[[], float] = time
 
 
 def last_schedule_tick(storage: Storage) -> str | None:
-    """When the schedule timer last ran (to within ``TICK_WRITE_SECONDS``), or None if never."""
+    """When schedules were last served (to within ``TICK_WRITE_SECONDS``), or None if never."""
     try:
         entity = storage.table(tables.SCHEDULES).get_entity(TICK_PARTITION, TICK_ROW)
     except EntityMissing:
