@@ -33,7 +33,7 @@ SDK = re.compile(r"/site-packages/(azure|requests|urllib3|charset_normalizer|idn
 JUNCTION = re.compile(re.escape(str(ROOT)) + r"/(core|triggers)/|function_app\.py")
 PARTS = (
     ("SDK: HTTP on the socket (urllib3, http.client)", re.compile(r"urllib3/|http/client\.py|socket\.py|email/")),
-    ("SDK: requests' per-call session work (environment, proxies, netrc)", re.compile(r"requests/|urllib/request\.py|<frozen os>|genericpath")),
+    ("SDK: requests' Session (preparing the request, cookies, hooks)", re.compile(r"requests/|urllib/request\.py|<frozen os>|genericpath")),
     ("SDK: azure-core pipeline and (de)serialisation", re.compile(r"/azure/")),
 )
 
