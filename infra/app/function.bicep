@@ -185,7 +185,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM error 51021); FTP stays off through the ftp basicPublishingCredentialsPolicies below (allow: false), so no FTP credential exists
   // checkov:skip=CKV_AZURE_67: HTTP/2 is on (http20Enabled) unless client certificate exclusion paths make the front end renegotiate TLS, which HTTP/2 forbids
   // checkov:skip=CKV_AZURE_18: same reason: http20Enabled is off only while clientCertExclusionPaths are in use
-  // checkov:skip=CKV_AZURE_213: Junction has no health endpoint in its contract (its catch-all route would answer 404), and a scale-to-zero plan has no idle instances to probe
+  // checkov:skip=CKV_AZURE_213: a scale-to-zero plan has no idle instances for App Service's health check to probe; Junction's GET /health is probed by an Application Insights availability test instead (docs/operations.md)
   name: name
   location: location
   tags: union(tags, {

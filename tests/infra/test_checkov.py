@@ -36,7 +36,7 @@ ACCEPTED = {
     ("CKV_AZURE_18", "Microsoft.Web/sites.functionApp"): "HTTP/2 is off only while exclusion paths force TLS renegotiation",
     ("CKV_AZURE_78", "Microsoft.Web/sites.functionApp"): "Flex Consumption rejects ftpsState; the ftp publishing policy is off",
     ("CKV_AZURE_212", "Microsoft.Web/sites.functionApp"): "always-ready instances bill around the clock",
-    ("CKV_AZURE_213", "Microsoft.Web/sites.functionApp"): "no health endpoint; scale to zero",
+    ("CKV_AZURE_213", "Microsoft.Web/sites.functionApp"): "scale to zero: no idle instances to probe; GET /health is for availability tests",
     ("CKV_AZURE_109", "Microsoft.KeyVault/vaults.vault"): "no fixed outbound addresses without VNet integration",
     ("CKV_AZURE_189", "Microsoft.KeyVault/vaults.vault"): "Key Vault references resolve over the public endpoint",
 }
