@@ -35,6 +35,7 @@ from core.kernel.ids import new_run_id
 from core.kernel.jsonvalue import dumps
 from core.kernel.settings import Settings
 from core.runs import records as runs
+from core.runs.admission import check_admission
 from core.runs.starter import start_run
 from core.runs.sync_run import run_now
 from core.scenarios.repository import Scenario, get_scenario
@@ -73,13 +74,15 @@ def serve_api_call(storage: Storage, settings: Settings, request: Request) -> Re
     if prepared.reply is not None:
         return prepared.reply
     assert prepared.trigger is not None and prepared.scenario_id is not None
+    assert prepared.operation is not None
+    if prepared.operation.binding.get("respond") == "async":
+        check_admission(storage, settings)  # queued work, as Accept's: 503 RunQueueFull over the bound
     try:
         scenario = get_scenario(storage, prepared.scenario_id)
     except NotFound:
         raise NotFound("the scenario bound to this operation no longer exists", "ScenarioNotFound") from None
     if prepared.signature is not None:
         replays.claim(storage, scenario.id, prepared.signature, clock.now().timestamp())
-    assert prepared.operation is not None
     if prepared.operation.binding.get("respond") == "async":
         return _start_async(storage, request, prepared, scenario)
     outcome = run_now(storage, settings, scenario, prepared.trigger, prepared.trigger["data"]["body"], None, deadline)

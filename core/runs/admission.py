@@ -1,4 +1,5 @@
-"""Admission control: Accept answers 503 while the run queue is deeper than a configured bound.
+"""Admission control: Accept (and an API operation bound with ``respond: async``, which queues
+its run too) answers 503 while the run queue is deeper than a configured bound.
 
 A run queued behind thousands of others will not start for minutes; the caller is better served
 by a quick 503 with ``Retry-After`` (and its own retry policy) than by a 200 for work that waits.

@@ -308,3 +308,26 @@ def test_the_cli_binds_with_an_allow_list_and_a_rate_limit(front: tuple[Junction
     assert binding["rateLimit"] == {"requestsPerMinute": 30, "burst": 5, "perCredential": True}
     bad = subprocess.run([sys.executable, "-m", "cli.main", *args[:6], "--ip-allow", "203.0.113.7/24"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "binding.ipAllowList[0]" in bad.stderr + bad.stdout
+
+
+def test_an_async_operation_answers_503_too_while_the_queue_is_deep(bounded: Junction) -> None:
+    """A binding with ``respond: async`` queues its run as Accept does, so the same bound holds."""
+    scenario = bounded.create_scenario(process=ECHO)
+    with bounded.admin() as admin:
+        imported = admin.put(
+            "/management/apis/boundedpets", content=(DOCS / "petstore-openapi30.yaml").read_bytes(), headers={"Content-Type": "application/yaml"}
+        )
+        assert imported.status_code in (200, 201), imported.text
+        for operation, respond in (("getStatus", "async"), ("getPetById", "sync")):
+            bound = admin.put(f"/management/apis/boundedpets/operations/{operation}", json={"scenarioId": scenario["id"], "respond": respond})
+            assert bound.status_code == 200, bound.text
+    queue = bounded.storage.queue()
+    for n in range(3):
+        queue.send_message(f'{{"backlog": {n}}}')
+    with bounded.client() as client:
+        refused = client.get("/api/pet/getStatus")
+        answered = client.get("/api/pet/5")  # runs while its caller waits: not queued, not refused
+    assert_json_error(refused, 503, "RunQueueFull")
+    assert refused.headers["Retry-After"] == "30"
+    assert answered.status_code == 200, answered.text
+    assert bounded.run_count(scenario["id"]) == 1
