@@ -246,6 +246,7 @@ module storage './app/storage.bicep' = {
     tags: tags
     skuName: effectiveStorageSkuName
     deploymentContainerName: deploymentContainerName
+    scheduleQueueName: '${toLower(validTablePrefix)}-schedules'
     runQueueName: '${toLower(validTablePrefix)}-runs'
     vnetEnabled: vnetEnabled
   }

@@ -1,4 +1,4 @@
-"""Timer triggers: scheduled scenarios (every 15 s) and run retention (daily)."""
+"""Timer triggers: run retention (daily). Schedules have their own (triggers/schedules.py)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,6 @@ from triggers.telemetry import configure_telemetry
 
 bp = func.Blueprint()
 configure_telemetry(get_settings())
-
-
-@bp.function_name("startScheduledRuns")
-@bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False, use_monitor=False)
-def start_scheduled_runs(timer: func.TimerRequest) -> None:
-    from core.runs.health import record_schedule_tick
-    from core.runs.scheduler import start_due_runs
-
-    with telemetry.span("startScheduledRuns", kind=telemetry.SERVER):
-        start_due_runs(get_storage(), get_settings())
-        record_schedule_tick(get_storage())  # the last tick, for GET /management/health
 
 
 @bp.function_name("removeOldRuns")

@@ -6,6 +6,7 @@ query values) and return a ``Reply``; the trigger only turns that into an HTTP r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -20,12 +21,15 @@ from core.kernel.jsonschema import validate
 from core.kernel.jsonvalue import dumps, parse_json
 from core.kernel.settings import Settings
 from core.runs import records as runs
+from core.runs import scheduler
 from core.scenarios import repository as scenarios
 from core.scenarios.cache import ScenarioCache, parse_key
 from core.store.storage import Storage
 from core.web.bodies import check_content_encoding, check_size, is_json_type, media_type
 from core.web.exchange import RawJson, Reply, Request
 from core.web.paging import parse_top
+
+logger = logging.getLogger(__name__)
 
 MAX_MANAGEMENT_BODY = 4 * 1024 * 1024
 
@@ -53,12 +57,30 @@ def _scenario_reply(status: int, scenario: scenarios.Scenario, base_url: str) ->
     return Reply(status, scenario.to_json(base_url), {"ETag": scenario.etag})
 
 
+def _seed_schedule(storage: Storage, scenario: scenarios.Scenario) -> scenarios.Scenario:
+    """A schedule this write set (new or changed: its ``ScheduleSince`` is this write's time) gets
+    its chain of due times at once; the messages of the schedule it replaced start nothing.
+
+    The scenario is saved either way: if the first message cannot be sent, the re-seed timer sends
+    it within one period (core.runs.scheduler.RESEED_PERIOD), so the caller is not told it failed.
+    """
+    expression = scenario.document.get("schedule")
+    if expression and scenario.schedule_since and scenario.schedule_since == scenario.updated_at:
+        try:
+            scheduler.seed(storage, scenario.id, expression, scenario.schedule_since)
+        except Exception:  # noqa: BLE001 - the re-seed timer repairs it; the save itself succeeded
+            logger.exception("could not seed the schedule of scenario %s; the re-seed timer will", scenario.id)
+    return scenario
+
+
 def scenarios_collection(storage: Storage, settings: Settings, request: Request) -> Reply:
     """``GET`` lists scenarios, ``POST`` creates one."""
     require_admin(storage, request.header("authorization"))
     base = settings.public_base_url or request.base_url
     if request.method == "POST":
-        scenario = scenarios.create_scenario(storage, _json_body(request), settings.outbound_allowed_hosts)
+        scenario = _seed_schedule(
+            storage, scenarios.create_scenario(storage, _json_body(request), settings.outbound_allowed_hosts)
+        )
         headers = {"ETag": scenario.etag, "Location": f"{base}/management/scenarios/{scenario.id}"}
         return Reply(201, scenario.to_json(base), headers)
     listing = scenarios.list_scenarios(
@@ -80,11 +102,14 @@ def scenario_item(storage: Storage, settings: Settings, request: Request) -> Rep
     if request.method == "GET":
         return _scenario_reply(200, scenarios.get_scenario(storage, scenario_id), base)
     if request.method == "PUT":
-        replaced = scenarios.replace_scenario(storage, scenario_id, _json_body(request), if_match, settings.outbound_allowed_hosts, base)
-        return _scenario_reply(200, replaced, base)
+        replaced = scenarios.replace_scenario(
+            storage, scenario_id, _json_body(request), if_match, settings.outbound_allowed_hosts, base
+        )
+        return _scenario_reply(200, _seed_schedule(storage, replaced), base)
     if request.method == "PATCH":
         patch = _json_body(request, merge_patch=True)
-        return _scenario_reply(200, scenarios.patch_scenario(storage, scenario_id, patch, if_match, settings.outbound_allowed_hosts, base), base)
+        patched = scenarios.patch_scenario(storage, scenario_id, patch, if_match, settings.outbound_allowed_hosts, base)
+        return _scenario_reply(200, _seed_schedule(storage, patched), base)
     scenarios.delete_scenario(storage, scenario_id, if_match)
     return Reply(204)
 

@@ -388,6 +388,19 @@ def scheduled_scenarios(storage: Storage) -> Iterator[tuple[str, str, str | None
             yield entity["RowKey"], entity["Schedule"], entity.get("ScheduleSince") or entity.get("UpdatedAt")
 
 
+def schedule_of(storage: Storage, scenario_id: str) -> tuple[str, str] | None:
+    """``(schedule, when it was set)`` of one scenario, or None when it has none or is gone: one
+    point read of three properties. The scheduler checks a due time's message against it, so a
+    message of a schedule changed or removed since starts nothing."""
+    try:
+        entity = storage.table(tables.SCENARIOS).get_entity(PARTITION, scenario_id, select=["Schedule", "ScheduleSince", "UpdatedAt"])
+    except EntityMissing:
+        return None
+    if not entity.get("Schedule"):
+        return None
+    return entity["Schedule"], entity.get("ScheduleSince") or entity.get("UpdatedAt") or ""
+
+
 def deleted_scenario_ids(storage: Storage) -> list[str]:
     """Scenarios deleted whose runs retention has not yet removed."""
     entities = storage.table(tables.SCENARIOS).query_entities("PartitionKey eq @pk", parameters={"pk": DELETED_PARTITION}, select=["RowKey"])

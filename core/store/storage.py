@@ -29,7 +29,7 @@ from requests.utils import get_environ_proxies
 from core.kernel.settings import Settings, StorageSettings, get_settings
 from core.store.errors import EntityExists, EntityMissing, StorageFailure
 from core.store.limits import MAX_ENTITY_BYTES, check_entity, check_request_body, entity_size
-from core.store.tables import TABLES, payload_container, run_queue
+from core.store.tables import TABLES, payload_container, run_queue, schedule_queue
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -111,6 +111,7 @@ class Storage:
         self.counter = RequestCounter()
         self._prefix = table_prefix
         self._run_queue = run_queue(table_prefix)
+        self._schedule_queue = schedule_queue(table_prefix)
         self._container_name = payload_container(table_prefix)
         self._lock = threading.Lock()
         self._tables: dict[str, TableClient] = {}
@@ -190,6 +191,10 @@ class Storage:
     @property
     def run_queue_name(self) -> str:
         return self._run_queue
+
+    @property
+    def schedule_queue_name(self) -> str:
+        return self._schedule_queue
 
     def container(self) -> ContainerClient:
         if self._container is None:

@@ -2,9 +2,10 @@
 
 A table is ``<prefix><name>`` (``JUNCTION_TABLE_PREFIX``, default ``junction``), created on first
 use by ``Storage.table``, which refuses a name that is not in ``TABLES``. The run queue is
-``<prefix>-runs`` (the host moves messages it gives up on to ``<prefix>-runs-poison``) and large
-values go to the container ``<prefix>-payloads``: deployments that share a storage account share
-nothing else. docs/architecture.md, "Storage layout", gives each one's keys and owner.
+``<prefix>-runs`` (the host moves messages it gives up on to ``<prefix>-runs-poison``), each
+schedule's next due time waits on ``<prefix>-schedules`` (a message made visible when it falls
+due) and large values go to the container ``<prefix>-payloads``: deployments that share a storage
+account share nothing else. docs/architecture.md, "Storage layout", gives each one's keys and owner.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def run_queue(prefix: str) -> str:
     return f"{prefix}-runs"
 
 
+def schedule_queue(prefix: str) -> str:
+    return f"{prefix}-schedules"
+
+
 def payload_container(prefix: str) -> str:
     return f"{prefix}-payloads"
 
@@ -47,3 +52,8 @@ def run_queue_name(env: Mapping[str, str] | None = None) -> str:
     settings, so this reads only the prefix.
     """
     return run_queue(read_table_prefix(env))
+
+
+def schedule_queue_name(env: Mapping[str, str] | None = None) -> str:
+    """The schedule queue of the environment's prefix, for its queue trigger (as ``run_queue_name``)."""
+    return schedule_queue(read_table_prefix(env))

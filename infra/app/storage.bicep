@@ -28,6 +28,9 @@ param deploymentContainerName string
 @description('Queue runs are posted to: <JUNCTION_TABLE_PREFIX>-runs, as the app names it.')
 param runQueueName string = 'junction-runs'
 
+@description('Queue each schedule\'s next due time waits on: <JUNCTION_TABLE_PREFIX>-schedules, as the app names it.')
+param scheduleQueueName string = 'junction-schedules'
+
 @description('Reached only through private endpoints (network.bicep): public network access off.')
 param vnetEnabled bool = false
 
@@ -113,11 +116,16 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
-// The app creates its queue on first use too; creating it here means the queue trigger has
+// The app creates its queues on first use too; creating them here means the queue triggers have
 // something to listen to from the first start.
 resource runQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: runQueueName
+}
+
+resource scheduleQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: scheduleQueueName
 }
 
 output id string = storage.id

@@ -169,8 +169,9 @@ def test_a_process_reading_a_field_of_not_is_refused_over_http(app: Junction) ->
 
 
 def test_a_new_schedule_starts_with_its_first_due_time_after_it_was_set(app: Junction) -> None:
-    """The timer ticks every 15 s and looks back 2 minutes for late ticks; a schedule set just
-    now must not get the due times of those 2 minutes (there were 24 of them every 5 s)."""
+    """Saving a schedule sends its first due time at once (the re-seed timer would take up to 10
+    minutes), and it is the first after the schedule was saved: never the due times of the
+    2 minutes before it (the old timer started 24 of them for every 5 s)."""
     created = app.create_scenario(schedule="*/5 * * * * *", process={"steps": [{"type": "return", "value": "#trigger.dueAt"}]})
     sid = created["id"]
     try:

@@ -254,3 +254,13 @@ def test_the_deployed_run_queue_is_the_one_the_app_uses(templates):
     assert deployed == "${toLower(validTablePrefix)}-runs"
     for prefix in ("junction", "Tenant7"):
         assert run_queue_name({"JUNCTION_TABLE_PREFIX": prefix}) == f"{prefix.lower()}-runs"
+
+
+def test_the_deployed_schedule_queue_is_the_one_the_app_uses(templates):
+    """The schedule queue's trigger listens on <prefix>-schedules (core.store.tables.schedule_queue_name)."""
+    from core.store.tables import schedule_queue_name
+
+    deployed = module_params(templates["main.bicep"], "storage")["scheduleQueueName"]
+    assert deployed == "${toLower(validTablePrefix)}-schedules"
+    for prefix in ("junction", "Tenant7"):
+        assert schedule_queue_name({"JUNCTION_TABLE_PREFIX": prefix}) == f"{prefix.lower()}-schedules"

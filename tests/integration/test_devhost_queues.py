@@ -12,6 +12,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,20 @@ def test_a_message_is_processed_once_and_deleted(queues: Queues) -> None:
     wait_for(lambda: not queues.texts(""), timeout=5, what="the message to be deleted")
     time.sleep(0.5)
     assert len(queues.reports("-done", body)) == 1
+
+
+def test_a_message_sent_with_a_visibility_delay_runs_once_after_it_becomes_visible(queues: Queues) -> None:
+    """Schedules rely on it (core.runs.scheduler): a due time waits on the queue as an invisible
+    message, and the function runs only once the message is visible, as the host receives only
+    visible messages."""
+    body = f"later-{uuid.uuid4().hex}"
+    client = queues.client()
+    wait_for(lambda: client.get_queue_properties(), what="devhost to create the queue")
+    client.send_message(base64.b64encode(body.encode()).decode(), visibility_timeout=3)
+    (report,) = wait_for(lambda: queues.reports("-done", body), what="the function's report")
+    inserted = datetime.fromisoformat(report["insertionTime"])
+    assert datetime.fromisoformat(report["ranAt"]) >= inserted + timedelta(seconds=3)
+    assert report["dequeueCount"] == 1
 
 
 def test_a_failing_message_is_poisoned_after_exactly_five_attempts(queues: Queues) -> None:

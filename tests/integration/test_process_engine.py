@@ -6,8 +6,6 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +18,10 @@ from core.process.errors import ProcessFailed
 from core.runs import records as runs
 from core.runs.messages import input_blob_name
 from core.runs.retention import remove_old_runs
-from core.runs.scheduler import start_due_runs
 from core.runs.sync_run import run_now
 from core.runs.worker import execute_run
 from core.scenarios import repository as scenarios
 from core.scenarios.cache import ScenarioCache
-from core.scenarios.schedule import due_times
 from core.store.storage import INLINE_LIMIT, Storage
 from tests.support.upstream import Upstream
 
@@ -196,20 +192,6 @@ def test_a_process_that_answers_early_continues_from_the_queue(storage: Storage,
     assert run["intermediate"] == {"accepted": 5}
     assert [s["type"] for s in run["steps"]] == ["transform", "intermediateReturn", "cache", "return"]
     assert ScenarioCache(storage, sid).get("done") == {"id": 5}
-
-
-def test_a_schedule_due_twice_while_two_instances_race_starts_one_run_per_due_time(storage: Storage, settings: Settings) -> None:
-    sid = _scenario(storage, settings, [{"type": "return", "value": "#trigger.dueAt"}], schedule="0 * * * * *")
-    now = (datetime.now(UTC) + timedelta(minutes=3)).replace(second=30, microsecond=0)  # a tick well after the schedule was set
-    expected = list(due_times("0 * * * * *", now - timedelta(minutes=2), now))
-    assert len(expected) == 2
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        started = list(pool.map(lambda _: start_due_runs(storage, settings, now), range(2)))
-    due = [run["dueAt"] for batch in started for run in batch]
-    assert sorted(due) == sorted({d.isoformat(timespec="milliseconds").replace("+00:00", "Z") for d in expected})
-    assert start_due_runs(storage, settings, now) == []
-    listed = runs.list_runs(storage, sid, top=10, skiptoken=None, link=str)["value"]
-    assert len(listed) == 2 and {r["trigger"]["type"] for r in listed} == {"schedule"}
 
 
 def test_invalid_schedules_are_refused(storage: Storage, settings: Settings) -> None:

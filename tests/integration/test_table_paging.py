@@ -22,7 +22,7 @@ from core.kernel.ids import new_run_id
 from core.kernel.settings import Settings, load_settings
 from core.runs import records as runs
 from core.runs.retention import remove_old_runs
-from core.runs.scheduler import start_due_runs
+from core.runs.scheduler import reseed
 from core.scenarios import repository as scenarios
 from core.store.storage import Storage
 from devhost.azurite import Azurite
@@ -109,8 +109,8 @@ def test_every_other_listing_survives_short_and_empty_pages(paged: tuple[Storage
     assert {b.api_name for b in load_bound_operations(storage)} == {"two", "three"}
 
     scheduled = {_scenario(storage, schedule="0 * * * * *") for _ in range(3)}
-    started = start_due_runs(storage, settings, now=datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC))
-    assert {s["scenarioId"] for s in started} == scheduled
+    seeded = reseed(storage, now=datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC))
+    assert {s["scenarioId"] for s in seeded} == scheduled
     assert proxy.cut_pages > 10
 
 

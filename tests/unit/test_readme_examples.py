@@ -27,6 +27,7 @@ from core.process.engine import RunContext, run_process
 from core.process.errors import ProcessFailed
 from core.process.validation import validate_process
 from core.runs.messages import message_trigger, parse_message
+from core.runs.scheduler import parse_due
 from core.scenarios import schemas
 from tests.support.doc_examples import ROOT, Block, block, blocks
 from tests.support.memory_cache import DictCache
@@ -54,7 +55,8 @@ RUN_BY: dict[tuple[str, str, str | None], str] = {
     ("docs/api-operations.md", "json", '{"respond": "async"'): f"{UNIT}::test_the_async_binding_example_is_a_valid_binding",
     ("README.md", "json", '{"name": "GitHub issues"'): f"{UNIT}::test_the_signed_webhook_example_is_a_valid_scenario",
     ("README.md", "sh", "BODY="): "tests/e2e/test_signed_webhooks.py::test_the_readme_webhook_example_runs_and_its_replay_is_409",
-    ("docs/architecture.md", "json", '{"v": 1'): f"{UNIT}::test_the_run_message_example_is_what_the_encoder_writes",
+    ("docs/architecture.md", "json", '{"v": 1, "scenarioId"'): f"{UNIT}::test_the_run_message_example_is_what_the_encoder_writes",
+    ("docs/architecture.md", "json", '{"v": 1, "dueAt"'): f"{UNIT}::test_the_schedule_message_example_is_what_the_scheduler_writes",
     ("docs/api-operations.md", "json", '{"type": "api"'): f"{DOCS}::test_the_trigger_data_example_is_what_a_process_sees",
     ("docs/azure-ad.md", "sh", "# a service, client secret"): f"{DOCS}::test_the_azure_ad_cli_examples_sign_in_and_call",
     ("docs/deploy.md", "sh", None): f"{DOCS}::test_the_deployment_guide_runs_end_to_end_against_stand_ins",
@@ -184,13 +186,21 @@ def test_the_signed_webhook_example_is_a_valid_scenario() -> None:
 def test_the_run_message_example_is_what_the_encoder_writes() -> None:
     """docs/architecture.md, "The run message": the example reads back as a message that writes
     it again, and its trigger is what Accept's trigger summary becomes for an anonymous caller."""
-    example = _json('docs/architecture.md: {"v": 1')
+    example = _json('docs/architecture.md: {"v": 1, "scenarioId"')
     message = parse_message(json.dumps(example))
     assert message is not None and message.to_json() == example
     assert message.traceparent == example["traceparent"]  # the run's spans join the sender's trace
     summary = {k: v for k, v in example["trigger"].items() if k not in ("data", "claims")}
     assert message_trigger(summary, None) == example["trigger"]
     assert summary["bodyBytes"] == len(json.dumps(example["input"]))
+
+
+def test_the_schedule_message_example_is_what_the_scheduler_writes() -> None:
+    """docs/architecture.md, "The schedule message": the example reads back as a due time that
+    writes it again."""
+    example = _json('docs/architecture.md: {"v": 1, "dueAt"')
+    message = parse_due(json.dumps(example))
+    assert message is not None and json.loads(message.to_text()) == example
 
 
 @pytest.mark.parametrize("step", INLINE_STEPS, ids=lambda s: s["type"])

@@ -8,15 +8,20 @@ scenario schedule must compute the same due times.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from core.app.console import next_due_times
 from core.kernel.errors import BadRequest
+from core.runs import scheduler
 from core.scenarios.schedule import check_schedule, due_times, next_due
+from devhost.config import parse_timespan
 from devhost.ncrontab import Schedule
 
+ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -99,3 +104,11 @@ def test_the_consoles_preview_agrees() -> None:
         with pytest.raises(BadRequest) as refused:
             next_due_times(expression, now=START)
         assert refused.value.code == "InvalidSchedule"
+
+
+def test_a_schedule_message_appears_one_polling_interval_before_it_falls_due() -> None:
+    """The lead must cover the longest wait between polls of an empty queue, or a due time would
+    wait for the host's next poll."""
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    assert scheduler.LEAD.total_seconds() >= parse_timespan(queues["maxPollingInterval"], "maxPollingInterval")
+    assert timedelta(minutes=1) <= scheduler.RESEED_PERIOD  # at most one tick a minute while idle

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 
 import azure.functions as func
 from azure.storage.queue import QueueClient
@@ -102,6 +103,7 @@ def work(msg: func.QueueMessage) -> None:
         "dequeueCount": msg.dequeue_count,
         "popReceipt": bool(msg.pop_receipt),
         "insertionTime": msg.insertion_time.isoformat() if msg.insertion_time else None,
+        "ranAt": datetime.now(UTC).isoformat(),
     }
     if text.startswith("fail"):
         _queue(f"{WORK_QUEUE}-attempts").send_message(json.dumps(report))
