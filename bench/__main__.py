@@ -23,6 +23,7 @@ from bench import (
     partition_model,
     run_cost,
     runs,
+    schedule_start,
     signed_accept,
     storage_calls,
     traffic,
@@ -59,6 +60,8 @@ def main() -> int:
         sections.append(basic_flood.report(basic_flood.run(emulator.connection_string)))
         print(sections[-1], flush=True)
         sections.append(http_concurrency.report(http_concurrency.run(emulator.connection_string)))
+        print(sections[-1], flush=True)
+        sections.append(schedule_start.report(schedule_start.run(emulator.connection_string)))
         print(sections[-1], flush=True)
     sections.append(coldstart.report(coldstart.run()))
     print(sections[-1], flush=True)
