@@ -19,9 +19,9 @@ A wait longer than a queue message's 7-day visibility limit is chained: the mess
 early, is sent again for the same due time, and starts nothing.
 
 The re-seed timer (``reseed``, every ``RESEED_PERIOD``) re-creates a chain whose row is missing,
-belongs to an older schedule, or whose next due time passed more than ``GRACE`` ago unclaimed: a
-message lost for good (poisoned after 5 failed attempts, removed by hand) delays its schedule by
-at most one re-seed period. Saving a scenario whose schedule is new or changed seeds its chain at
+belongs to an older schedule, or whose next due time passed more than ``GRACE`` ago without the
+chain moving on: a message lost for good (poisoned after 5 failed attempts, removed by hand)
+delays its schedule by at most one re-seed period (plus ``GRACE``). Saving a scenario whose schedule is new or changed seeds its chain at
 once (``seed``).
 
 A schedule starts from when it was set (``ScheduleSince``, kept by ``core.scenarios.repository``):
@@ -68,8 +68,10 @@ MAX_DELAY = timedelta(days=7) - timedelta(minutes=1)
 """Azure caps a message's visibility delay at 7 days."""
 RESEED_PERIOD = timedelta(minutes=10)
 """The re-seed timer's period (triggers/schedules.py): the most a lost message delays a schedule."""
-GRACE = LOOKBACK
-"""A chain whose next due time is this far past without having moved on is lost."""
+GRACE = timedelta(seconds=30)
+"""A chain whose next due time is this far past without having moved on is lost. Its message is
+in hand by the due time, so half a minute is ample; judging a merely late chain lost costs nothing
+but a second chain, which dies at the first due time the two share."""
 CHAIN_PARTITION = "chain"
 MESSAGE_VERSION = 1
 

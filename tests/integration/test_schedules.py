@@ -237,12 +237,10 @@ def test_reseed_seeds_missing_lost_and_outdated_chains_and_leaves_live_ones(stor
     now = clock.now() + timedelta(hours=1)
     live, missing, lost, outdated = (_scenario(storage) for _ in range(4))
     for scenario in (live, lost, outdated):
-        seed(storage, scenario.id, EVERY_MINUTE, scenario.schedule_since or "", now=now - timedelta(minutes=1))
+        seed(storage, scenario.id, EVERY_MINUTE, scenario.schedule_since or "", now=now - timedelta(seconds=20))
     table = storage.table(tables.SCHEDULES)
-    table.upsert_entity(
-        {"PartitionKey": CHAIN_PARTITION, "RowKey": lost.id, "NextDue": clock.iso(now - timedelta(minutes=5))},
-        mode="merge",
-    )
+    late = now - scheduler.GRACE - timedelta(seconds=1)  # its message would have been handled by now
+    table.upsert_entity({"PartitionKey": CHAIN_PARTITION, "RowKey": lost.id, "NextDue": clock.iso(late)}, mode="merge")
     table.upsert_entity(
         {"PartitionKey": CHAIN_PARTITION, "RowKey": outdated.id, "Since": "2020-01-01T00:00:00.000Z"}, mode="merge"
     )
@@ -256,7 +254,7 @@ def test_reseed_seeds_missing_lost_and_outdated_chains_and_leaves_live_ones(stor
         assert (
             chain is not None
             and chain["Since"] == scenario.schedule_since
-            and clock.parse_iso(chain["NextDue"]) > now - timedelta(minutes=1)
+            and clock.parse_iso(chain["NextDue"]) > now - scheduler.GRACE
         )
     assert _chain(storage, gone.id) is None  # the chain row of a deleted scenario goes
     assert reseed(storage, now) == []  # every chain live now
