@@ -154,6 +154,9 @@ def serve_run_status(storage: Storage, token: str, accept: str | None) -> Reply:
     if status == runs.SUCCEEDED:
         return format_result(runs.output_of(storage, entity), accept, headers)
     if status == runs.FAILED:
+        thrown = runs.output_of(storage, entity)  # a throw step's response, kept for this URL
+        if thrown is not None:
+            return format_result(thrown, accept, headers)
         where = f" at step {entity['FailedStep']}" if entity.get("FailedStep") else ""
         body = error_body("ProcessFailed", f"the process failed{where}; see run {run_id}")
         return Reply(500, dumps(body).encode(), {"Content-Type": "application/json", **headers})

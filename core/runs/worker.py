@@ -62,6 +62,8 @@ def execute_run(storage: Storage, settings: Settings, message_text: str, dequeue
             raise
         logger.info("run %s failed at step %s: %s", message.run_id, exc.step, exc.message[:300])
         kept = {"intermediate": exc.intermediate} if exc.answered_early else {}
+        if exc.response is not None and message.trigger.get("respond") == "async":
+            kept["output"] = exc.response  # a throw step's response: what the status URL answers
         status = runs.finish_run(storage, entity, runs.FAILED, error=exc.message, FailedStep=exc.step, steps=records, **kept)
         _cleanup(storage, message)
         return status

@@ -48,6 +48,8 @@ DOCUMENT = {
         "/jobs": {"post": {"operationId": "startJob", "responses": {"202": {"description": "accepted"}}}},
         "/jobs-held": {"post": {"operationId": "startHeldJob", "responses": {"202": {"description": "accepted"}}}},
         "/jobs-sync": {"post": {"operationId": "syncJob", "responses": {"200": {"description": "ok"}}}},
+        "/jobs-refused": {"post": {"operationId": "refusedJob", "responses": {"202": {"description": "accepted"}}}},
+        "/jobs-broken": {"post": {"operationId": "brokenJob", "responses": {"202": {"description": "accepted"}}}},
     },
 }
 
@@ -191,9 +193,15 @@ def api(hooks: Junction, upstream: Upstream) -> dict[str, Any]:
             ]
         }
     )
+    refuses = hooks.create_scenario(
+        process={"steps": [{"type": "throw", "message": "duplicate", "response": {"HttpStatusCode": 409, "Content": {"why": "duplicate"}}}]}
+    )
+    broken = hooks.create_scenario(process={"steps": [{"type": "throw", "message": "broken"}]})
     with hooks.admin() as admin:
         assert admin.put("/management/apis/hooks", json=DOCUMENT).status_code in (200, 201)
         binds = {
+            "refusedJob": {"scenarioId": refuses["id"], "respond": "async"},
+            "brokenJob": {"scenarioId": broken["id"], "respond": "async"},
             "partner": {"scenarioId": echo["id"], "signature": {"scheme": "hmac-sha256", "secret": {"secret": "JUNCTION_SECRET_PARTNER"}}},
             "startJob": {"scenarioId": echo["id"], "respond": "async"},
             "startHeldJob": {"scenarioId": held["id"], "respond": "async"},
@@ -320,3 +328,12 @@ def test_a_body_over_the_limit_is_413_before_its_signature_is_checked(hooks: Jun
     signed = {"Content-Type": "application/json", "X-Signature-256": mac("not the secret", body)}
     with hooks.client() as client:
         assert_json_error(client.post("/hooks/partner", content=body, headers=signed), 413)
+
+
+def test_respond_async_answers_a_failed_run_as_a_synchronous_call_would(hooks: Junction, api: dict[str, Any]) -> None:
+    with hooks.client() as client:
+        refused = poll(client, client.post("/jobs-refused", json={}).headers["Location"])
+        assert refused.status_code == 409 and refused.json() == {"why": "duplicate"}  # the throw step's response
+        broken = client.post("/jobs-broken", json={})
+        error = assert_json_error(poll(client, broken.headers["Location"]), 500, "ProcessFailed")
+        assert broken.headers["X-Run-Id"] in error["message"]
