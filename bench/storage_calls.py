@@ -1,5 +1,8 @@
 """Storage calls per Accept and per complete run on a warm instance, counted at the SDK's request hook.
 
+Each Accept is counted twice: with its scenario read (the first call for it in a second on an
+instance, ``JUNCTION_SCENARIO_HOLD_SECONDS``) and without (the scenario held, every later call).
+
 A complete run: its Accept, the worker's calls (``core.runs.worker.execute_run``) for a
 transform -> cache -> return process, and the host's own two per message (the receive, shared by
 up to ``batchSize`` messages, and the delete after success), made here as the host makes them.
@@ -7,6 +10,7 @@ up to ``batchSize`` messages, and the delete after success), made here as the ho
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -64,14 +68,17 @@ def count_run(storage: Storage, settings: Settings, request: AcceptRequest) -> d
 
 
 def run(connection_string: str) -> dict[str, Any]:
-    settings = load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchcalls"})
-    storage = Storage.from_settings(settings)
+    """Each count with the scenario read (``read``: hold 0) and held (``held``: a hold longer than
+    the count takes); the complete run with the scenario held, as under load."""
+    base = load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": "benchcalls"})
+    read, held = dataclasses.replace(base, scenario_hold_seconds=0), dataclasses.replace(base, scenario_hold_seconds=60)
+    storage = Storage.from_settings(base)
     document = {"name": "bench", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": PROCESS}
     sid = scenarios.create_scenario(storage, document).id
     token = tokens.create_token(storage, name="bench", scopes=["trigger"]).token
     body = b'{"a": 1}'
-    anonymous = count(storage, settings, AcceptRequest(sid, "POST", body, "application/json", None))
-    with_token = count(storage, settings, AcceptRequest(sid, "POST", body, "application/json", f"Bearer {token}"))
+    anonymous = AcceptRequest(sid, "POST", body, "application/json", None)
+    with_token = AcceptRequest(sid, "POST", body, "application/json", f"Bearer {token}")
     # A GitHub-signed scenario: the signature is checked in memory, and its claim is one insert.
     os.environ.setdefault("JUNCTION_SECRET_BENCH_CALLS", "bench-calls-secret")
     secret = os.environ["JUNCTION_SECRET_BENCH_CALLS"]
@@ -81,23 +88,30 @@ def run(connection_string: str) -> dict[str, Any]:
         header = {"x-hub-signature-256": "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()}
         return AcceptRequest(signed_sid, "POST", data, "application/json", None, headers=header)
 
-    signed = count(storage, settings, signed_request(body), warm=signed_request(b'{"a": 0}'))
+    counts: dict[str, Any] = {}
+    for name, settings in (("read", read), ("held", held)):
+        counts[name] = {
+            "anonymous": count(storage, settings, anonymous),
+            "token": count(storage, settings, with_token),
+            "signed": count(storage, settings, signed_request(f'{{"a": 1, "{name}": 1}}'.encode()), warm=signed_request(f'{{"{name}": 0}}'.encode())),
+        }
     run_sid = scenarios.create_scenario(storage, {**document, "process": RUN_PROCESS}).id
-    complete = count_run(storage, settings, AcceptRequest(run_sid, "POST", b'{"n": 1}', "application/json", None))
-    return {"anonymous": anonymous, "token": with_token, "signed": signed, "run": complete}
+    complete = count_run(storage, held, AcceptRequest(run_sid, "POST", b'{"n": 1}', "application/json", None))
+    return {**counts, "run": complete}
 
 
 def report(result: dict[str, Any]) -> str:
     lines = []
     for kind, target in (("anonymous", 3), ("token", 4), ("signed", 4)):
-        calls = result[kind]
-        repeated = len(calls) - len(set(calls))
-        lines.append(f"storage calls per Accept ({kind}): {len(calls)} (target {target}), repeated: {repeated}")
-        lines.extend(f"    {call}" for call in calls)
+        for case, minus, said in (("read", 0, "scenario read"), ("held", 1, "scenario held")):
+            calls = result[case][kind]
+            repeated = len(calls) - len(set(calls))
+            lines.append(f"storage calls per Accept ({kind}, {said}): {len(calls)} (target {target - minus}), repeated: {repeated}")
+            lines.extend(f"    {call}" for call in calls)
     run_calls = result["run"]
     receives = len(run_calls["host: receive (one per batch of up to 16)"])
     whole = sum(len(v) for k, v in run_calls.items() if not k.startswith("host: receive"))
-    lines.append(f"storage calls per complete run (transform -> cache -> return): {whole} + {receives}/{BATCH} receive"
+    lines.append(f"storage calls per complete run (transform -> cache -> return), scenario held: {whole} + {receives}/{BATCH} receive"
                  f" (floor 6: Accept's 3, cache write, final record, message delete)")
     for who, calls in run_calls.items():
         lines.extend(f"    {who}: {call}" for call in calls)

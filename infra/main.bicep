@@ -99,6 +99,11 @@ param maxRunQueueDepth int = 0
 @maxValue(200)
 param apiDeadlineSeconds int = 180
 
+@description('JUNCTION_SCENARIO_HOLD_SECONDS: seconds an instance answers Accept and GetCacheData from a scenario it read before reading it again; a change saved elsewhere holds within this time (0 = read on every call).')
+@minValue(0)
+@maxValue(60)
+param scenarioHoldSeconds int = 1
+
 @description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names (a letter, then up to 19 letters or digits); anything else fails the deployment before a resource is made, as the app would refuse it at start-up.')
 @minLength(1)
 @maxLength(20)
@@ -363,6 +368,7 @@ module functionApp './app/function.bicep' = {
     runRetentionDays: runRetentionDays
     apiDeadlineSeconds: apiDeadlineSeconds
     maxRunQueueDepth: maxRunQueueDepth
+    scenarioHoldSeconds: scenarioHoldSeconds
     tablePrefix: validTablePrefix
     publicBaseUrl: publicBaseUrl
     keyVaultName: keyVault.outputs.name

@@ -56,5 +56,6 @@ def get_cache_data_trigger(req: func.HttpRequest) -> func.HttpResponse:
         req.params.get("keyJson"),
         headers.get("authorization"),
         client_address(headers.get("x-forwarded-for")),
+        get_settings().scenario_hold_seconds,
     )
     return json_value_response(value, limit_headers)

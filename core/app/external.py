@@ -9,7 +9,8 @@ scenario is known and before the body is parsed (``core.identity.signatures``), 
 signature claimed once the body is known to be good (``core.identity.replays``): 401
 ``InvalidSignature``, 409 ``Replayed``.
 
-Warm storage cost: scenario read, run insert, queue send (3), plus the token read for a personal
+Warm storage cost: scenario read, run insert, queue send (3; 2 when this process read the
+scenario less than ``JUNCTION_SCENARIO_HOLD_SECONDS`` ago), plus the token read for a personal
 access token (4), the claim for an ``Idempotency-Key`` (5) and the claim of a signature (6); a
 rate limit adds its bucket's read and write (``core.traffic.ratelimit``), and admission control a
 queue-depth read at most once every few seconds per process (``core.runs.admission``).
@@ -39,7 +40,7 @@ from core.runs import idempotency
 from core.runs.admission import check_admission
 from core.runs.starter import start_run
 from core.scenarios.cache import ScenarioCache, parse_key
-from core.scenarios.repository import Scenario, get_scenario
+from core.scenarios.repository import Scenario, get_scenario_recent
 from core.store.storage import Storage
 from core.traffic.addresses import check_allowed
 from core.traffic.ratelimit import admit
@@ -74,7 +75,12 @@ class AcceptResult:
 
 
 def _authorised_scenario(
-    storage: Storage, raw_id: str, authorization: str | None, client_ip: str | None, settings: Settings | None = None
+    storage: Storage,
+    raw_id: str,
+    authorization: str | None,
+    client_ip: str | None,
+    settings: Settings | None = None,
+    hold_seconds: float = 0.0,
 ) -> tuple[Scenario, Principal | None]:
     """The scenario, after the per-scenario access rules (README, Access).
 
@@ -82,12 +88,14 @@ def _authorised_scenario(
     anything else about the scenario is told: a caller without them gets the same 401 for a
     scenario that does not exist, is disabled or is not anonymous, so only callers allowed to
     trigger learn which scenarios exist or are disabled (404/403). ``settings`` is given by
-    Accept only: admission control (the run queue's depth) is decided before the caller.
+    Accept only: admission control (the run queue's depth) is decided before the caller. The
+    scenario may come from a read this process made up to ``hold_seconds`` ago
+    (``JUNCTION_SCENARIO_HOLD_SECONDS``, ``get_scenario_recent``).
     """
     scenario_id = parse_guid(raw_id, "the scenario id", "InvalidScenarioId")
     telemetry.annotate(scenario_id=scenario_id)  # refused calls name their scenario too ("who called?")
     try:
-        scenario: Scenario | None = get_scenario(storage, scenario_id)
+        scenario: Scenario | None = get_scenario_recent(storage, scenario_id, hold_seconds)
     except NotFound:
         scenario = None
     if scenario is not None:
@@ -129,7 +137,9 @@ def accept(storage: Storage, settings: Settings, request: AcceptRequest) -> Acce
     """Start a run of the scenario; see the module docstring for what is checked when."""
     idempotency_key = idempotency.check_key(request.idempotency_key)
     check_size(request.body, settings.max_body_bytes)
-    scenario, principal = _authorised_scenario(storage, request.scenario_id, request.authorization, request.client_ip, settings)
+    scenario, principal = _authorised_scenario(
+        storage, request.scenario_id, request.authorization, request.client_ip, settings, settings.scenario_hold_seconds
+    )
     now = clock.now().timestamp()
     signature = scenario.signature
     verified: Verified | None = verify(signature, request.body, request.headers, now) if signature else None
@@ -186,12 +196,17 @@ def _start(
 
 
 def read_cache(
-    storage: Storage, raw_id: str, key_json: str | None, authorization: str | None, client_ip: str | None = None
+    storage: Storage,
+    raw_id: str,
+    key_json: str | None,
+    authorization: str | None,
+    client_ip: str | None = None,
+    hold_seconds: float = 0.0,
 ) -> tuple[Any, dict[str, str]]:
     """``(value, headers)``: the value a scenario cached under ``key_json`` (NotFound when there
     is none) and the rate limit's headers. The scenario's rate limit counts these calls too."""
     key = parse_key(key_json)
-    scenario, principal = _authorised_scenario(storage, raw_id, authorization, client_ip)
+    scenario, principal = _authorised_scenario(storage, raw_id, authorization, client_ip, hold_seconds=hold_seconds)
     headers = _rate_limit(storage, scenario, principal)
     return ScenarioCache(storage, scenario.id).get(key), headers
 

@@ -22,6 +22,8 @@ DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 # App Service's front end cuts an HTTP response at 230 s (the caller gets 502). An API call must
 # answer before that, including the run-record writes after its deadline (bounded storage retries).
+DEFAULT_SCENARIO_HOLD_SECONDS = 1.0
+MAX_SCENARIO_HOLD_SECONDS = 60.0
 DEFAULT_API_DEADLINE_SECONDS = 180.0
 MAX_API_DEADLINE_SECONDS = 200.0
 
@@ -116,6 +118,10 @@ class Settings:
     client_certificates: ClientCertificateSettings = field(default_factory=ClientCertificateSettings)
     worker_threads: int = 32
     """Threads that may use the storage clients at once: the pools keep that many connections."""
+    scenario_hold_seconds: float = DEFAULT_SCENARIO_HOLD_SECONDS
+    """How long an instance answers external triggers from a scenario it read, before reading it
+    again (``JUNCTION_SCENARIO_HOLD_SECONDS``; 0: read on every call). A change made through
+    another instance holds there within this time (docs/architecture.md, "Past one partition")."""
     max_run_queue_depth: int = 0
     """Admission control: Accept answers 503 while the run queue holds more messages; 0 = no bound."""
     telemetry: bool = False
@@ -225,6 +231,18 @@ def _worker_threads(env: Mapping[str, str]) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 32:
         raise ConfigurationError(f"PYTHON_THREADPOOL_THREAD_COUNT must be a whole number from 1 to 32, got {raw!r}")
     return int(raw)
+
+
+def _scenario_hold(env: Mapping[str, str]) -> float:
+    raw = _get(env, "JUNCTION_SCENARIO_HOLD_SECONDS")
+    if raw is None:
+        return DEFAULT_SCENARIO_HOLD_SECONDS
+    if not re.fullmatch(r"[0-9]{1,2}(?:\.[0-9]{1,3})?", raw) or float(raw) > MAX_SCENARIO_HOLD_SECONDS:
+        raise ConfigurationError(
+            f"JUNCTION_SCENARIO_HOLD_SECONDS must be a number of seconds from 0 (read on every call) "
+            f"to {MAX_SCENARIO_HOLD_SECONDS:g}, got {raw!r}"
+        )
+    return float(raw)
 
 
 def _api_deadline(env: Mapping[str, str]) -> float:
@@ -382,6 +400,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         run_retention_days=_retention(env),
         max_run_queue_depth=_max_run_queue_depth(env),
         api_deadline_seconds=_api_deadline(env),
+        scenario_hold_seconds=_scenario_hold(env),
         client_certificates=_client_certificates(env),
         worker_threads=_worker_threads(env),
         telemetry=bool(_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING")),

@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -195,6 +196,68 @@ class _Versions:
 _versions = _Versions()
 
 
+class _RecentReads:
+    """Scenarios this process read for external triggers, each kept for a set time (the last ``SIZE``).
+
+    Every Accept reads its scenario from the one partition all scenarios share; answering from a
+    read made less than ``JUNCTION_SCENARIO_HOLD_SECONDS`` ago turns that partition's load into
+    about one read per second per instance and scenario, and saves Accept a storage call. A change
+    made through this process is seen at once (every write forgets what is held); one made through
+    another instance within the hold time (docs/architecture.md, "Past one partition"). Only found
+    scenarios are kept: a new scenario can be triggered at once everywhere, and ids that do not
+    exist cannot fill the memory.
+    """
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._held: OrderedDict[tuple[str, str], tuple[float, Scenario]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], now: float) -> Scenario | None:
+        with self._lock:
+            entry = self._held.get(key)
+            if entry is None or entry[0] <= now:
+                return None
+            return entry[1]
+
+    def keep(self, key: tuple[str, str], until: float, scenario: Scenario) -> None:
+        with self._lock:
+            self._held[key] = (until, scenario)
+            self._held.move_to_end(key)
+            while len(self._held) > self.SIZE:
+                self._held.popitem(last=False)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+
+_recent = _RecentReads()
+
+
+def _recent_key(storage: Storage, scenario_id: str) -> tuple[str, str]:
+    return storage.table(tables.SCENARIOS).url, scenario_id
+
+
+def get_scenario_recent(storage: Storage, scenario_id: str, hold_seconds: float) -> Scenario:
+    """The scenario as read by this process at most ``hold_seconds`` ago, else read now and held.
+
+    For external triggers only (``_RecentReads`` says why); management and runs read it fresh. The
+    held document is shared: callers must not change it.
+    """
+    if hold_seconds <= 0:
+        return get_scenario(storage, scenario_id)
+    key = _recent_key(storage, scenario_id)
+    now = time.monotonic()
+    held = _recent.get(key, now)
+    if held is not None:
+        return held
+    scenario = get_scenario(storage, scenario_id)
+    _recent.keep(key, now + hold_seconds, scenario)
+    return scenario
+
+
 def get_scenario_version(storage: Storage, scenario_id: str, etag: str | None) -> Scenario:
     """The scenario at version ``etag`` (the one that accepted a run) when this process holds it,
     else the scenario as stored now, which is then held.
@@ -223,6 +286,8 @@ def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str
 
 def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_match: str | None) -> Scenario:
     entity = _entity(storage, current.id, document, current.created_at or clock.now_iso(), current)
+    key = _recent_key(storage, current.id)
+    _recent.forget(key)
     try:
         metadata = storage.table(tables.SCENARIOS).update_entity(
             entity,
@@ -236,6 +301,8 @@ def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_mat
         if exc.status_code == 412:
             raise _stale(current.id) from None
         raise
+    finally:
+        _recent.forget(key)  # again: an Accept may have read the old version while this wrote
     return Scenario(
         current.id, document, metadata["etag"], current.created_at, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None
     )
@@ -340,6 +407,8 @@ def patch_scenario(
 def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) -> None:
     current = get_scenario(storage, scenario_id)
     etag = _check_if_match(current, if_match) or current.etag
+    key = _recent_key(storage, scenario_id)
+    _recent.forget(key)
     # The tombstone first: should the delete then fail, a tombstone of a live scenario is harmless.
     storage.table(tables.SCENARIOS).upsert_entity({"PartitionKey": DELETED_PARTITION, "RowKey": scenario_id, "DeletedAt": clock.now_iso()})
     try:
@@ -348,6 +417,8 @@ def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) ->
         )
     except (EntityChanged, EntityMissing):
         raise _stale(scenario_id) from None
+    finally:
+        _recent.forget(key)  # again: an Accept may have read it while this deleted
     if current.in_blob:
         storage.delete_blob(f"scenarios/{scenario_id}")
     logger.info("deleted scenario %s", scenario_id)

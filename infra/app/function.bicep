@@ -137,6 +137,11 @@ param maxRunQueueDepth int = 0
 @maxValue(200)
 param apiDeadlineSeconds int = 180
 
+@description('JUNCTION_SCENARIO_HOLD_SECONDS: how long an instance answers external triggers from a scenario it read; 0 = read on every call.')
+@minValue(0)
+@maxValue(60)
+param scenarioHoldSeconds int = 1
+
 @description('JUNCTION_TABLE_PREFIX: prefix of Junction\'s table names.')
 param tablePrefix string = 'junction'
 
@@ -320,6 +325,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JUNCTION_MAX_RUN_QUEUE_DEPTH'
           value: string(maxRunQueueDepth)
+        }
+        {
+          name: 'JUNCTION_SCENARIO_HOLD_SECONDS'
+          value: string(scenarioHoldSeconds)
         }
         {
           name: 'JUNCTION_TABLE_PREFIX'

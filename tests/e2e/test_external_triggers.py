@@ -111,6 +111,26 @@ def test_access_rules(junction: Junction, trigger_token: str) -> None:
     assert junction.run_count(disabled["id"]) == 0 and junction.run_count(private["id"]) == 0
 
 
+def test_a_change_saved_through_the_host_holds_on_its_next_accept(junction: Junction) -> None:
+    """The host answers Accept from a scenario it read within JUNCTION_SCENARIO_HOLD_SECONDS (1 s
+    here), and a save through its management API forgets it: the next call sees the change."""
+    with junction.admin() as admin, junction.client() as anonymous:
+        created = admin.post("/management/scenarios", json={"name": "held", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": {"steps": [{"type": "return", "value": "ok"}]}})
+        sid = created.json()["id"]
+        assert anonymous.post(f"/ExternalData/Accept/{sid}", json={"n": 1}).status_code == 200  # read and held
+        merge = {"Content-Type": "application/merge-patch+json"}
+        off = admin.patch(f"/management/scenarios/{sid}", json={"externalTriggers": {"allowAnonymous": False}}, headers=merge)
+        assert off.status_code == 200
+        assert_json_error(anonymous.post(f"/ExternalData/Accept/{sid}", json={"n": 2}), 401, "AuthenticationRequired")
+        assert_json_error(anonymous.get(f"/ExternalData/GetCacheData/{sid}?keyJson=1"), 401, "AuthenticationRequired")
+        on = admin.patch(f"/management/scenarios/{sid}", json={"externalTriggers": {"allowAnonymous": True}}, headers=merge)
+        assert on.status_code == 200
+        assert anonymous.post(f"/ExternalData/Accept/{sid}", json={"n": 3}).status_code == 200
+        assert admin.delete(f"/management/scenarios/{sid}").status_code == 204
+        assert_json_error(anonymous.post(f"/ExternalData/Accept/{sid}", json={"n": 4}), 401, "AuthenticationRequired")
+    assert junction.run_count(sid) == 2
+
+
 def test_revoked_and_expired_tokens_are_refused_on_the_next_request(junction: Junction, scenario: dict[str, Any]) -> None:
     created = create_token(junction.storage, name="short-lived", scopes=["trigger"], expires_in_days=1)
     url = f"/ExternalData/Accept/{scenario['id']}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -63,16 +64,56 @@ def test_accept_runs_the_process_and_caches_the_body(storage: Storage, settings:
 
 
 def test_warm_accept_costs_three_storage_calls_and_four_with_a_token(storage: Storage, settings: Settings) -> None:
+    fresh = dataclasses.replace(settings, scenario_hold_seconds=0)  # the scenario read on every call
     sid = _create(storage, anonymous=True)
-    accept(storage, settings, _post(sid))  # warm: tables and queue exist
+    accept(storage, fresh, _post(sid))  # warm: tables and queue exist
     storage.counter.reset(keep_log=True)
-    accept(storage, settings, _post(sid))
+    accept(storage, fresh, _post(sid))
     assert storage.counter.total == 3, storage.counter.log
     token = tokens.create_token(storage, name="t", scopes=["trigger"]).token
     storage.counter.reset(keep_log=True)
-    accept(storage, settings, _post(sid, auth=f"Bearer {token}"))
+    accept(storage, fresh, _post(sid, auth=f"Bearer {token}"))
     assert storage.counter.total == 4, storage.counter.log
     assert len(set(storage.counter.log)) == 4  # none repeated
+
+
+def test_an_accept_within_the_hold_time_does_not_read_the_scenario(storage: Storage, settings: Settings) -> None:
+    held = dataclasses.replace(settings, scenario_hold_seconds=60)
+    sid = _create(storage)
+    accept(storage, held, _post(sid))  # reads and holds the scenario
+    storage.counter.reset(keep_log=True)
+    accept(storage, held, _post(sid))
+    assert storage.counter.total == 2, storage.counter.log  # run insert, message send
+    assert not any("scenarios" in call for call in storage.counter.log), storage.counter.log
+    assert _drain(storage, held) == ["succeeded", "succeeded"]
+
+
+def test_a_change_through_this_process_holds_at_once_and_one_elsewhere_after_the_hold(storage: Storage, settings: Settings) -> None:
+    """Writes through the repository forget what this process holds; a write by another
+    instance (here: straight to the table) is seen once the hold time has passed."""
+    held = dataclasses.replace(settings, scenario_hold_seconds=60)
+    sid = _create(storage)
+    accept(storage, held, _post(sid))
+    scenarios.patch_scenario(storage, sid, {"externalTriggers": {"enabled": False}}, None)
+    with pytest.raises(Unauthorized):  # disabled: an anonymous caller learns nothing more
+        accept(storage, held, _post(sid))
+    scenarios.patch_scenario(storage, sid, {"externalTriggers": {"enabled": True}}, None)
+    short = dataclasses.replace(settings, scenario_hold_seconds=2)
+    accept(storage, short, _post(sid))  # held for 2 s from here
+    storage.table("scenarios").update_entity({"PartitionKey": "scenario", "RowKey": sid, "Doc0": json.dumps(
+        {**scenarios.get_scenario(storage, sid).document, "externalTriggers": {"enabled": False, "allowAnonymous": True}}
+    ).encode()}, mode="merge")
+    accept(storage, short, _post(sid))  # another instance's change: not seen within the hold
+    deadline = time.monotonic() + 10
+    refused = False
+    while not refused and time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            accept(storage, short, _post(sid))
+        except Unauthorized:
+            refused = True
+    assert refused, "a change made elsewhere was still not seen 10 s later (hold 2 s)"
+    assert scenarios.get_scenario(storage, sid).triggers_enabled is False
 
 
 def _run_calls(storage: Storage, settings: Settings, sid: str) -> tuple[list[str], list[str]]:
@@ -92,10 +133,11 @@ def _run_calls(storage: Storage, settings: Settings, sid: str) -> tuple[list[str
 def test_a_warm_run_costs_three_worker_calls_none_repeated(storage: Storage, settings: Settings) -> None:
     """The message carries the record's ETag and the scenario's version: the worker claims the
     run with one conditional write and reads neither the record nor a scenario it holds."""
+    settings = dataclasses.replace(settings, scenario_hold_seconds=60)
     sid = _create(storage)
-    _run_calls(storage, settings, sid)  # warm: tables, queue, the scenario version held
+    _run_calls(storage, settings, sid)  # warm: tables, queue, the scenario held by Accept and its version by the worker
     accepted, executed = _run_calls(storage, settings, sid)
-    assert len(accepted) == 3, accepted
+    assert [call.split(" ")[0] for call in accepted] == ["POST", "POST"], accepted  # run insert, message send
     assert [call.split(" ")[0] for call in executed] == ["PATCH", "PUT", "PATCH"], executed  # running, cache, final
     assert len(set(accepted + executed)) == len(accepted + executed) - 1  # only the run record is written twice
 

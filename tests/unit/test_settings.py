@@ -63,6 +63,10 @@ def test_frozen() -> None:
         ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "230"}, "JUNCTION_API_DEADLINE_SECONDS"),
         ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "3m"}, "JUNCTION_API_DEADLINE_SECONDS"),
         ({**BASE, "JUNCTION_API_DEADLINE_SECONDS": "nan"}, "JUNCTION_API_DEADLINE_SECONDS"),
+        ({**BASE, "JUNCTION_SCENARIO_HOLD_SECONDS": "61"}, "JUNCTION_SCENARIO_HOLD_SECONDS"),
+        ({**BASE, "JUNCTION_SCENARIO_HOLD_SECONDS": "-1"}, "JUNCTION_SCENARIO_HOLD_SECONDS"),
+        ({**BASE, "JUNCTION_SCENARIO_HOLD_SECONDS": "inf"}, "JUNCTION_SCENARIO_HOLD_SECONDS"),
+        ({**BASE, "JUNCTION_SCENARIO_HOLD_SECONDS": "1s"}, "JUNCTION_SCENARIO_HOLD_SECONDS"),
         ({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": "-1"}, "JUNCTION_MAX_RUN_QUEUE_DEPTH"),
         ({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": "1e6"}, "JUNCTION_MAX_RUN_QUEUE_DEPTH"),
         ({**BASE, "JUNCTION_MAX_RUN_QUEUE_DEPTH": "10000001"}, "JUNCTION_MAX_RUN_QUEUE_DEPTH"),
@@ -82,6 +86,9 @@ def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
 def test_api_deadline_default_and_value() -> None:
     assert load_settings(BASE).api_deadline_seconds == 180
     assert load_settings({**BASE, "JUNCTION_API_DEADLINE_SECONDS": " 2.5 "}).api_deadline_seconds == 2.5
+    assert load_settings(BASE).scenario_hold_seconds == 1.0
+    assert load_settings({**BASE, "JUNCTION_SCENARIO_HOLD_SECONDS": "0"}).scenario_hold_seconds == 0.0
+    assert load_settings({**BASE, "JUNCTION_SCENARIO_HOLD_SECONDS": "0.25"}).scenario_hold_seconds == 0.25
 
 
 def test_run_queue_bound_default_and_value() -> None:
