@@ -45,7 +45,7 @@ def main() -> int:
         print(sections[-1], flush=True)
         sections.append(signed_accept.report(signed_accept.run(emulator.connection_string)))
         print(sections[-1], flush=True)
-        sections.append(runs.report(runs.run(emulator.connection_string)))
+        sections.append(runs.report(runs.run(emulator.connection_string, azurite_pid=emulator.process.pid if emulator.process else None)))
         print(sections[-1], flush=True)
         sections.append(latency.report(latency.run(emulator.connection_string)))
         print(sections[-1], flush=True)

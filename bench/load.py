@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import http.client
 import json
 import shutil
 import sys
@@ -25,8 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.client import KeepAliveClient
 from core.kernel.settings import load_settings
 from core.store.storage import Storage
 
@@ -97,7 +97,8 @@ def hammer(
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> LoadResult:
-    """POST ``count`` Accepts to ``url`` from ``clients`` threads (own keep-alive client each).
+    """POST ``count`` Accepts to ``url`` from ``clients`` threads (own keep-alive connection each,
+    ``bench.client``: the client's CPU is taken from the cores devhost and Azurite share).
 
     ``timeout`` bounds every request; a request that exceeds it is an outcome with status None
     and ``error`` set, never a hang. ``stop`` ends the run early (the outcomes so far are kept).
@@ -108,7 +109,7 @@ def hammer(
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
 
     def loop() -> None:
-        with httpx.Client(timeout=timeout) as client:
+        with KeepAliveClient(url, timeout=timeout) as client:
             while stop is None or not stop.is_set():
                 with lock:
                     n = next_n[0]
@@ -117,23 +118,23 @@ def hammer(
                     next_n[0] += 1
                 started = time.perf_counter()
                 try:
-                    response = client.post(url, content=body(n, tag), headers=sent_headers)
+                    answer = client.post(url, body(n, tag), sent_headers)
                     code = None
-                    if response.status_code != 200:
+                    if answer.status != 200:
                         try:
-                            code = response.json()["error"]["code"]
+                            code = json.loads(answer.body)["error"]["code"]
                         except (ValueError, KeyError, TypeError):
                             code = None
                     outcome = Outcome(
                         n,
-                        response.status_code,
-                        response.headers.get("X-Run-Id"),
-                        response.headers.get("Retry-After"),
+                        answer.status,
+                        answer.headers.get("x-run-id"),
+                        answer.headers.get("retry-after"),
                         None,
                         time.perf_counter() - started,
                         code,
                     )
-                except httpx.HTTPError as exc:
+                except (OSError, http.client.HTTPException) as exc:
                     outcome = Outcome(n, None, None, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
                 with lock:
                     outcomes.append(outcome)

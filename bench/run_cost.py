@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.load import LOAD_PROCESS, wait_until_settled
 from bench.runs import ended_times
+from bench.timing import cpu_seconds
 from core.kernel.settings import load_settings
 from core.runs.starter import start_run
 from core.scenarios import repository as scenarios
@@ -87,13 +88,6 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _queue(storage: Storage, scenario: Any, runs: int) -> None:
     def one(n: int) -> None:
         body = {"n": n, "pad": "x" * 1000}
@@ -112,9 +106,9 @@ def _execute_on_one_cpu(env: dict[str, str], storage: Storage, scenario_id: str,
         with tempfile.TemporaryDirectory() as logs, DevhostProcess(ROOT, free_port(), env=env, args=["--no-timers"], log_path=Path(logs) / "devhost.log") as host:
             os.sched_setaffinity(0, cpus - {mine} or cpus)
             assert host.process is not None
-            cpu_before = _cpu_seconds(host.process.pid)
+            cpu_before = cpu_seconds(host.process.pid)
             book = wait_until_settled(storage, scenario_id, runs, 600)
-            cpu = _cpu_seconds(host.process.pid) - cpu_before
+            cpu = cpu_seconds(host.process.pid) - cpu_before
             peak = _peak_rss_mb(host.process.pid)
     finally:
         os.sched_setaffinity(0, cpus)

@@ -16,6 +16,7 @@ Junction's time per completed run over the floor's.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 from bench.accept import _hammer
 from bench.load import CLIENTS, LOAD_PROCESS, check_exactly_once, hammer, wait_until_settled
+from bench.timing import cpu_seconds
 from core.kernel.ids import new_run_id
 from core.kernel.settings import load_settings
 from core.scenarios import repository as scenarios
@@ -49,7 +51,9 @@ def ended_times(storage: Storage, scenario_id: str) -> dict[str, tuple[float, fl
     return {str(e["RowKey"]): (posix(e["CreatedAt"]), posix(e["EndedAt"])) for e in entities if e.get("EndedAt")}
 
 
-def measure_junction(connection_string: str, runs: int, clients: int = CLIENTS, prefix: str = "benchruns") -> dict[str, Any]:
+def measure_junction(
+    connection_string: str, runs: int, clients: int = CLIENTS, prefix: str = "benchruns", azurite_pid: int | None = None
+) -> dict[str, Any]:
     env = {"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": prefix}
     storage = Storage.from_settings(load_settings(env))
     document = {"name": "bench runs", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": LOAD_PROCESS}
@@ -59,25 +63,39 @@ def measure_junction(connection_string: str, runs: int, clients: int = CLIENTS, 
         warm_result = hammer(f"{host.base_url}/ExternalData/Accept/{warm.id}", 200, clients=clients)
         wait_until_settled(storage, warm.id, len(warm_result.accepted), 120)
         url = f"{host.base_url}/ExternalData/Accept/{scenario.id}"
+        assert host.process is not None
+        devhost_cpu = cpu_seconds(host.process.pid)
+        azurite_cpu = cpu_seconds(azurite_pid) if azurite_pid else 0.0
+        client_cpu = time.process_time()
         started = time.time()
         result = hammer(url, runs, clients=clients)
+        client_cpu = time.process_time() - client_cpu
         book = wait_until_settled(storage, scenario.id, len(result.accepted), 600)
+        devhost_cpu = cpu_seconds(host.process.pid) - devhost_cpu
+        azurite_cpu = (cpu_seconds(azurite_pid) - azurite_cpu) if azurite_pid else float("nan")
         tracebacks = host.log_text().count("Traceback")
     problems = check_exactly_once(result, book)
     if tracebacks:
         problems.append(f"{tracebacks} tracebacks in the devhost log")
     times = ended_times(storage, scenario.id)
     seconds = (max(end for _, end in times.values()) - started) if times else float("inf")
+    done = max(len(book.runs), 1)
+    cpu_ms = {"devhost": devhost_cpu / done * 1000, "azurite": azurite_cpu / done * 1000, "client": client_cpu / done * 1000}
     return {
         "runs": len(book.runs),
         "seconds": seconds,
         "runs_per_s": len(book.runs) / seconds,
         "accepts_per_s": result.rps,
         "problems": problems,
+        "cpu_ms_per_run": cpu_ms,
+        # Every core busy with nothing but this run's work: the most this machine could complete.
+        "machine_ceiling_runs_per_s": (os.cpu_count() or 1) * 1000 / sum(cpu_ms.values()),
     }
 
 
-def measure_floor(connection_string: str, runs: int, clients: int = CLIENTS, prefix: str = "benchrunsfloor") -> dict[str, Any]:
+def measure_floor(
+    connection_string: str, runs: int, clients: int = CLIENTS, prefix: str = "benchrunsfloor", azurite_pid: int | None = None
+) -> dict[str, Any]:
     storage = Storage.from_settings(load_settings({"AzureWebJobsStorage": connection_string, "JUNCTION_TABLE_PREFIX": prefix}))
     document = {"name": "bench floor", "externalTriggers": {"enabled": True, "allowAnonymous": True}, "process": LOAD_PROCESS}
     scenario = scenarios.create_scenario(storage, document)
@@ -98,13 +116,24 @@ def measure_floor(connection_string: str, runs: int, clients: int = CLIENTS, pre
         return call
 
     _hammer(100, floor_worker)
+    python_cpu, azurite_cpu = time.process_time(), cpu_seconds(azurite_pid) if azurite_pid else 0.0
     sample = _hammer(runs, floor_worker)
-    return {"runs": runs, "seconds": sample.seconds, "runs_per_s": sample.rps, "errors": sample.errors}
+    python_cpu = time.process_time() - python_cpu
+    azurite_cpu = (cpu_seconds(azurite_pid) - azurite_cpu) if azurite_pid else float("nan")
+    cpu_ms = {"sdk": python_cpu / runs * 1000, "azurite": azurite_cpu / runs * 1000}
+    return {
+        "runs": runs,
+        "seconds": sample.seconds,
+        "runs_per_s": sample.rps,
+        "errors": sample.errors,
+        "cpu_ms_per_run": cpu_ms,
+        "machine_ceiling_runs_per_s": (os.cpu_count() or 1) * 1000 / sum(cpu_ms.values()),
+    }
 
 
-def run(connection_string: str, runs: int = 2000) -> dict[str, Any]:
-    junction = measure_junction(connection_string, runs)
-    floor = measure_floor(connection_string, runs)
+def run(connection_string: str, runs: int = 2000, azurite_pid: int | None = None) -> dict[str, Any]:
+    junction = measure_junction(connection_string, runs, azurite_pid=azurite_pid)
+    floor = measure_floor(connection_string, runs, azurite_pid=azurite_pid)
     return {"clients": CLIENTS, "junction": junction, "floor": floor, "ratio": floor["runs_per_s"] / junction["runs_per_s"]}
 
 
@@ -117,6 +146,18 @@ def report(result: dict[str, Any]) -> str:
         f"    floor (6 SDK calls):  {f['runs_per_s']:.0f} runs/s",
         f"    ratio Junction/floor: time per run {result['ratio']:.2f} (target <= 1.5; goal >= 150 runs/s)",
     ]
+    cpu = j.get("cpu_ms_per_run")
+    if cpu:
+        lines.append(
+            f"    CPU per completed run: devhost {cpu['devhost']:.2f} ms, Azurite {cpu['azurite']:.2f} ms, client {cpu['client']:.2f} ms;"
+            f" {os.cpu_count()} cores busy with nothing else would complete at most {j['machine_ceiling_runs_per_s']:.0f} runs/s"
+        )
+    cpu = f.get("cpu_ms_per_run")
+    if cpu:
+        lines.append(
+            f"    CPU per floor run: SDK threads {cpu['sdk']:.2f} ms, Azurite {cpu['azurite']:.2f} ms;"
+            f" at most {f['machine_ceiling_runs_per_s']:.0f} runs/s on {os.cpu_count()} cores"
+        )
     if j["problems"]:
         lines.append("    NOT EXACTLY ONCE: " + "; ".join(j["problems"]))
     return "\n".join(lines)
@@ -129,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder)) as emulator:
-        result = run(emulator.connection_string, args.runs)
+        result = run(emulator.connection_string, args.runs, emulator.process.pid if emulator.process else None)
     print(report(result))
     return 1 if result["junction"]["problems"] else 0
 
