@@ -9,9 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +21,7 @@ from core.kernel.ids import new_id
 from core.kernel.jsonschema import validate
 from core.kernel.jsonvalue import dumps
 from core.scenarios import schemas
+from core.scenarios.held import HeldVersions, RecentReads
 from core.store import tables
 from core.store.errors import EntityChanged, EntityMissing, StorageError
 from core.store.storage import IF_UNCHANGED, Storage
@@ -48,6 +47,8 @@ class Scenario:
     updated_at: str | None
     in_blob: bool = False
     schedule_since: str | None = None
+    stored_bytes: int = 0
+    """The document's size as stored (0 when not read from storage): what holding it costs."""
 
     @property
     def triggers_enabled(self) -> bool:
@@ -154,6 +155,7 @@ def _from_entity(storage: Storage, entity: Any) -> Scenario:
         updated_at=entity.get("UpdatedAt"),
         in_blob=bool(entity.get("DocBlob")),
         schedule_since=entity.get("ScheduleSince") or None,
+        stored_bytes=len(data),
     )
 
 
@@ -165,75 +167,10 @@ def get_scenario(storage: Storage, scenario_id: str) -> Scenario:
     return _from_entity(storage, entity)
 
 
-class _Versions:
-    """Scenario versions this process has read for runs, by id and ETag (the last ``SIZE``).
-
-    A version never changes under its ETag, so holding it is never stale: a run whose message
-    names a version held here uses it without a read (docs/architecture.md, "Storage calls per run").
-    """
-
-    SIZE = 64
-
-    def __init__(self) -> None:
-        self._held: OrderedDict[tuple[str, str], Scenario] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, scenario_id: str, etag: str) -> Scenario | None:
-        with self._lock:
-            scenario = self._held.get((scenario_id, etag))
-            if scenario is not None:
-                self._held.move_to_end((scenario_id, etag))
-            return scenario
-
-    def keep(self, scenario: Scenario) -> None:
-        with self._lock:
-            self._held[(scenario.id, scenario.etag)] = scenario
-            self._held.move_to_end((scenario.id, scenario.etag))
-            while len(self._held) > self.SIZE:
-                self._held.popitem(last=False)
+_versions: HeldVersions[Scenario] = HeldVersions()
 
 
-_versions = _Versions()
-
-
-class _RecentReads:
-    """Scenarios this process read for external triggers, each kept for a set time (the last ``SIZE``).
-
-    Every Accept reads its scenario from the one partition all scenarios share; answering from a
-    read made less than ``JUNCTION_SCENARIO_HOLD_SECONDS`` ago turns that partition's load into
-    about one read per second per instance and scenario, and saves Accept a storage call. A change
-    made through this process is seen at once (every write forgets what is held); one made through
-    another instance within the hold time (docs/architecture.md, "Past one partition"). Only found
-    scenarios are kept: a new scenario can be triggered at once everywhere, and ids that do not
-    exist cannot fill the memory.
-    """
-
-    SIZE = 4096
-
-    def __init__(self) -> None:
-        self._held: OrderedDict[tuple[str, str], tuple[float, Scenario]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str], now: float) -> Scenario | None:
-        with self._lock:
-            entry = self._held.get(key)
-            if entry is None or entry[0] <= now:
-                return None
-            return entry[1]
-
-    def keep(self, key: tuple[str, str], until: float, scenario: Scenario) -> None:
-        with self._lock:
-            self._held[key] = (until, scenario)
-            self._held.move_to_end(key)
-            while len(self._held) > self.SIZE:
-                self._held.popitem(last=False)
-
-    def forget(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._held.pop(key, None)
-
-
-_recent = _RecentReads()
+_recent: RecentReads[Scenario] = RecentReads()
 
 
 def _recent_key(storage: Storage, scenario_id: str) -> tuple[str, str]:
