@@ -20,10 +20,11 @@ DEFAULT_MAX_BODY_BYTES = 10 * MIB
 MAX_BODY_BYTES_CEILING = 100_000_000  # the Functions host's own request limit
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
-# App Service's front end cuts an HTTP response at 230 s (the caller gets 502). An API call must
-# answer before that, including the run-record writes after its deadline (bounded storage retries).
+# How long Accept may answer from a scenario its instance read (docs/architecture.md, "Past one partition").
 DEFAULT_SCENARIO_HOLD_SECONDS = 1.0
 MAX_SCENARIO_HOLD_SECONDS = 60.0
+# App Service's front end cuts an HTTP response at 230 s (the caller gets 502). An API call must
+# answer before that, including the run-record writes after its deadline (bounded storage retries).
 DEFAULT_API_DEADLINE_SECONDS = 180.0
 MAX_API_DEADLINE_SECONDS = 200.0
 

@@ -77,7 +77,14 @@ class RecentReads(Generic[T]):
     def __init__(self) -> None:
         self._held: OrderedDict[tuple[str, str], tuple[float, T]] = OrderedDict()
         self._bytes = 0
+        self._forgotten = 0
         self._lock = threading.Lock()
+
+    def generation(self) -> int:
+        """Taken before a read: ``keep`` drops what was read if something was forgotten since,
+        so a read racing a write of this process cannot hold the version the write replaced."""
+        with self._lock:
+            return self._forgotten
 
     def get(self, key: tuple[str, str], now: float) -> T | None:
         with self._lock:
@@ -87,10 +94,12 @@ class RecentReads(Generic[T]):
             self._held.move_to_end(key)
             return entry[1]
 
-    def keep(self, key: tuple[str, str], until: float, scenario: T) -> None:
+    def keep(self, key: tuple[str, str], until: float, scenario: T, generation: int) -> None:
         if scenario.stored_bytes > self.MAX_ONE:
             return
         with self._lock:
+            if generation != self._forgotten:
+                return
             self._drop(key)
             self._held[key] = (until, scenario)
             self._bytes += scenario.stored_bytes
@@ -99,6 +108,7 @@ class RecentReads(Generic[T]):
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._lock:
+            self._forgotten += 1
             self._drop(key)
 
     def held_bytes(self) -> tuple[int, int]:

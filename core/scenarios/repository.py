@@ -180,8 +180,8 @@ def _recent_key(storage: Storage, scenario_id: str) -> tuple[str, str]:
 def get_scenario_recent(storage: Storage, scenario_id: str, hold_seconds: float) -> Scenario:
     """The scenario as read by this process at most ``hold_seconds`` ago, else read now and held.
 
-    For external triggers only (``_RecentReads`` says why); management and runs read it fresh. The
-    held document is shared: callers must not change it.
+    For external triggers only (``core.scenarios.held.RecentReads`` says why); management and runs
+    read it fresh. The held document is shared: callers must not change it.
     """
     if hold_seconds <= 0:
         return get_scenario(storage, scenario_id)
@@ -190,8 +190,9 @@ def get_scenario_recent(storage: Storage, scenario_id: str, hold_seconds: float)
     held = _recent.get(key, now)
     if held is not None:
         return held
+    generation = _recent.generation()
     scenario = get_scenario(storage, scenario_id)
-    _recent.keep(key, now + hold_seconds, scenario)
+    _recent.keep(key, now + hold_seconds, scenario, generation)
     return scenario
 
 
@@ -224,7 +225,7 @@ def create_scenario(storage: Storage, document: Any, allowed_hosts: Sequence[str
 def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_match: str | None) -> Scenario:
     entity = _entity(storage, current.id, document, current.created_at or clock.now_iso(), current)
     key = _recent_key(storage, current.id)
-    _recent.forget(key)
+    _recent.forget(key)  # and again below, once written: see RecentReads.generation
     try:
         metadata = storage.table(tables.SCENARIOS).update_entity(
             entity,
@@ -239,7 +240,7 @@ def _write(storage: Storage, current: Scenario, document: dict[str, Any], if_mat
             raise _stale(current.id) from None
         raise
     finally:
-        _recent.forget(key)  # again: an Accept may have read the old version while this wrote
+        _recent.forget(key)
     return Scenario(
         current.id, document, metadata["etag"], current.created_at, entity["UpdatedAt"], schedule_since=entity["ScheduleSince"] or None
     )
@@ -355,7 +356,7 @@ def delete_scenario(storage: Storage, scenario_id: str, if_match: str | None) ->
     except (EntityChanged, EntityMissing):
         raise _stale(scenario_id) from None
     finally:
-        _recent.forget(key)  # again: an Accept may have read it while this deleted
+        _recent.forget(key)  # a read in flight since the first forget is not held either
     if current.in_blob:
         storage.delete_blob(f"scenarios/{scenario_id}")
     logger.info("deleted scenario %s", scenario_id)
