@@ -6,7 +6,10 @@ Storage (docs/architecture.md, "Storage layout"; keys never hold caller text):
   extracted operations are packed (``Storage.pack_entity``: large ones go to Blob Storage);
   partition ``meta``, row ``routes``: the route version marker (``core.apiops.routes.RouteCache``);
 - table ``apibindings``: partition ``binding``, row key SHA-256 of ``apiName NUL operationId``;
-  each binding keeps a snapshot of its operation, so the route table is rebuilt with one query.
+  each binding keeps a snapshot of its operation, so the route table is rebuilt with one query;
+- table ``ratelimits``: a binding's rate-limit bucket is partitioned by the binding's row key;
+  deleting a binding retires the bucket (``core.traffic.ratelimit.retire``) and the daily
+  retention removes its rows (docs/storage.md, "Retention").
 
 Writers change data first and the version marker last (``bump_version``).
 """
@@ -25,6 +28,7 @@ from core.kernel.jsonvalue import dumps, parse_json
 from core.store import tables
 from core.store.errors import EntityMissing
 from core.store.storage import Storage
+from core.traffic import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +109,9 @@ def write_binding(storage: Storage, api_name: str, operation: Mapping[str, Any],
 
 
 def delete_binding_entity(storage: Storage, entity: Mapping[str, Any]) -> None:
+    # The tombstone first: should the delete then fail, retiring a live binding's bucket is
+    # harmless (retention removes only spent rows, which decide nothing).
+    ratelimit.retire(storage, entity["RowKey"])
     try:
         storage.table(tables.APIBINDINGS).delete_entity(BINDING_PARTITION, entity["RowKey"])
     except EntityMissing:

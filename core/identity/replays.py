@@ -92,3 +92,11 @@ def remove_expired(storage: Storage, scope: str, now: datetime) -> int:
         except EntityMissing:
             pass
     return removed
+
+
+def has_entries(storage: Storage, scope: str) -> bool:
+    """Whether any seen signature of the partition is left (one item read)."""
+    pager = storage.table(tables.SIGNATURES).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": scope}, select=["RowKey"], results_per_page=1
+    )
+    return next(iter(pager), None) is not None

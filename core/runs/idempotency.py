@@ -2,13 +2,18 @@
 
 The claim is an insert into the idempotency table, which Table Storage makes atomic: of many
 concurrent requests with one key exactly one insert succeeds, and the others read its run id.
+
+A claim is expired once ``WINDOW`` has passed since its ``CreatedAt`` (``expired``): a request with
+its key then takes it over. Expired claims are removed by the daily retention
+(``core.runs.retention``), one scenario's partition at a time (``remove_expired``); correctness
+never waits for that, only the table's size does.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core.kernel import clock
 from core.kernel.errors import BadRequest, Conflict
@@ -32,6 +37,11 @@ def check_key(raw: str | None) -> str | None:
     return raw
 
 
+def expired(created_at: str, now: datetime) -> bool:
+    """Whether a claim made at ``created_at`` (ISO 8601) is over at ``now``: its window is past."""
+    return now - clock.parse_iso(created_at) >= WINDOW
+
+
 def claim(storage: Storage, scenario_id: str, key: str, run_id: str) -> str | None:
     """Claim ``key`` for ``run_id``. Returns None when claimed, or the run id that holds it."""
     table = storage.table(tables.IDEMPOTENCY)
@@ -50,7 +60,7 @@ def claim(storage: Storage, scenario_id: str, key: str, run_id: str) -> str | No
             return None
         except EntityExists:
             raise Conflict("the Idempotency-Key is in use by a request in progress; retry", "IdempotencyConflict") from None
-    if clock.now() - clock.parse_iso(existing["CreatedAt"]) < WINDOW:
+    if not expired(str(existing["CreatedAt"]), clock.now()):
         return str(existing["RunId"])
     try:  # expired: take it over, unless another request just did
         table.update_entity(
@@ -67,3 +77,36 @@ def release(storage: Storage, scenario_id: str, key: str) -> None:
         storage.table(tables.IDEMPOTENCY).delete_entity(scenario_id, key_hash(key))
     except Exception as exc:  # noqa: BLE001 - best effort; the claim then expires after 24 h
         logger.warning("could not release an Idempotency-Key of scenario %s: %s", scenario_id, type(exc).__name__)
+
+
+def remove_expired(storage: Storage, scenario_id: str, now: datetime) -> int:
+    """Remove the scenario's claims whose window is over at ``now``; returns how many.
+
+    One query of one partition: ``CreatedAt`` is not a key, so Table Storage reads the partition's
+    claims (those of the last window, and the expired ones this removes: about two days' worth
+    when it runs daily) and answers the expired ones. Claims are stored with millisecond
+    timestamps, so ``CreatedAt le`` the cutoff (``now - WINDOW`` cut to milliseconds) selects
+    exactly the claims ``expired`` calls over. Each delete is conditional on the ETag read: a claim
+    a new request took over meanwhile is live again and stays.
+    """
+    table = storage.table(tables.IDEMPOTENCY)
+    removed = 0
+    for entity in table.query_entities(
+        "PartitionKey eq @pk and CreatedAt le @cutoff",
+        parameters={"pk": scenario_id, "cutoff": clock.iso(now - WINDOW)},
+        select=["PartitionKey", "RowKey"],
+    ):
+        try:
+            table.delete_entity(scenario_id, entity["RowKey"], etag=entity.metadata["etag"], match_condition=IF_UNCHANGED)
+            removed += 1
+        except (EntityChanged, EntityMissing):
+            pass  # taken over by a new request since the query, or released: not ours to remove
+    return removed
+
+
+def has_claims(storage: Storage, scenario_id: str) -> bool:
+    """Whether any claim of the scenario is left (one item read)."""
+    pager = storage.table(tables.IDEMPOTENCY).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
+    )
+    return next(iter(pager), None) is not None

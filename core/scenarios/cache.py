@@ -3,6 +3,10 @@
 A key is any JSON value, compared in canonical form (sorted keys, no insignificant white space),
 and stored under the SHA-256 of that form: the caller's text never becomes a table key or part
 of a query.
+
+The entries live in their scenario's partition; a deleted scenario's are removed by the daily
+retention (``core.runs.retention``), which keeps the scenario's tombstone until ``has_entries``
+says none is left (docs/storage.md, "Retention").
 """
 
 from __future__ import annotations
@@ -83,3 +87,29 @@ class ScenarioCache:
         if entity.get("ValueBlob"):
             self._storage.delete_blob(entity["ValueBlob"])
         return True
+
+
+def remove_entries(storage: Storage, scenario_id: str) -> int:
+    """Remove every cache entry of a scenario and the blobs of its large values; returns how many.
+
+    For a deleted scenario only: one query of its partition, reading just the entries it removes.
+    """
+    table = storage.table(tables.CACHE)
+    removed = 0
+    for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["PartitionKey", "RowKey", "ValueBlob"]):
+        try:
+            table.delete_entity(scenario_id, entity["RowKey"])
+            removed += 1
+        except EntityMissing:
+            pass
+        if entity.get("ValueBlob"):
+            storage.delete_blob(entity["ValueBlob"])
+    return removed
+
+
+def has_entries(storage: Storage, scenario_id: str) -> bool:
+    """Whether any cache entry of the scenario is left (one item read)."""
+    pager = storage.table(tables.CACHE).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
+    )
+    return next(iter(pager), None) is not None

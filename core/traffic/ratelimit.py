@@ -15,6 +15,14 @@ each lost race 2 more. Accuracy: exact against the one stored value, given the i
 clock skew between instances of ``d`` seconds can let ``d * requestsPerMinute / 60`` requests more
 (or fewer) through. README, "Rate limits", says this to operators.
 
+Removal: a bucket whose ``Tat`` has passed is *spent*: ``admit`` decides on it exactly as on no
+bucket at all (it starts from ``now`` either way), so removing it changes no decision, whether
+its scenario or binding is live or not. The daily retention (``core.runs.retention``) removes the
+spent buckets of each deleted scenario (``remove_spent``; the scenario's tombstone waits for
+``has_buckets``) and of each deleted binding: deleting a binding writes a tombstone here
+(``retire``, partition ``retired``, row the binding's bucket) and ``remove_retired`` removes the
+bucket's spent rows, then the tombstone once no row is left. docs/storage.md, "Retention".
+
 Headers (draft-ietf-httpapi-ratelimit-headers-11): ``RateLimit-Policy: "<name>";q=<burst>;w=<s>``
 (the bucket: ``burst`` requests per the ``w`` seconds it takes to refill) and
 ``RateLimit: "<name>";r=<left>;t=<s>`` (requests left now, and the seconds until one more accrues).
@@ -29,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.kernel import clock as timestamps
 from core.kernel.errors import TooManyRequests
 from core.kernel.ids import key_hash
 from core.store import tables
@@ -41,6 +50,8 @@ MAX_RATE = 100_000
 MAX_ATTEMPTS = 6
 WHOLE = "all"
 """The row of a bucket shared by every caller (no ``perCredential``)."""
+RETIRED = "retired"
+"""The partition of the tombstones of deleted bindings' buckets (buckets are GUIDs or hashes)."""
 
 RATE_LIMIT: dict[str, Any] = {
     "type": ["object", "null"],
@@ -144,3 +155,55 @@ def admit(
     raise RateLimited("too many simultaneous requests for this endpoint's rate limit; retry", retry_after=1).with_headers(
         _headers(name, burst, interval, 0, 1)
     )
+
+
+def retire(storage: Storage, bucket: str) -> None:
+    """Mark the bucket's owner (a binding) as deleted, for ``remove_retired`` to clear its rows."""
+    storage.table(tables.RATELIMITS).upsert_entity({"PartitionKey": RETIRED, "RowKey": bucket, "RetiredAt": timestamps.now_iso()})
+
+
+def remove_spent(storage: Storage, bucket: str, now: float) -> int:
+    """Remove the bucket's spent rows (``Tat`` at or before ``now``); returns how many.
+
+    One query of the bucket's partition. Each delete is conditional on the ETag read: a row that
+    a request moved on meanwhile is not spent any more and stays.
+    """
+    table = storage.table(tables.RATELIMITS)
+    removed = 0
+    for entity in table.query_entities(
+        "PartitionKey eq @pk and Tat le @now", parameters={"pk": bucket, "now": float(now)}, select=["PartitionKey", "RowKey"]
+    ):
+        try:
+            table.delete_entity(bucket, entity["RowKey"], etag=entity.metadata["etag"], match_condition=IF_UNCHANGED)
+            removed += 1
+        except (EntityChanged, EntityMissing):
+            pass
+    return removed
+
+
+def has_buckets(storage: Storage, bucket: str) -> bool:
+    """Whether any row of the bucket is left (one item read)."""
+    pager = storage.table(tables.RATELIMITS).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": bucket}, select=["RowKey"], results_per_page=1
+    )
+    return next(iter(pager), None) is not None
+
+
+def remove_retired(storage: Storage, now: float) -> int:
+    """Remove the spent rows of every retired bucket, and each tombstone whose bucket is empty.
+
+    One query of the tombstones, then per tombstone one query of its bucket and one probe. A
+    tombstone stays while a row is not yet spent (a request in the bucket's last ``burst``
+    intervals, or the operation bound again); the next day tries again.
+    """
+    table = storage.table(tables.RATELIMITS)
+    removed = 0
+    for tombstone in table.query_entities("PartitionKey eq @pk", parameters={"pk": RETIRED}, select=["PartitionKey", "RowKey"]):
+        bucket = tombstone["RowKey"]
+        removed += remove_spent(storage, bucket, now)
+        if not has_buckets(storage, bucket):
+            try:
+                table.delete_entity(RETIRED, bucket, etag=tombstone.metadata["etag"], match_condition=IF_UNCHANGED)
+            except (EntityChanged, EntityMissing):
+                pass  # retired again meanwhile: the next run looks once more
+    return removed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,13 +18,16 @@ import pytest
 from core.apiops import bindings as apis
 from core.apiops.registry import load_bound_operations
 from core.identity import apikeys, tokens, users
-from core.kernel.ids import new_run_id
+from core.kernel import clock
+from core.kernel.ids import key_hash, new_run_id
 from core.kernel.settings import Settings, load_settings
 from core.runs import records as runs
 from core.runs.retention import remove_old_runs
 from core.runs.scheduler import reseed
 from core.scenarios import repository as scenarios
+from core.scenarios.cache import ScenarioCache
 from core.store.storage import Storage
+from core.traffic import ratelimit
 from devhost.azurite import Azurite
 from tests.support.table_proxy import TableProxy
 
@@ -115,9 +118,10 @@ def test_every_other_listing_survives_short_and_empty_pages(paged: tuple[Storage
 
 
 def test_retention_reads_only_what_it_removes(paged: tuple[Storage, Settings], proxy: TableProxy) -> None:
-    """Many recent runs, a few old ones, one deleted scenario: every query retention sends names a
-    partition, and the run table answers no more rows than retention removes (plus one probe per
-    deleted scenario)."""
+    """Many recent runs, a few old ones, one deleted scenario, Idempotency-Key claims old and
+    fresh, the deleted scenario's cache entries and rate-limit buckets, a deleted binding's
+    buckets: every query retention sends names a partition, and each table answers no more rows
+    than retention removes from it (plus one probe per tombstone)."""
     storage, _ = paged
     now = time.time()
     kept, old = [], []
@@ -129,20 +133,48 @@ def test_retention_reads_only_what_it_removes(paged: tuple[Storage, Settings], p
             old.append((sid, new_run_id(now - age_days * 86400)))
     for sid, run_id in kept + old:
         runs.insert_run(storage, sid, run_id, {"type": "test"})
+    old_claims = 0
+    for sid in sids:
+        for age_hours in (1, 2, 5, 12, 23, 25, 30, 47):
+            created = datetime.fromtimestamp(now - age_hours * 3600, UTC)
+            claim = {"PartitionKey": sid, "RowKey": key_hash(f"k{age_hours}"), "RunId": "r", "CreatedAt": clock.iso(created)}
+            storage.table("idempotency").create_entity(claim)
+            old_claims += age_hours >= 24
+    limit = {"requestsPerMinute": 60, "perCredential": True}
+    for i in range(4):
+        ScenarioCache(storage, sids[2]).set(f"k{i}", i)
+        ratelimit.admit(storage, limit, sids[2], f"caller{i}", name="t", clock=lambda: now - 3600)
+    retired = key_hash("a binding deleted")
+    for i in range(3):
+        ratelimit.admit(storage, limit, retired, f"caller{i}", name="t", clock=lambda: now - 3600)
+    ratelimit.retire(storage, retired)
     gone = scenarios.get_scenario(storage, sids[2])
     scenarios.delete_scenario(storage, gone.id, gone.etag)
     proxy.queries.clear()
 
     assert remove_old_runs(storage, 30) == len(old)
 
-    sent = proxy.queries_of("runs") + proxy.queries_of("schedules") + proxy.queries_of("scenarios")
+    leftovers = ("idempotency", "cache", "ratelimits", "signatures")
+    sent = [q for table in ("runs", "schedules", "scenarios", *leftovers) for q in proxy.queries_of(table)]
     assert sent and all((q.filter or "").startswith("PartitionKey eq") for q in sent), [q.filter for q in sent]
     assert sum(q.answered for q in proxy.queries_of("runs")) <= len(old) + 1
+    assert sum(q.answered for q in proxy.queries_of("idempotency")) <= old_claims + 1
+    assert sum(q.answered for q in proxy.queries_of("cache")) <= 4 + 1
+    # The deleted scenario's 4 buckets, the retired bucket's 3 rows and its tombstone, one probe each.
+    assert sum(q.answered for q in proxy.queries_of("ratelimits")) <= 4 + 3 + 1 + 2
+    assert all(not list(storage.table(t).query_entities("PartitionKey eq @pk", parameters={"pk": sids[2]})) for t in ("cache", "ratelimits"))
+    assert not list(storage.table("ratelimits").query_entities("PartitionKey eq @pk", parameters={"pk": retired}))
+    for sid in sids:
+        fresh = storage.table("idempotency").query_entities("PartitionKey eq @pk", parameters={"pk": sid})
+        assert sorted(e["RowKey"] for e in fresh) == sorted(key_hash(f"k{h}") for h in (1, 2, 5, 12, 23))
     left = {(sid, r["id"]) for sid in sids for r in runs.list_runs(storage, sid, top=100, skiptoken=None, link=str)["value"]}
     assert left == set(kept)
-    # Once a deleted scenario's last run has gone, its tombstone goes too.
+    # Once a deleted scenario's last run has gone, and its last claim's window is over (a day
+    # later), its tombstone goes too.
     for sid, run_id in kept:
         if sid == gone.id:
             storage.table("runs").delete_entity(sid, run_id)
     remove_old_runs(storage, 30)
+    assert scenarios.deleted_scenario_ids(storage) == [gone.id]
+    remove_old_runs(storage, 30, now=clock.now() + timedelta(days=1))
     assert scenarios.deleted_scenario_ids(storage) == []
