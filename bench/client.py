@@ -12,16 +12,9 @@ from __future__ import annotations
 import http.client
 import sys
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    """Names in lower case."""
-    body: bytes
+from cli.http import RawResponse
 
 
 class KeepAliveClient:
@@ -34,8 +27,8 @@ class KeepAliveClient:
         self._host, self._port, self._timeout = parts.hostname, parts.port or 80, timeout
         self._connection: http.client.HTTPConnection | None = None
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """Raises ``OSError`` or ``http.client.HTTPException`` when no answer came (timeout included)."""
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> RawResponse:
+        """Header names of the answer in lower case. Raises ``OSError`` or ``http.client.HTTPException`` when no answer came (timeout included)."""
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         if self._connection is None:
@@ -49,7 +42,7 @@ class KeepAliveClient:
             raise
         if response.will_close:
             self.close()
-        return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, data)
+        return RawResponse(response.status, {name.lower(): value for name, value in response.getheaders()}, data)
 
     def close(self) -> None:
         if self._connection is not None:
