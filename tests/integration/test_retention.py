@@ -12,7 +12,7 @@ from core.apiops import bindings as apis
 from core.apiops.registry import binding_key
 from core.kernel import clock
 from core.kernel.ids import key_hash
-from core.kernel.settings import Settings
+from core.kernel.settings import Settings, load_settings
 from core.runs import idempotency
 from core.runs.retention import remove_old_runs
 from core.scenarios import repository as scenarios
@@ -20,6 +20,8 @@ from core.scenarios.cache import ScenarioCache
 from core.store import tables
 from core.store.storage import Storage
 from core.traffic import ratelimit
+from devhost.azurite import Azurite
+from tests.support.table_proxy import TableProxy
 
 NOW = datetime(2030, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
 LIMIT = {"requestsPerMinute": 60, "burst": 2, "perCredential": True}
@@ -86,6 +88,28 @@ def test_a_claim_taken_over_again_is_live_and_stays(storage: Storage) -> None:
     assert idempotency.claim(storage, sid, "reused", "run-new") is None  # takes the expired claim over
     remove_old_runs(storage, 30)
     assert idempotency.claim(storage, sid, "reused", "run-other") == "run-new"
+
+
+def test_a_claim_taken_over_between_retentions_query_and_its_delete_stays(settings: Settings, azurite: Azurite) -> None:
+    """Retention has read an expired claim; before its delete arrives, a request with the same key
+    takes the claim over (another instance, straight to storage). The delete must not remove the
+    claim that is now live."""
+    direct = Storage.from_settings(settings)
+    sid = _scenario(direct)
+    _claim_at(direct, sid, "raced", clock.now() - timedelta(days=2))
+    taken: list[str | None] = []
+
+    def take_over_first(method: str, path: str) -> bool:
+        if method == "DELETE" and tables.IDEMPOTENCY in path and not taken:
+            taken.append(idempotency.claim(direct, sid, "raced", "run-new"))
+        return False
+
+    with TableProxy(azurite.ports) as proxy:
+        proxy.unavailable_if = take_over_first
+        through = Storage.from_settings(load_settings({"AzureWebJobsStorage": proxy.connection_string, "JUNCTION_TABLE_PREFIX": settings.table_prefix}))
+        remove_old_runs(through, 30)
+    assert taken == [None]  # the request took the expired claim over, as the race needs
+    assert idempotency.claim(direct, sid, "raced", "run-other") == "run-new"
 
 
 def test_a_deleted_scenarios_cache_and_buckets_go_and_its_tombstone_waits_for_them(storage: Storage) -> None:
@@ -159,3 +183,29 @@ def test_deleting_an_api_retires_every_binding_bucket(storage: Storage, settings
     for operation in ("a", "b"):
         assert _rows(storage, tables.RATELIMITS, binding_key("tidy", operation)) == set()
     assert _rows(storage, tables.RATELIMITS, ratelimit.RETIRED) == set()
+
+
+def test_a_bucket_a_request_moves_on_between_retentions_query_and_its_delete_stays(settings: Settings, azurite: Azurite) -> None:
+    """A deleted binding's spent bucket is read by retention; before the delete arrives, a request
+    still in flight on an instance that served the binding takes a token. The row is not spent
+    any more: removing it would let one request more through."""
+    direct = Storage.from_settings(settings)
+    bucket = key_hash("a binding being deleted")
+    _fill(direct, bucket, time.time() - 3600)
+    ratelimit.retire(direct, bucket)
+    moved: list[float] = []
+
+    def request_first(method: str, path: str) -> bool:
+        if method == "DELETE" and f"PartitionKey='{bucket}'" in path and not moved:
+            moved.append(time.time())
+            _fill(direct, bucket, moved[0])
+        return False
+
+    with TableProxy(azurite.ports) as proxy:
+        proxy.unavailable_if = request_first
+        through = Storage.from_settings(load_settings({"AzureWebJobsStorage": proxy.connection_string, "JUNCTION_TABLE_PREFIX": settings.table_prefix}))
+        remove_old_runs(through, 30)
+    assert moved
+    row = direct.table(tables.RATELIMITS).get_entity(bucket, key_hash("alice"))
+    assert float(row["Tat"]) == moved[0] + 1  # the request's token is still counted
+    assert _rows(direct, tables.RATELIMITS, ratelimit.RETIRED) == {bucket}  # and the tombstone waits for it
