@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 from devhost.azurite import Azurite
 from tests.e2e.conftest import Junction, serve_junction
 from tests.support.browser import Browser, require_chromium, serious
+from tests.support.upstream import Upstream
 
 SCENARIO_NAME = "Orders from the shop"
 PETS = """openapi: 3.0.3
@@ -54,70 +53,13 @@ paths:
 """
 
 
-class Gate:
-    """A local upstream for http steps and sources. ``/held`` answers only once the test opens
-    the gate, so a run whose http step calls it stays ``running`` for exactly as long as the test
-    needs (no sleeps, no race); ``/source`` answers at once with what it was sent."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.arrived = threading.Event()  # a call reached /held since the last hold()
-        self.opened.set()
-        gate = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                if self.path == "/held":
-                    gate.arrived.set()
-                    gate.opened.wait(120)
-                    answer: dict[str, Any] = {"released": True}
-                else:
-                    answer = {"method": self.command, "shop": self.headers.get("X-Shop"), "body": body, "orders": [1, 2]}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _answer  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def hold(self) -> None:
-        self.arrived.clear()
-        self.opened.clear()
-
-    def release(self) -> None:
-        self.opened.set()
-
-    def stop(self) -> None:
-        self.release()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Session:
     """What the tests of this module share: the app, the browser, and what earlier tests made."""
 
-    def __init__(self, app: Junction, browser: Browser, gate: Gate) -> None:
+    def __init__(self, app: Junction, browser: Browser, upstream: Upstream) -> None:
         self.app = app
         self.browser = browser
-        self.gate = gate
+        self.upstream = upstream  # http steps and sources call it; its /gate holds a run while a test looks
         self.scenario_id = ""
         self.pet_id = ""  # the scenario the API tests bind operations to
         self.held_id = ""  # a scenario whose runs wait for the gate
@@ -125,23 +67,19 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def console(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+def console(azurite: Azurite, upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     require_chromium()
-    gate = Gate()
-    env = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": gate.host, "JUNCTION_SECRET_CONSOLE_HOOK": "console-hook-secret"}
+    env = {"JUNCTION_OUTBOUND_ALLOWED_HOSTS": upstream.host, "JUNCTION_SECRET_CONSOLE_HOOK": "console-hook-secret"}
     # The test plays App Service's front end for one call (X-Forwarded-Proto: https, an
     # HTTPS-only binding); the browser never sends such headers.
     front_end = ("--trust-forwarded-client-cert",)
-    try:
-        with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console"), extra_env=env, args=front_end) as app:
-            browser = Browser(app.url)
-            try:
-                yield Session(app, browser, gate)
-            finally:
-                browser.close()
-                gate.release()  # no run may be left waiting when devhost drains
-    finally:
-        gate.stop()
+    with serve_junction(azurite, "console", tmp_path_factory.mktemp("devhost-console"), extra_env=env, args=front_end) as app:
+        browser = Browser(app.url)
+        try:
+            yield Session(app, browser, upstream)
+        finally:
+            browser.close()
+            upstream.release()  # no run may be left waiting when devhost drains
 
 
 @pytest.fixture(autouse=True)
@@ -388,7 +326,7 @@ def _held_scenario(console: Session) -> str:
         made = admin.post("/management/scenarios", json={"name": "Waits for the ERP", "externalTriggers": {"enabled": True}, "process": {"steps": [
             {"type": "transform", "id": "order", "expression": "data[0].Body"},
             {"type": "intermediateReturn", "value": {"jmespath": "{accepted: steps.order.orderId}"}},
-            {"type": "http", "id": "erp", "method": "GET", "url": f"{console.gate.url}/held", "timeout": 120, "retries": 0},
+            {"type": "http", "id": "erp", "method": "GET", "url": f"{console.upstream.url}/gate", "timeout": 120, "retries": 0},
             {"type": "return", "value": {"jmespath": "{order: steps.order.orderId, erp: steps.erp.body.released}"}},
         ]}})  # fmt: skip
     assert made.status_code == 201, made.text
@@ -405,21 +343,21 @@ def _not_reloaded(console: Session) -> bool:
 
 
 def test_try_it_shows_its_progress_until_the_run_ends_then_the_intermediate_value(console: Session) -> None:
-    browser, gate = console.browser, console.gate
+    browser, upstream = console.browser, console.upstream
     held = _held_scenario(console)
     console.held_id = held
     browser.open(f"/console/scenarios/{held}/try")
     browser.fill("textarea[name=body]", '{"orderId": 9}')
-    gate.hold()
+    upstream.hold()
     browser.click("form button[type=submit]")
-    assert browser.wait(gate.arrived.is_set, 60, "the run to reach its http step")
+    assert browser.wait(upstream.arrived.is_set, 60, "the run to reach its http step")
     line = browser.find(".try-result .progress")
     browser.wait_text(".try-result .progress", "The run is running…")
     assert line.find_element("css selector", "progress").get_attribute("aria-label") == "The run is running…"
     browser.wait_text(".try-result .run-state .badge", "running")
     assert browser.find("form button[type=submit]").get_attribute("disabled") is not None  # no second send meanwhile
     browser.shoot("try-running")
-    gate.release()
+    upstream.release()
     browser.wait_text(".run-details .badge", "succeeded", timeout=60)
     assert browser.find_all(".try-result .progress") == [] and browser.find_all(".try-result .run-state") == []
     assert browser.find("form button[type=submit]").get_attribute("disabled") is None
@@ -429,20 +367,20 @@ def test_try_it_shows_its_progress_until_the_run_ends_then_the_intermediate_valu
 
 
 def test_the_run_page_refreshes_while_the_run_is_running_until_it_ends(console: Session) -> None:
-    browser, gate = console.browser, console.gate
+    browser, upstream = console.browser, console.upstream
     held = console.held_id
-    gate.hold()
+    upstream.hold()
     with console.app.admin() as admin:
         run_id = admin.post(f"/ExternalData/Accept/{held}", json={"orderId": 10}).headers["x-run-id"]
     browser.open(f"/console/scenarios/{held}/runs/{run_id}")
     browser.find(".run-details")
     _mark_page(console)
-    assert browser.wait(gate.arrived.is_set, 60, "the run to reach its http step")
+    assert browser.wait(upstream.arrived.is_set, 60, "the run to reach its http step")
     browser.wait_text(".run-details .facts .badge", "running")  # shown by a refresh if the page opened on "queued"
     assert "this page refreshes every second" in browser.text("main p.count")
     assert browser.text(".run-details .steps-pending") == "Running: its steps are shown when it ends."
     browser.shoot("run-running")
-    gate.release()
+    upstream.release()
     browser.wait_text(".run-details .facts .badge", "succeeded", timeout=60)
     assert _not_reloaded(console)
     browser.wait(lambda: browser.find_all("main p.count")[0].get_attribute("textContent") == "", what="the refresh note to go")
@@ -453,19 +391,19 @@ def test_the_run_page_refreshes_while_the_run_is_running_until_it_ends(console: 
 
 
 def test_the_runs_list_refreshes_while_a_run_is_running_until_it_ends(console: Session) -> None:
-    browser, gate = console.browser, console.gate
+    browser, upstream = console.browser, console.upstream
     held = console.held_id
-    gate.hold()
+    upstream.hold()
     with console.app.admin() as admin:
         run_id = admin.post(f"/ExternalData/Accept/{held}", json={"orderId": 11}).headers["x-run-id"]
     browser.open(f"/console/scenarios/{held}/runs")
     row = "table.cards tbody tr:first-child"
     browser.wait_text(row, run_id)
     _mark_page(console)
-    assert browser.wait(gate.arrived.is_set, 60, "the run to reach its http step")
+    assert browser.wait(upstream.arrived.is_set, 60, "the run to reach its http step")
     browser.wait_text(f"{row} td[data-label='Status']", "running")
     browser.wait_text("main p.count", "Some runs are still going")
-    gate.release()
+    upstream.release()
     browser.wait_text(f"{row} td[data-label='Status']", "succeeded", timeout=60)
     assert run_id in browser.text(row) and _not_reloaded(console)
     browser.wait(lambda: browser.find_all("main p.count")[0].get_attribute("textContent") == "", what="the refresh note to go")
@@ -602,14 +540,14 @@ def test_a_slow_save_shows_that_it_is_working_until_it_is_done(console: Session)
 
 
 def test_anonymous_triggers_and_a_source_are_saved_and_the_urls_go_when_triggers_are_off(console: Session) -> None:
-    browser, gate = console.browser, console.gate
+    browser, upstream = console.browser, console.upstream
     browser.open("/console/scenarios/new")
     browser.fill("input[name=name]", "Polls the shop")
     assert browser.find("input[name=allowAnonymous]").get_attribute("disabled") is not None  # only with triggers enabled
     browser.click("input[name=enabled]")
     browser.click("input[name=allowAnonymous]")
     browser.choose("select[name=sourceMethod]", "POST")
-    browser.fill("input[name=sourceUrl]", f"{gate.url}/orders")
+    browser.fill("input[name=sourceUrl]", f"{upstream.url}/echo-request")
     browser.fill("textarea[name=sourceHeaders]", '{"X-Shop": "north"}')
     browser.click("form.editor-form button[type=submit]")
     browser.find(".trigger-urls")
@@ -620,13 +558,13 @@ def test_anonymous_triggers_and_a_source_are_saved_and_the_urls_go_when_triggers
     with console.app.admin() as admin:
         stored = admin.get(f"/management/scenarios/{sid}").json()
     assert stored["externalTriggers"] == {"enabled": True, "allowAnonymous": True}
-    assert stored["source"] == {"type": "http", "method": "POST", "url": f"{gate.url}/orders", "headers": {"X-Shop": "north"}}
+    assert stored["source"] == {"type": "http", "method": "POST", "url": f"{upstream.url}/echo-request", "headers": {"X-Shop": "north"}}
 
     # What the form saved works: a caller with no token starts a run, which polls the source.
     answer = httpx.get(f"{console.app.url}/ExternalData/Accept/{sid}")
     assert answer.status_code == 200, answer.text
     run = console.app.wait_for_run(sid, answer.headers["x-run-id"])
-    assert run["status"] == "succeeded" and run["output"]["stored"]["method"] == "POST" and run["output"]["stored"]["shop"] == "north"
+    assert run["status"] == "succeeded" and run["output"]["stored"]["method"] == "POST" and run["output"]["stored"]["headers"]["x-shop"] == "north"
 
     # The page shows what is stored; the list says anonymous and the last run.
     browser.open(f"/console/scenarios/{sid}")
@@ -649,7 +587,7 @@ def test_anonymous_triggers_and_a_source_are_saved_and_the_urls_go_when_triggers
     browser.wait_text(".run-details .badge", "succeeded", timeout=60)
     tried = console.app.wait_for_run(sid, browser.find(".try-result a[href*='/runs/']").text)
     assert tried["trigger"]["method"] == "GET" and tried["trigger"]["caller"]["kind"] == "anonymous", tried["trigger"]
-    assert tried["output"]["stored"]["shop"] == "north"
+    assert tried["output"]["stored"]["headers"]["x-shop"] == "north"
 
     # Triggers off: the anonymous box is cleared with it, the URLs go, and callers are refused.
     browser.open(f"/console/scenarios/{sid}")

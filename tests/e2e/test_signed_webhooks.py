@@ -264,7 +264,7 @@ def test_respond_async_answers_202_then_the_mapped_result(hooks: Junction, api: 
 
 
 def test_respond_async_gives_the_early_answer_while_the_run_goes_on(hooks: Junction, api: dict[str, Any], upstream: Upstream) -> None:
-    upstream.gate.clear()
+    upstream.hold()
     with hooks.client() as client:
         response = client.post("/jobs-held", json={})
         assert response.status_code == 202, response.text
@@ -274,7 +274,7 @@ def test_respond_async_gives_the_early_answer_while_the_run_goes_on(hooks: Junct
         # The run is held at its http step: the early answer came before the end.
         with hooks.admin() as admin:
             assert admin.get(f"/management/scenarios/{api['held']['id']}/runs/{run_id}").json()["status"] == "running"
-        upstream.gate.set()
+        upstream.release()
         run = hooks.wait_for_run(api["held"]["id"], run_id)
         assert run["status"] == "succeeded" and run["output"] == {"done": True} and run["intermediate"] == {"accepted": True}
         assert client.get(response.headers["Location"]).json() == {"accepted": True}  # what the caller was told stays

@@ -1,4 +1,5 @@
-"""A local HTTP server with scripted answers per path, for http steps, sources and slow work."""
+"""A local HTTP server with scripted answers per path, for http steps, sources and slow work, and a
+``/gate`` that holds a call until the test lets it go."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+GATE_LIMIT = 120.0
+"""The longest a call to ``/gate`` waits: a test that fails while holding it leaves no step hung for good."""
+
 
 class Upstream:
     """A local HTTP server with scripted answers per path, counting the hits."""
@@ -18,7 +22,11 @@ class Upstream:
         self.bodies: dict[str, list[bytes]] = {}
         self.request_headers: dict[str, list[dict[str, str]]] = {}
         self.gate = threading.Event()
-        """``/gate`` answers once this is set (at most 30 s later): a step held while a test looks."""
+        """Open (set) unless a test holds it: ``/gate`` answers only once it is open, so a step that
+        calls it stays running for exactly as long as the test looks (no sleeps, no race)."""
+        self.gate.set()
+        self.arrived = threading.Event()
+        """Set when a call reaches ``/gate`` after ``hold()``: the run is at that step now."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -64,7 +72,12 @@ class Upstream:
                 if path == "/slow":
                     time.sleep(3)
                 if path == "/gate":
-                    upstream.gate.wait(30)
+                    upstream.arrived.set()
+                    upstream.gate.wait(GATE_LIMIT)
+                    return self._send(200, {"released": True})
+                if path == "/echo-request":  # what was sent: method, headers (lower-case names), body
+                    body = upstream.bodies[path][-1].decode(errors="replace")
+                    return self._send(200, {"method": self.command, "headers": upstream.request_headers[path][-1], "body": body})
                 if path == "/redirect-out":
                     return self._send(302, {}, {"Location": "http://169.254.169.254/latest/meta-data"})
                 if path == "/redirect-to":  # to the URL in ?url=, on any host or port
@@ -123,6 +136,15 @@ class Upstream:
         self.thread.start()
         return self
 
+    def hold(self) -> None:
+        """Calls to ``/gate`` wait from now on until ``release()``; ``arrived`` tells when one came."""
+        self.arrived.clear()
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
     def stop(self) -> None:
+        self.release()  # no call is left waiting when the server goes (nor a run on it when a host drains)
         self.server.shutdown()
         self.server.server_close()
