@@ -52,6 +52,9 @@ function updateChrome(section) {
   if (signedIn && who) {
     const out = h("button", { type: "button", class: "link-button", id: "sign-out" }, "Sign out");
     out.addEventListener("click", async () => {
+      // Stop the page first: its fetches (a live refresh, the last runs) must not go on while the
+      // session is being forgotten, nor land on a page of a session that is gone.
+      if (current) current.abort();
       await auth.signOut();
       navigate("/console/signin");
     });

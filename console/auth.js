@@ -11,6 +11,12 @@ const NEXT_KEY = "junction.next";
 
 let config = { aad: null };
 let msalApp = null;
+let session = 0; // counts sign-outs: a token asked for in one session is never used in the next
+const asking = new Set(); // MSAL token requests not settled yet: sign-out waits for them
+
+function signedOutError() {
+  return new DOMException("signed out while the call was waiting for its token", "AbortError");
+}
 
 export function readConfig() {
   const meta = document.querySelector('meta[name="junction-console"]');
@@ -104,13 +110,20 @@ export async function signInWithMicrosoft(next) {
   await msalApp.loginRedirect({ scopes: config.aad.scopes });
 }
 
-/** Forget the session in this tab: the token, or MSAL's accounts and tokens. */
+/**
+ * Forget the session in this tab: the token, or MSAL's accounts and tokens. A token request of a
+ * page that was still loading is let finish first (and its token dropped): one that went on
+ * after the cache was cleared would find no token and either write new ones into the signed-out
+ * tab or send the person back to Microsoft to sign in again.
+ */
 export async function signOut() {
+  session += 1;
   const mode = sessionStorage.getItem(MODE_KEY);
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(MODE_KEY);
   sessionStorage.removeItem(NEXT_KEY);
   if (mode === "aad" && msalApp) {
+    await Promise.allSettled([...asking]);
     await msalApp.clearCache();
     msalApp.setActiveAccount(null);
   }
@@ -126,15 +139,22 @@ export async function authorization() {
   if (mode === "aad" && msalApp) {
     const account = msalApp.getActiveAccount();
     if (!account) return null;
+    const asked = session;
+    const request = msalApp.acquireTokenSilent({ scopes: config.aad.scopes, account });
+    asking.add(request);
     try {
-      const result = await msalApp.acquireTokenSilent({ scopes: config.aad.scopes, account });
+      const result = await request;
+      if (asked !== session) throw signedOutError();
       return `Bearer ${result.accessToken}`;
     } catch (error) {
+      if (asked !== session) throw signedOutError();
       if (error instanceof window.msal.InteractionRequiredAuthError) {
         sessionStorage.setItem(NEXT_KEY, safeNext(location.pathname + location.search));
         await msalApp.acquireTokenRedirect({ scopes: config.aad.scopes, account });
       }
       throw error;
+    } finally {
+      asking.delete(request);
     }
   }
   return null;

@@ -158,6 +158,56 @@ def test_bind_an_operation_with_oauth2_scopes_and_call_it_with_azure_ad_tokens(s
     browser.shoot("api-oauth2")
 
 
+# Holds every MSAL token request of the page until the test opens the gate (the wrapped method is
+# MSAL's own, so the console's code runs unchanged), and notes when the cache has been cleared.
+HOLD_TOKEN_REQUESTS = """
+const proto = window.msal.PublicClientApplication.prototype;
+const acquire = proto.acquireTokenSilent, clear = proto.clearCache;
+Object.assign(window, {asked: 0, settled: 0, clearCalls: 0, cleared: false});
+window.tokenGate = new Promise((resolve) => { window.openTokenGate = resolve; });
+proto.acquireTokenSilent = async function (...args) {
+  window.asked += 1;
+  try { await window.tokenGate; return await acquire.apply(this, args); } finally { window.settled += 1; }
+};
+proto.clearCache = async function (...args) {
+  window.clearCalls += 1;
+  const result = await clear.apply(this, args);
+  window.cleared = true;
+  return result;
+};
+"""
+
+
+def test_a_sign_out_while_the_page_waits_for_its_token_leaves_the_tab_signed_out(signed: Session) -> None:
+    """The page's fetches ask MSAL for a token first; a sign-out meanwhile must not let that request
+    go on against the cleared cache: it found no token there and sent the person back to the
+    provider, to come back signed in (or wrote new tokens into the signed-out tab)."""
+    browser, idp = signed.browser, signed.idp
+    browser.open("/console/scenarios")
+    browser.wait(lambda: "…" not in browser.text("table.scenarios tbody"), what="the last runs")
+    signed_in_at = len(idp.authorize_requests)
+    browser.script(HOLD_TOKEN_REQUESTS)
+    browser.click_text("#nav a", "Scenarios")  # the page loads again in place, and waits for its token
+    browser.wait(lambda: browser.script("return window.asked;") >= 1, what="the page to ask for its token")
+    browser.click("#sign-out")
+    # The token request goes on as late as sign-out lets it: once the cache is cleared, or at
+    # once if sign-out waits for it before clearing the cache.
+    started = "return sessionStorage.getItem('junction.signin') === null && (window.cleared || window.clearCalls === 0);"
+    browser.wait(lambda: browser.script(started), what="sign-out to start")
+    browser.script("window.openTokenGate();")
+    browser.find("#aad-sign-in")
+    browser.wait(lambda: browser.script("return window.settled === window.asked;"), what="the token request to settle")
+    # Without waiting for it, the request went on against the cleared cache and tried the
+    # provider in a hidden frame (which the CSP refused): it must not go anywhere.
+    assert browser.problems() == []
+    assert browser.path() == "/console/signin" and browser.find_all("#sign-out") == []
+    assert browser.script("return document.getElementById('who').textContent;") == ""
+    assert _storage(browser, "sessionStorage") == {}
+    assert len(idp.authorize_requests) == signed_in_at  # nobody was sent to sign in again
+    browser.click("#aad-sign-in")  # signed in again, as the next test expects
+    browser.find("table.scenarios", timeout=30)
+
+
 def test_sign_out_forgets_the_session_and_a_non_administrator_is_refused_by_the_api(signed: Session) -> None:
     browser, idp = signed.browser, signed.idp
     browser.open("/console/scenarios")
