@@ -48,7 +48,8 @@ def api_request(req: func.HttpRequest) -> Request:
 def run_status(req: func.HttpRequest) -> func.HttpResponse:
     from core.app.api_calls import serve_run_status  # cold start: as the catch-all below
 
-    reply = serve_run_status(get_storage(), req.route_params.get("token", ""), lower_headers(req).get("accept"))
+    headers = lower_headers(req)
+    reply = serve_run_status(get_storage(), req.route_params.get("token", ""), headers.get("accept"), headers.get("origin"))
     return func.HttpResponse(reply.body, status_code=reply.status, headers={**SECURITY_HEADERS, **reply.headers})
 
 

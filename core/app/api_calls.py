@@ -26,7 +26,9 @@ import re
 from typing import Any
 
 from core.apiops.gateway import Prepared, prepare_call
+from core.apiops.registry import route_cache
 from core.apiops.results import format_result
+from core.apiops.routes import BoundOperation
 from core.identity import links, replays
 from core.kernel import clock
 from core.kernel.deadline import Deadline
@@ -40,6 +42,7 @@ from core.runs.starter import start_run
 from core.runs.sync_run import run_now
 from core.scenarios.repository import Scenario, get_scenario
 from core.store.storage import Storage
+from core.web import cors
 from core.web.exchange import Reply, Request, error_body
 
 logger = logging.getLogger(__name__)
@@ -111,9 +114,26 @@ STATUS_PURPOSE = "run-status"
 STATUS_ROUTE = "ExternalData/RunStatus"
 
 
-def status_url(storage: Storage, base_url: str, scenario_id: str, run_id: str) -> str:
-    token = links.sign(storage, STATUS_PURPOSE, {"s": scenario_id, "r": run_id}, clock.now().timestamp() + STATUS_URL_SECONDS)
+def status_url(storage: Storage, base_url: str, scenario_id: str, run_id: str, operation: BoundOperation | None = None) -> str:
+    """A signed, expiring URL. It names the operation too, so a page the operation's CORS policy
+    allows may read the outcome (``_status_cors``)."""
+    claims = {"s": scenario_id, "r": run_id}
+    if operation is not None:
+        claims.update({"a": operation.api_name, "o": operation.operation_id})
+    token = links.sign(storage, STATUS_PURPOSE, claims, clock.now().timestamp() + STATUS_URL_SECONDS)
     return f"{base_url.rstrip('/')}/{STATUS_ROUTE}/{token}"
+
+
+def _status_cors(storage: Storage, claims: dict[str, Any], origin: str | None) -> dict[str, str]:
+    """The CORS headers of the operation that started the run, as it is bound now: a page that
+    may call the operation may read its status URL; once the operation is unbound, none may.
+    No storage call: the route table is the one the gateway keeps in memory."""
+    if origin is None or "o" not in claims:
+        return {}
+    for operation in route_cache(storage).get().operations:
+        if operation.api_name == claims.get("a") and operation.operation_id == claims.get("o"):
+            return cors.response_headers(operation.binding.get("cors"), origin)
+    return {}
 
 
 def _start_async(storage: Storage, request: Request, prepared: Prepared, scenario: Scenario) -> Reply:
@@ -123,7 +143,7 @@ def _start_async(storage: Storage, request: Request, prepared: Prepared, scenari
     trigger: dict[str, Any] = {**prepared.trigger, "respond": "async"}
     summary = {key: value for key, value in trigger.items() if key not in ("data", "claims")}
     try:
-        location = status_url(storage, request.base_url, scenario.id, run_id)  # the key is read before anything starts
+        location = status_url(storage, request.base_url, scenario.id, run_id, prepared.operation)  # the key is read before anything starts
         start_run(
             storage, scenario.id, trigger, body=trigger["data"]["body"], has_body=True, principal=None,
             run_id=run_id, record=summary, scenario_etag=scenario.etag,
@@ -138,15 +158,18 @@ def _start_async(storage: Storage, request: Request, prepared: Prepared, scenari
     return Reply(202, dumps(body).encode(), headers)
 
 
-def serve_run_status(storage: Storage, token: str, accept: str | None) -> Reply:
-    """GET on a status URL: 202 while the run has nothing to answer, then its response."""
+def serve_run_status(storage: Storage, token: str, accept: str | None, origin: str | None = None) -> Reply:
+    """GET on a status URL: 202 while the run has nothing to answer, then its response; with the
+    CORS headers of the operation when a page calls it (``origin``)."""
     claims = links.open_token(storage, STATUS_PURPOSE, token, clock.now().timestamp())
     scenario_id, run_id = str(claims.get("s")), str(claims.get("r"))
+    cors_headers = _status_cors(storage, claims, origin)
     try:
         entity = runs.read_run_entity(storage, scenario_id, run_id)
     except NotFound:
-        raise NotFound("the run of this status URL no longer exists (removed by retention?)", "RunNotFound") from None
-    headers = {"X-Run-Id": run_id, "Cache-Control": "no-store"}
+        missing = NotFound("the run of this status URL no longer exists (removed by retention?)", "RunNotFound")
+        raise missing.with_headers(cors_headers) from None
+    headers = {"X-Run-Id": run_id, "Cache-Control": "no-store", **cors_headers}
     answered, early = runs.early_answer(storage, entity)
     if answered:
         return format_result(early, accept, headers)

@@ -28,6 +28,9 @@ from core.kernel.errors import BadRequest
 logger = logging.getLogger(__name__)
 
 PREFLIGHT_MAX_AGE = 600
+EXPOSED_HEADERS = "Location, Retry-After, X-Run-Id, RateLimit, RateLimit-Policy"
+"""Junction's own response headers a page may read (a 202's status URL, run id, rate limit):
+without ``Access-Control-Expose-Headers`` a browser shows a script only the safelisted ones."""
 MAX_ORIGINS = 100
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -131,6 +134,7 @@ def response_headers(cors: Mapping[str, Any] | None, origin: str | None) -> dict
             logger.info("CORS: origin %r is not allowed; no CORS headers sent", origin[:100])
         return headers
     headers["Access-Control-Allow-Origin"] = allow
+    headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     if cors.get("allowCredentials") and allow != "*":
         headers["Access-Control-Allow-Credentials"] = "true"
     return headers
@@ -152,6 +156,7 @@ def preflight_headers(
     headers = response_headers(cors, origin)
     if "Access-Control-Allow-Origin" not in headers:
         return headers
+    headers.pop("Access-Control-Expose-Headers")  # read on actual responses only
     headers["Vary"] = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
     headers["Access-Control-Allow-Methods"] = ", ".join(sorted(set(methods) | {request_method.upper()}))
     if request_headers:

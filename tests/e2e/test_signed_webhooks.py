@@ -280,6 +280,34 @@ def test_respond_async_gives_the_early_answer_while_the_run_goes_on(hooks: Junct
         assert client.get(response.headers["Location"]).json() == {"accepted": True}  # what the caller was told stays
 
 
+def test_a_page_the_operation_allows_may_read_its_status_url(hooks: Junction, api: dict[str, Any]) -> None:
+    """The status URL answers with the CORS policy the operation has when it is read: without
+    it a page could start an async call and never read the outcome."""
+    page, stranger = "https://app.example.com", "https://elsewhere.example.com"
+    binding = {"scenarioId": api["echo"]["id"], "respond": "async"}
+    with hooks.admin() as admin, hooks.client() as client:
+        assert admin.put("/management/apis/hooks/operations/startJob", json={**binding, "cors": {"allowedOrigins": [page]}}).status_code == 200
+        try:
+            response = client.post("/jobs", json={"job": 4}, headers={"Origin": page})
+            assert response.status_code == 202, response.text
+            assert response.headers["Access-Control-Allow-Origin"] == page
+            exposed = {name.strip() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
+            assert {"Location", "Retry-After", "X-Run-Id"} <= exposed
+            location = response.headers["Location"]
+            assert poll(client, location).status_code == 200
+            read = client.get(location, headers={"Origin": page})
+            assert read.status_code == 200 and read.json() == {"got": {"job": 4}}
+            assert read.headers["Access-Control-Allow-Origin"] == page and "Origin" in read.headers["Vary"]
+            assert "X-Run-Id" in read.headers["Access-Control-Expose-Headers"]
+            assert "Access-Control-Allow-Origin" not in client.get(location, headers={"Origin": stranger}).headers
+            assert "Access-Control-Allow-Origin" not in client.get(location).headers
+        finally:
+            assert admin.put("/management/apis/hooks/operations/startJob", json=binding).status_code == 200
+        # The operation no longer allows the page: neither do the status URLs it handed out.
+        after = client.get(location, headers={"Origin": page})
+        assert after.status_code == 200 and "Access-Control-Allow-Origin" not in after.headers
+
+
 def test_status_urls_altered_or_expired(hooks: Junction, api: dict[str, Any]) -> None:
     with hooks.client() as client:
         response = client.post("/jobs", json={"job": 3})

@@ -29,7 +29,7 @@ def test_star_is_never_combined_with_credentials() -> None:
     star = cors.normalise_cors({"allowedOrigins": "*; https://a.example"})
     assert star == {"allowedOrigins": ["*"], "allowCredentials": False}
     headers = cors.response_headers(star, "https://evil.example")
-    assert headers == {"Vary": "Origin", "Access-Control-Allow-Origin": "*"}
+    assert headers == {"Vary": "Origin", "Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": cors.EXPOSED_HEADERS}
 
 
 def test_allowed_and_refused_origins() -> None:
@@ -37,6 +37,7 @@ def test_allowed_and_refused_origins() -> None:
     assert cors.response_headers(binding, "https://app.example") == {
         "Vary": "Origin",
         "Access-Control-Allow-Origin": "https://app.example",
+        "Access-Control-Expose-Headers": "Location, Retry-After, X-Run-Id, RateLimit, RateLimit-Policy",
         "Access-Control-Allow-Credentials": "true",
     }
     assert cors.response_headers(binding, "https://app.example.evil.com") == {"Vary": "Origin"}
@@ -51,7 +52,7 @@ def test_preflight_headers() -> None:
     assert headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert headers["Access-Control-Allow-Methods"] == "GET, POST"
     assert headers["Access-Control-Allow-Headers"] == "Content-Type, X-Custom"
-    assert "Origin" in headers["Vary"]
+    assert "Origin" in headers["Vary"] and "Access-Control-Expose-Headers" not in headers  # actual responses only
     refused = cors.preflight_headers(binding, "https://other.example", "POST", None, ["POST"])
     assert "Access-Control-Allow-Origin" not in refused and "Access-Control-Allow-Methods" not in refused
     assert cors.is_preflight("OPTIONS", {"origin": "x", "access-control-request-method": "GET"})
