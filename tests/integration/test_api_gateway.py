@@ -29,6 +29,7 @@ from core.kernel.settings import ClientCertificateSettings, Settings
 from core.scenarios import repository as scenarios
 from core.store import tables
 from core.store.storage import Storage
+from core.web import cors
 from core.web.exchange import Request
 from tests.support.idp import AUDIENCE, LocalIdentityProvider, aad_settings, running_idp
 from tests.support.pki import Authority, header_value
@@ -119,7 +120,8 @@ def test_cors_allowed_refused_and_preflight(storage: Storage, settings: Settings
     assert "Access-Control-Allow-Origin" not in refused.reply.headers and refused.reply.headers["Vary"].startswith("Origin")
     auth = "Basic " + base64.b64encode(b"ada:correct horse").decode()
     allowed = call(storage, settings, "GET", "/api/pet/5", headers={"Origin": "https://admin.example", "Authorization": auth})
-    assert allowed.headers == {"Vary": "Origin", "Access-Control-Allow-Origin": "https://admin.example"}
+    assert allowed.headers == {"Vary": "Origin", "Access-Control-Allow-Origin": "https://admin.example", "Access-Control-Expose-Headers": cors.EXPOSED_HEADERS}
+    assert "Access-Control-Expose-Headers" not in preflight.reply.headers  # read on actual responses only
     other = call(storage, settings, "GET", "/api/pet/5", headers={"Origin": "https://evil.example", "Authorization": auth})
     assert other.headers == {"Vary": "Origin"}
     with pytest.raises(Unauthorized) as caught:
