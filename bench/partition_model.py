@@ -105,7 +105,7 @@ def ceilings(per_run: Counter[str], layout: Layout, *, one_scenario: bool) -> di
 
 
 def without_accept_read(calls: list[str]) -> list[str]:
-    """The calls with Accept's scenario read (the first read of the shared scenario partition) left out."""
+    """Accept's calls with its scenario read (of the shared scenario partition) left out."""
     rest = list(calls)
     if SCENARIO_READ in rest:
         rest.remove(SCENARIO_READ)
@@ -116,8 +116,12 @@ def model(run_calls: dict[str, list[str]]) -> dict[str, Any]:
     """Ceilings from ``bench.storage_calls``'s calls of one complete run (Accept's scenario read
     put back where the layout reads it): before this issue's work, with the scenario read by every
     Accept, with it held as now, and in the design."""
-    counted = [target_of(c) for who, calls in run_calls.items() if not who.startswith("host: receive") for c in calls]
-    counted = without_accept_read(counted)
+    counted = [
+        target
+        for who, calls in run_calls.items()
+        if not who.startswith("host: receive")
+        for target in (without_accept_read if who == "accept" else list)([target_of(c) for c in calls])
+    ]
     cases = {
         "before (9 calls a run: the worker also read the record and the scenario)": (loads(without_accept_read(BEFORE), 1 / BATCH), READ_EVERY_TIME),
         f"the scenario read by every Accept ({len(counted) + 1} calls a run)": (loads(counted, 1 / BATCH), READ_EVERY_TIME),
