@@ -81,22 +81,7 @@ def release(storage: Storage, scope: str, verified: Verified) -> None:
 
 def remove_expired(storage: Storage, scope: str, now: datetime) -> int:
     """Remove the partition's entries whose window is over; returns how many."""
-    table = storage.table(tables.SIGNATURES)
-    removed = 0
-    for entity in table.query_entities(
+    found = storage.table(tables.SIGNATURES).query_entities(
         "PartitionKey eq @pk and ExpiresAt lt @now", parameters={"pk": scope, "now": clock.iso(now)}, select=["PartitionKey", "RowKey"]
-    ):
-        try:
-            table.delete_entity(scope, entity["RowKey"])
-            removed += 1
-        except EntityMissing:
-            pass
-    return removed
-
-
-def has_entries(storage: Storage, scope: str) -> bool:
-    """Whether any seen signature of the partition is left (one item read)."""
-    pager = storage.table(tables.SIGNATURES).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": scope}, select=["RowKey"], results_per_page=1
     )
-    return next(iter(pager), None) is not None
+    return storage.remove_each(tables.SIGNATURES, found)

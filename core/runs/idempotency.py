@@ -89,24 +89,9 @@ def remove_expired(storage: Storage, scenario_id: str, now: datetime) -> int:
     exactly the claims ``expired`` calls over. Each delete is conditional on the ETag read: a claim
     a new request took over meanwhile is live again and stays.
     """
-    table = storage.table(tables.IDEMPOTENCY)
-    removed = 0
-    for entity in table.query_entities(
+    found = storage.table(tables.IDEMPOTENCY).query_entities(
         "PartitionKey eq @pk and CreatedAt le @cutoff",
         parameters={"pk": scenario_id, "cutoff": clock.iso(now - WINDOW)},
         select=["PartitionKey", "RowKey"],
-    ):
-        try:
-            table.delete_entity(scenario_id, entity["RowKey"], etag=entity.metadata["etag"], match_condition=IF_UNCHANGED)
-            removed += 1
-        except (EntityChanged, EntityMissing):
-            pass  # taken over by a new request since the query, or released: not ours to remove
-    return removed
-
-
-def has_claims(storage: Storage, scenario_id: str) -> bool:
-    """Whether any claim of the scenario is left (one item read)."""
-    pager = storage.table(tables.IDEMPOTENCY).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
     )
-    return next(iter(pager), None) is not None
+    return storage.remove_each(tables.IDEMPOTENCY, found, if_unchanged=True)  # a claim taken over since stays

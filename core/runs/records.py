@@ -425,14 +425,6 @@ def remove_runs_before(storage: Storage, scenario_id: str, cutoff: datetime) -> 
     return removed
 
 
-def has_runs(storage: Storage, scenario_id: str) -> bool:
-    """Whether any run of the scenario is left (one item read)."""
-    pager = storage.table(tables.RUNS).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
-    )
-    return next(iter(pager), None) is not None
-
-
 def list_runs(storage: Storage, scenario_id: str, *, top: int, skiptoken: str | None, link: Any) -> dict[str, Any]:
     def query(count: int) -> Any:
         return storage.table(tables.RUNS).query_entities("PartitionKey eq @pk", parameters={"pk": scenario_id}, results_per_page=count)

@@ -310,7 +310,4 @@ def remove_claims_before(storage: Storage, scenario_id: str, cutoff: datetime) -
 
 def has_claims(storage: Storage, scenario_id: str) -> bool:
     """Whether any claim of the scenario is left (one item read)."""
-    pager = storage.table(tables.SCHEDULES).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
-    )
-    return next(iter(pager), None) is not None
+    return storage.partition_has_rows(tables.SCHEDULES, scenario_id)

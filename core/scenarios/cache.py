@@ -5,8 +5,8 @@ and stored under the SHA-256 of that form: the caller's text never becomes a tab
 of a query.
 
 The entries live in their scenario's partition; a deleted scenario's are removed by the daily
-retention (``core.runs.retention``), which keeps the scenario's tombstone until ``has_entries``
-says none is left (docs/storage.md, "Retention").
+retention (``core.runs.retention``), which keeps the scenario's tombstone until none is left
+(docs/storage.md, "Retention").
 """
 
 from __future__ import annotations
@@ -105,11 +105,3 @@ def remove_entries(storage: Storage, scenario_id: str) -> int:
         if entity.get("ValueBlob"):
             storage.delete_blob(entity["ValueBlob"])
     return removed
-
-
-def has_entries(storage: Storage, scenario_id: str) -> bool:
-    """Whether any cache entry of the scenario is left (one item read)."""
-    pager = storage.table(tables.CACHE).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": scenario_id}, select=["RowKey"], results_per_page=1
-    )
-    return next(iter(pager), None) is not None

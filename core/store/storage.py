@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,7 +27,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64Decod
 from requests.utils import get_environ_proxies
 
 from core.kernel.settings import Settings, StorageSettings, get_settings
-from core.store.errors import EntityExists, EntityMissing, StorageFailure
+from core.store.errors import EntityChanged, EntityExists, EntityMissing, StorageFailure
 from core.store.limits import MAX_ENTITY_BYTES, check_entity, check_request_body, entity_size
 from core.store.tables import TABLES, payload_container, run_queue, schedule_queue
 
@@ -317,6 +317,33 @@ class Storage:
         if count is None:
             return None
         return b"".join(_as_bytes(entity.get(f"{name}{i}")) for i in range(int(count)))
+
+    def partition_has_rows(self, name: str, partition: str) -> bool:
+        """Whether the partition of table ``name`` holds any entity: one item read, whatever its size."""
+        pager = self.table(name).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey"], results_per_page=1
+        )
+        return next(iter(pager), None) is not None
+
+    def remove_each(self, name: str, found: Iterable[Entity], *, if_unchanged: bool = False) -> int:
+        """Delete from table ``name`` each entity of ``found`` (a query of it that selected
+        ``PartitionKey`` and ``RowKey``, its filter a literal at the caller); returns how many went.
+
+        One already gone is skipped. With ``if_unchanged`` each delete is conditional on the ETag
+        the query read, so an entity a request changed since then (a claim taken over, a bucket
+        moved on) stays.
+        """
+        table = self.table(name)
+        skipped: tuple[type[Exception], ...] = (EntityChanged, EntityMissing) if if_unchanged else (EntityMissing,)
+        removed = 0
+        for entity in found:
+            condition = {"etag": entity.metadata["etag"], "match_condition": IF_UNCHANGED} if if_unchanged else {}
+            try:
+                table.delete_entity(entity["PartitionKey"], entity["RowKey"], **condition)
+                removed += 1
+            except skipped:
+                pass
+        return removed
 
     def delete_blob(self, blob_name: str) -> None:
         """Best effort; a blob that is already gone is deleted (retention tries every old run's

@@ -18,8 +18,8 @@ clock skew between instances of ``d`` seconds can let ``d * requestsPerMinute / 
 Removal: a bucket whose ``Tat`` has passed is *spent*: ``admit`` decides on it exactly as on no
 bucket at all (it starts from ``now`` either way), so removing it changes no decision, whether
 its scenario or binding is live or not. The daily retention (``core.runs.retention``) removes the
-spent buckets of each deleted scenario (``remove_spent``; the scenario's tombstone waits for
-``has_buckets``) and of each deleted binding: deleting a binding writes a tombstone here
+spent buckets of each deleted scenario (``remove_spent``; the scenario's tombstone waits until
+its bucket is empty) and of each deleted binding: deleting a binding writes a tombstone here
 (``retire``, partition ``retired``, row the binding's bucket) and ``remove_retired`` removes the
 bucket's spent rows, then the tombstone once no row is left. docs/storage.md, "Retention".
 
@@ -168,25 +168,10 @@ def remove_spent(storage: Storage, bucket: str, now: float) -> int:
     One query of the bucket's partition. Each delete is conditional on the ETag read: a row that
     a request moved on meanwhile is not spent any more and stays.
     """
-    table = storage.table(tables.RATELIMITS)
-    removed = 0
-    for entity in table.query_entities(
+    found = storage.table(tables.RATELIMITS).query_entities(
         "PartitionKey eq @pk and Tat le @now", parameters={"pk": bucket, "now": float(now)}, select=["PartitionKey", "RowKey"]
-    ):
-        try:
-            table.delete_entity(bucket, entity["RowKey"], etag=entity.metadata["etag"], match_condition=IF_UNCHANGED)
-            removed += 1
-        except (EntityChanged, EntityMissing):
-            pass
-    return removed
-
-
-def has_buckets(storage: Storage, bucket: str) -> bool:
-    """Whether any row of the bucket is left (one item read)."""
-    pager = storage.table(tables.RATELIMITS).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": bucket}, select=["RowKey"], results_per_page=1
     )
-    return next(iter(pager), None) is not None
+    return storage.remove_each(tables.RATELIMITS, found, if_unchanged=True)
 
 
 def remove_retired(storage: Storage, now: float) -> int:
@@ -201,7 +186,7 @@ def remove_retired(storage: Storage, now: float) -> int:
     for tombstone in table.query_entities("PartitionKey eq @pk", parameters={"pk": RETIRED}, select=["PartitionKey", "RowKey"]):
         bucket = tombstone["RowKey"]
         removed += remove_spent(storage, bucket, now)
-        if not has_buckets(storage, bucket):
+        if not storage.partition_has_rows(tables.RATELIMITS, bucket):
             try:
                 table.delete_entity(RETIRED, bucket, etag=tombstone.metadata["etag"], match_condition=IF_UNCHANGED)
             except (EntityChanged, EntityMissing):
