@@ -234,28 +234,32 @@ def _worker_threads(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def _scenario_hold(env: Mapping[str, str]) -> float:
-    raw = _get(env, "JUNCTION_SCENARIO_HOLD_SECONDS")
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float, *, low_note: str = "", high_note: str = "") -> float:
+    """A number of seconds from ``low`` to ``high``, at most three decimals (no exponent, sign, inf or nan)."""
+    raw = _get(env, name)
     if raw is None:
-        return DEFAULT_SCENARIO_HOLD_SECONDS
-    if not re.fullmatch(r"[0-9]{1,2}(?:\.[0-9]{1,3})?", raw) or float(raw) > MAX_SCENARIO_HOLD_SECONDS:
-        raise ConfigurationError(
-            f"JUNCTION_SCENARIO_HOLD_SECONDS must be a number of seconds from 0 (read on every call) "
-            f"to {MAX_SCENARIO_HOLD_SECONDS:g}, got {raw!r}"
-        )
+        return default
+    digits = len(str(int(high)))
+    if not re.fullmatch(rf"[0-9]{{1,{digits}}}(?:\.[0-9]{{1,3}})?", raw) or not low <= float(raw) <= high:
+        raise ConfigurationError(f"{name} must be a number of seconds from {low:g}{low_note} to {high:g}{high_note}, got {raw!r}")
     return float(raw)
+
+
+def _scenario_hold(env: Mapping[str, str]) -> float:
+    return _seconds(
+        env, "JUNCTION_SCENARIO_HOLD_SECONDS", DEFAULT_SCENARIO_HOLD_SECONDS, 0, MAX_SCENARIO_HOLD_SECONDS, low_note=" (read on every call)"
+    )
 
 
 def _api_deadline(env: Mapping[str, str]) -> float:
-    raw = _get(env, "JUNCTION_API_DEADLINE_SECONDS")
-    if raw is None:
-        return DEFAULT_API_DEADLINE_SECONDS
-    if not re.fullmatch(r"[0-9]{1,3}(?:\.[0-9]{1,3})?", raw) or not 1 <= float(raw) <= MAX_API_DEADLINE_SECONDS:
-        raise ConfigurationError(
-            f"JUNCTION_API_DEADLINE_SECONDS must be a number of seconds from 1 to {MAX_API_DEADLINE_SECONDS:g} "
-            f"(App Service cuts a response at 230 s), got {raw!r}"
-        )
-    return float(raw)
+    return _seconds(
+        env,
+        "JUNCTION_API_DEADLINE_SECONDS",
+        DEFAULT_API_DEADLINE_SECONDS,
+        1,
+        MAX_API_DEADLINE_SECONDS,
+        high_note=" (App Service cuts a response at 230 s)",
+    )
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
