@@ -51,6 +51,11 @@ def ended_times(storage: Storage, scenario_id: str) -> dict[str, tuple[float, fl
     return {str(e["RowKey"]): (posix(e["CreatedAt"]), posix(e["EndedAt"])) for e in entities if e.get("EndedAt")}
 
 
+def machine_ceiling(cpu_ms_per_run: dict[str, float]) -> float:
+    """Runs per second with every core busy with nothing but this work: the most the machine could complete."""
+    return (os.cpu_count() or 1) * 1000 / sum(cpu_ms_per_run.values())
+
+
 def measure_junction(
     connection_string: str, runs: int, clients: int = CLIENTS, prefix: str = "benchruns", azurite_pid: int | None = None
 ) -> dict[str, Any]:
@@ -92,8 +97,7 @@ def measure_junction(
         "accepts_per_s": result.rps,
         "problems": problems,
         "cpu_ms_per_run": cpu_ms,
-        # Every core busy with nothing but this run's work: the most this machine could complete.
-        "machine_ceiling_runs_per_s": (os.cpu_count() or 1) * 1000 / sum(cpu_ms.values()),
+        "machine_ceiling_runs_per_s": machine_ceiling(cpu_ms),
     }
 
 
@@ -131,7 +135,7 @@ def measure_floor(
         "runs_per_s": sample.rps,
         "errors": sample.errors,
         "cpu_ms_per_run": cpu_ms,
-        "machine_ceiling_runs_per_s": (os.cpu_count() or 1) * 1000 / sum(cpu_ms.values()),
+        "machine_ceiling_runs_per_s": machine_ceiling(cpu_ms),
     }
 
 
