@@ -127,7 +127,8 @@ def status_url(storage: Storage, base_url: str, scenario_id: str, run_id: str, o
 def _status_cors(storage: Storage, claims: dict[str, Any], origin: str | None) -> dict[str, str]:
     """The CORS headers of the operation that started the run, as it is bound now: a page that
     may call the operation may read its status URL; once the operation is unbound, none may.
-    No storage call: the route table is the one the gateway keeps in memory."""
+    From the route table the gateway keeps in memory: one point read of its version marker, as
+    every API call makes, and only when a page asks (``Origin``)."""
     if origin is None or "o" not in claims:
         return {}
     for operation in route_cache(storage).get().operations:
